@@ -1,0 +1,81 @@
+//! Outbound HTTP: one way to build a client with timeouts and to read a bounded response body.
+//!
+//! Every call mcpgate makes to an identity provider goes through here, so that none can hang
+//! (E2) and none can make us buffer an unbounded body.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+/// Timeouts for calls to identity providers.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundTimeouts {
+    /// Time allowed to establish the connection.
+    pub connect: Duration,
+    /// Time allowed for the whole exchange, body included.
+    pub total: Duration,
+}
+
+impl Default for OutboundTimeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(5), total: Duration::from_secs(10) }
+    }
+}
+
+/// A client for identity-provider calls: timeouts set, redirects not followed (a redirect from
+/// a JWKS or introspection endpoint is a configuration error to surface, not to chase).
+pub fn outbound_client(timeouts: OutboundTimeouts) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building fails only when the TLS backend cannot initialise, which no input can cause;
+        // fall back to reqwest's defaults rather than panic.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// A response whose body was read whole, within a size bound.
+#[derive(Debug)]
+pub struct BoundedResponse {
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// Why an outbound call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// Connecting, sending or receiving failed (including timeouts).
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The body exceeded the bound.
+    #[error("response body larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Sends `request` and reads at most `limit` bytes of body.
+pub async fn send_bounded(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<BoundedResponse, OutboundError> {
+    let mut response = request.send().await?;
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(OutboundError::TooLarge(limit));
+    }
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(OutboundError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(BoundedResponse { status, headers, body: body.freeze() })
+}

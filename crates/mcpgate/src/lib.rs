@@ -1,0 +1,19 @@
+//! mcpgate: OAuth 2.1 authentication and security for Model Context Protocol servers.
+//!
+//! - [`verify`]: token verifiers (JWT with JWKS, introspection, fixed tokens, chains) and the
+//!   verified-token cache;
+//! - [`resource`]: the protected resource — a bearer-token tower layer with MCP-correct
+//!   challenges, and the RFC 9728 metadata routes;
+//! - [`mcp`] (feature `rmcp`): reading the caller's [`Principal`] in rmcp tools, and the demo
+//!   `whoami`/`echo` server.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http_client;
+#[cfg(feature = "rmcp")]
+pub mod mcp;
+mod principal;
+pub mod resource;
+pub mod verify;
+
+pub use principal::Principal;

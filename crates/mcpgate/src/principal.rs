@@ -1,0 +1,192 @@
+//! The verified identity of a caller: what a [`TokenVerifier`](crate::verify::TokenVerifier)
+//! establishes from an access token and what handlers read from the request.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+/// The identity behind a verified access token.
+///
+/// Cheap to clone (one reference count): the bearer layer puts it into every authenticated
+/// request's extensions, and the verified-token cache hands out clones of it.
+#[derive(Clone, PartialEq)]
+pub struct Principal(Arc<Identity>);
+
+#[derive(Clone, PartialEq)]
+struct Identity {
+    subject: String,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    audience: Vec<String>,
+    issuer: Option<String>,
+    expires_at: Option<u64>,
+    claims: Map<String, Value>,
+}
+
+impl Principal {
+    /// Starts a principal for `subject`; the other fields are set with the `with_*` methods.
+    pub fn new(subject: impl Into<String>) -> Self {
+        Self(Arc::new(Identity {
+            subject: subject.into(),
+            client_id: None,
+            scopes: Vec::new(),
+            audience: Vec::new(),
+            issuer: None,
+            expires_at: None,
+            claims: Map::new(),
+        }))
+    }
+
+    fn identity_mut(&mut self) -> &mut Identity {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// Sets the OAuth client the token was issued to.
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.identity_mut().client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets the granted scopes.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.identity_mut().scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the audiences (`aud`) the token names.
+    #[must_use]
+    pub fn with_audience<I, S>(mut self, audience: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.identity_mut().audience = audience.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the issuer (`iss`).
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.identity_mut().issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the expiry, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn with_expires_at(mut self, exp: u64) -> Self {
+        self.identity_mut().expires_at = Some(exp);
+        self
+    }
+
+    /// Sets every claim of the token (or every member of the introspection response).
+    #[must_use]
+    pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.identity_mut().claims = claims;
+        self
+    }
+
+    /// The subject (`sub`): who the token speaks for.
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// The OAuth client the token was issued to, when the token says.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The audiences (`aud`) the token names.
+    pub fn audience(&self) -> &[String] {
+        &self.0.audience
+    }
+
+    /// The issuer (`iss`), when known.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// Expiry in seconds since the Unix epoch, when the token has one.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.0.expires_at
+    }
+
+    /// Time left until expiry, measured against `now` (`None` without an expiry).
+    pub fn remaining_lifetime(&self, now: SystemTime) -> Option<Duration> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        self.0.expires_at.map(|exp| Duration::from_secs(exp.saturating_sub(now)))
+    }
+
+    /// Every claim of the token, including the ones above.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.0.claims
+    }
+
+    /// One claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+}
+
+// Claims may carry personal data; Debug shows the identity, not the claim values.
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.0.subject)
+            .field("client_id", &self.0.client_id)
+            .field("scopes", &self.0.scopes)
+            .field("audience", &self.0.audience)
+            .field("issuer", &self.0.issuer)
+            .field("expires_at", &self.0.expires_at)
+            .field("claims", &self.0.claims.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_reads_back() {
+        let p = Principal::new("alice")
+            .with_client_id("c1")
+            .with_scopes(["read", "write"])
+            .with_audience(["https://mcp.example.com/mcp"])
+            .with_issuer("https://idp.example.com")
+            .with_expires_at(100);
+        assert_eq!(p.subject(), "alice");
+        assert_eq!(p.client_id(), Some("c1"));
+        assert!(p.has_scope("write"));
+        assert!(!p.has_scope("admin"));
+        assert_eq!(p.audience(), ["https://mcp.example.com/mcp"]);
+        assert_eq!(p.issuer(), Some("https://idp.example.com"));
+        assert_eq!(p.remaining_lifetime(UNIX_EPOCH + Duration::from_secs(40)), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn debug_does_not_print_claim_values() {
+        let mut claims = Map::new();
+        claims.insert("email".into(), Value::String("alice@secret.example".into()));
+        let p = Principal::new("alice").with_claims(claims);
+        let shown = format!("{p:?}");
+        assert!(shown.contains("email"));
+        assert!(!shown.contains("alice@secret.example"));
+    }
+}

@@ -1,0 +1,206 @@
+//! The bearer layer: a tower layer that lets a request through only with an acceptable
+//! bearer token in the `Authorization` header, and hands the verified [`Principal`] to the
+//! inner service in the request extensions.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request};
+use tower::{Layer, Service};
+
+use super::ProtectedResource;
+use super::challenge::{AuthError, ChallengeContext};
+use crate::Principal;
+use crate::verify::{InvalidToken, TokenVerifier};
+
+struct Guard {
+    verifier: Arc<dyn TokenVerifier>,
+    required_scopes: Vec<String>,
+    challenge: ChallengeContext,
+}
+
+impl Guard {
+    async fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError> {
+        let token = bearer_token(headers, query)?;
+        let principal = self.verifier.verify(token).await?;
+        if !self.required_scopes.iter().all(|s| principal.has_scope(s)) {
+            return Err(AuthError::InsufficientScope);
+        }
+        Ok(principal)
+    }
+}
+
+/// RFC 6750 §2.1 `b64token`: the only characters a bearer token may have.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// The token from the one `Authorization: Bearer` header. A token offered in the query string
+/// is refused outright (A5): URLs end up in logs and browser histories.
+fn bearer_token<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Result<&'a str, AuthError> {
+    let query_token =
+        query.is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token"));
+    if query_token {
+        return Err(AuthError::InvalidRequest("access tokens are accepted in the Authorization header only"));
+    }
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key(AUTHORIZATION) {
+            true => Err(AuthError::InvalidRequest("more than one Authorization header")),
+            false => Err(AuthError::MissingToken),
+        };
+    };
+    let value = value.to_str().map_err(|_| AuthError::InvalidToken(InvalidToken::Malformed))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, DPoP…) is not a bearer token: ask for one.
+        return Err(AuthError::MissingToken);
+    }
+    let token = token.trim_matches(' ');
+    if !is_b64token(token) {
+        return Err(AuthError::InvalidToken(InvalidToken::Malformed));
+    }
+    Ok(token)
+}
+
+/// Guards the services it wraps with bearer-token authentication.
+#[derive(Clone)]
+pub struct BearerLayer {
+    guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for BearerLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerLayer")
+            .field("required_scopes", &self.guard.required_scopes)
+            .field("resource_metadata", &self.guard.challenge.metadata_url)
+            .finish()
+    }
+}
+
+impl BearerLayer {
+    /// A layer for `resource`, checking tokens with `verifier`.
+    pub fn new(resource: &ProtectedResource, verifier: Arc<dyn TokenVerifier>) -> Self {
+        let guard = Guard {
+            verifier,
+            required_scopes: resource.required_scopes.clone(),
+            challenge: ChallengeContext {
+                metadata_url: resource.metadata_url.clone(),
+                scope: resource.required_scopes.join(" "),
+            },
+        };
+        Self { guard: Arc::new(guard) }
+    }
+}
+
+impl<S> Layer<S> for BearerLayer {
+    type Service = BearerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerService { inner, guard: self.guard.clone() }
+    }
+}
+
+/// The service made by [`BearerLayer`].
+#[derive(Clone)]
+pub struct BearerService<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> std::fmt::Debug for BearerService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for BearerService<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            match guard.authenticate(request.headers(), request.uri().query()).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await.map(IntoResponse::into_response)
+                }
+                Err(refusal) => Ok(refusal.into_response_for(&guard.challenge)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn reads_one_bearer_header() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc.def-_~+/=="]), None), Ok("abc.def-_~+/=="));
+        assert_eq!(bearer_token(&headers(&["bearer  abc"]), None), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&[]), None), Err(AuthError::MissingToken));
+        assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwdw=="]), None), Err(AuthError::MissingToken));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"]), None),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a b"]), None),
+            Err(AuthError::InvalidToken(InvalidToken::Malformed))
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer "]), None),
+            Err(AuthError::InvalidToken(InvalidToken::Malformed))
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer ==="]), None),
+            Err(AuthError::InvalidToken(InvalidToken::Malformed))
+        );
+    }
+
+    #[test]
+    fn query_tokens_are_refused_even_beside_a_header() {
+        assert!(matches!(
+            bearer_token(&headers(&[]), Some("access_token=abc")),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer abc"]), Some("x=1&access_token=abc")),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        assert_eq!(bearer_token(&headers(&["Bearer abc"]), Some("x=1")), Ok("abc"));
+    }
+}

@@ -1,0 +1,54 @@
+//! RFC 9728 protected-resource metadata (A1), served at the root well-known path and at the
+//! path-inserted form for the resource's path, with CORS open so browser clients can read it.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_http::cors::{Any, CorsLayer};
+
+use super::{METADATA_PATH, ProtectedResource};
+
+/// The metadata document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceMetadata {
+    /// The canonical resource URL.
+    pub resource: String,
+    /// Issuers of the authorization servers that issue tokens for this resource.
+    pub authorization_servers: Vec<String>,
+    /// Scopes clients may request.
+    pub scopes_supported: Vec<String>,
+    /// How tokens may be presented: the header only.
+    pub bearer_methods_supported: Vec<String>,
+    /// A human-readable name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+}
+
+impl ProtectedResource {
+    /// The metadata document of this resource.
+    pub fn metadata(&self) -> ResourceMetadata {
+        ResourceMetadata {
+            resource: self.resource.clone(),
+            authorization_servers: self.authorization_servers.clone(),
+            scopes_supported: self.scopes_supported.clone(),
+            bearer_methods_supported: vec!["header".into()],
+            resource_name: self.resource_name.clone(),
+        }
+    }
+
+    /// Routes serving the metadata at `/.well-known/oauth-protected-resource` and at
+    /// `/.well-known/oauth-protected-resource<resource path>`. Merge them at the root of the
+    /// server's router, outside the bearer layer.
+    pub fn metadata_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let document = Json(self.metadata());
+        let handler = get(move || {
+            let document = document.clone();
+            async move { document }
+        });
+        let mut router = Router::new().route(METADATA_PATH, handler.clone());
+        if !self.path.is_empty() {
+            router = router.route(&format!("{METADATA_PATH}{}", self.path), handler);
+        }
+        router.layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any))
+    }
+}

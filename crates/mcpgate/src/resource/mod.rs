@@ -1,0 +1,124 @@
+//! The protected resource: what an MCP endpoint needs to demand and check bearer tokens.
+//!
+//! [`ProtectedResource`] describes the resource (its canonical URL, the authorization servers
+//! that issue tokens for it, its scopes). From it come the [`BearerLayer`] that guards the MCP
+//! routes (A2–A5, A10) and the RFC 9728 metadata routes (A1).
+
+mod challenge;
+mod layer;
+mod metadata;
+
+use std::sync::Arc;
+
+pub use challenge::AuthError;
+pub use layer::{BearerLayer, BearerService};
+pub use metadata::ResourceMetadata;
+
+use crate::verify::TokenVerifier;
+
+/// The path under which RFC 9728 metadata is published.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Errors describing a protected resource.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceConfigError {
+    /// The resource URL is not an absolute http(s) URL without query or fragment.
+    #[error("resource URL {0:?} must be an absolute http or https URL without query or fragment")]
+    BadResourceUrl(String),
+}
+
+/// A protected MCP resource and how clients obtain tokens for it.
+#[derive(Debug, Clone)]
+pub struct ProtectedResource {
+    resource: String,
+    path: String,
+    metadata_url: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    required_scopes: Vec<String>,
+    resource_name: Option<String>,
+}
+
+impl ProtectedResource {
+    /// A resource whose canonical URL is `resource_url` (e.g. `https://mcp.example.com/mcp`):
+    /// the value tokens must carry in `aud`, and what the metadata's `resource` says.
+    pub fn new(resource_url: &str) -> Result<Self, ResourceConfigError> {
+        let bad = || ResourceConfigError::BadResourceUrl(resource_url.to_owned());
+        let url = url::Url::parse(resource_url).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad());
+        }
+        if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+            return Err(bad());
+        }
+        // The canonical form drops a lone trailing slash (MCP spec, "Canonical Server URI").
+        let resource = resource_url.strip_suffix('/').unwrap_or(resource_url).to_owned();
+        let path = url.path().trim_end_matches('/').to_owned();
+        let origin = url.origin().ascii_serialization();
+        // RFC 9728 §3.1: the well-known segment goes between the host and the path.
+        let metadata_url = format!("{origin}{METADATA_PATH}{path}");
+        Ok(Self {
+            resource,
+            path,
+            metadata_url,
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            required_scopes: Vec::new(),
+            resource_name: None,
+        })
+    }
+
+    /// Adds an authorization server (its issuer URL) to the metadata.
+    #[must_use]
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// Adds a scope to `scopes_supported` (`offline_access` is never published).
+    #[must_use]
+    pub fn scope_supported(mut self, scope: impl Into<String>) -> Self {
+        let scope = scope.into();
+        if scope != "offline_access" && !self.scopes_supported.contains(&scope) {
+            self.scopes_supported.push(scope);
+        }
+        self
+    }
+
+    /// Adds a scope every request must carry; it is also published as supported.
+    #[must_use]
+    pub fn required_scope(mut self, scope: impl Into<String>) -> Self {
+        let scope = scope.into();
+        if !self.required_scopes.contains(&scope) {
+            self.required_scopes.push(scope.clone());
+        }
+        self.scope_supported(scope)
+    }
+
+    /// A human-readable name for the metadata's `resource_name`.
+    #[must_use]
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// The canonical resource URL.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The URL of this resource's metadata document (path-inserted form).
+    pub fn metadata_url(&self) -> &str {
+        &self.metadata_url
+    }
+
+    /// The scopes every request must carry.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// The bearer layer that guards this resource's routes with `verifier`.
+    pub fn layer(&self, verifier: Arc<dyn TokenVerifier>) -> BearerLayer {
+        BearerLayer::new(self, verifier)
+    }
+}

@@ -1,0 +1,199 @@
+//! The verified-token cache: a token seen before costs a digest and a map lookup, not a
+//! signature check or a network call. Entries are bounded in number and dropped at the
+//! token's expiry (or earlier, when the verifier asks for a shorter bound).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+
+use super::{TokenVerifier, VerifyError};
+use crate::Principal;
+
+/// SHA-256 of a token: what caches and lookups key on, so that no map holds a bearer token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    principal: Principal,
+    valid_until: Instant,
+}
+
+struct UntilValid;
+
+impl Expiry<TokenDigest, Entry> for UntilValid {
+    fn expire_after_create(
+        &self,
+        _key: &TokenDigest,
+        entry: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(entry.valid_until.saturating_duration_since(created_at))
+    }
+}
+
+/// Wraps a verifier with a bounded cache of its successful results.
+///
+/// Failures are never cached: an invalid token is re-checked each time (cheaply, it fails
+/// early), and a verifier that was unavailable is asked again.
+pub struct CachedVerifier<V> {
+    inner: V,
+    cache: Cache<TokenDigest, Entry>,
+    max_ttl: Duration,
+}
+
+impl<V> std::fmt::Debug for CachedVerifier<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedVerifier")
+            .field("entries", &self.cache.entry_count())
+            .field("max_ttl", &self.max_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: TokenVerifier> CachedVerifier<V> {
+    /// Caches up to 10,000 tokens, each at most one hour and never past its expiry.
+    pub fn new(inner: V) -> Self {
+        Self::with_limits(inner, 10_000, Duration::from_secs(3600))
+    }
+
+    /// Caches up to `capacity` tokens, each at most `max_ttl` and never past its expiry.
+    pub fn with_limits(inner: V, capacity: u64, max_ttl: Duration) -> Self {
+        let cache = Cache::builder().max_capacity(capacity).expire_after(UntilValid).build();
+        Self { inner, cache, max_ttl }
+    }
+
+    /// The wrapped verifier.
+    pub fn inner(&self) -> &V {
+        &self.inner
+    }
+
+    /// Forgets `token`, so that its next use is verified again (after a revocation).
+    pub fn forget(&self, token: &str) {
+        self.cache.invalidate(&TokenDigest::of(token));
+    }
+
+    /// How long `principal` may be served from the cache.
+    fn ttl(&self, principal: &Principal) -> Duration {
+        let mut ttl = self.max_ttl;
+        if let Some(bound) = self.inner.max_cache_ttl() {
+            ttl = ttl.min(bound);
+        }
+        if let Some(left) = principal.remaining_lifetime(SystemTime::now()) {
+            ttl = ttl.min(left);
+        }
+        ttl
+    }
+}
+
+#[async_trait]
+impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let digest = TokenDigest::of(token);
+        let now = Instant::now();
+        if let Some(entry) = self.cache.get(&digest)
+            && now < entry.valid_until
+        {
+            return Ok(entry.principal);
+        }
+        let principal = self.inner.verify(token).await?;
+        let ttl = self.ttl(&principal);
+        if !ttl.is_zero() {
+            let entry = Entry { principal: principal.clone(), valid_until: now + ttl };
+            self.cache.insert(digest, entry);
+        }
+        Ok(principal)
+    }
+
+    fn max_cache_ttl(&self) -> Option<Duration> {
+        self.inner.max_cache_ttl()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::verify::InvalidToken;
+
+    struct Counting {
+        calls: AtomicUsize,
+        exp_in: u64,
+        bound: Option<Duration>,
+    }
+
+    #[async_trait]
+    impl TokenVerifier for Counting {
+        async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if token == "bad" {
+                return Err(InvalidToken::BadSignature.into());
+            }
+            let exp = super::super::claims::unix_now() + self.exp_in;
+            Ok(Principal::new(token).with_expires_at(exp))
+        }
+        fn max_cache_ttl(&self) -> Option<Duration> {
+            self.bound
+        }
+    }
+
+    fn counting(exp_in: u64, bound: Option<Duration>) -> CachedVerifier<Counting> {
+        CachedVerifier::new(Counting { calls: AtomicUsize::new(0), exp_in, bound })
+    }
+
+    #[tokio::test]
+    async fn second_use_is_served_from_cache() {
+        let v = counting(300, None);
+        assert_eq!(v.verify("alice").await.expect("ok").subject(), "alice");
+        assert_eq!(v.verify("alice").await.expect("ok").subject(), "alice");
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
+        v.forget("alice");
+        v.verify("alice").await.expect("ok");
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let v = counting(300, None);
+        assert!(v.verify("bad").await.is_err());
+        assert!(v.verify("bad").await.is_err());
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn entries_end_at_expiry_and_at_the_verifier_bound() {
+        let v = counting(300, None);
+        let p = Principal::new("x").with_expires_at(super::super::claims::unix_now() + 2);
+        assert!(v.ttl(&p) <= Duration::from_secs(2));
+        let bounded = counting(300, Some(Duration::from_secs(30)));
+        let p = Principal::new("x").with_expires_at(super::super::claims::unix_now() + 300);
+        assert_eq!(bounded.ttl(&p), Duration::from_secs(30));
+        // A token at its expiry second is not cached at all.
+        let v0 = counting(0, None);
+        v0.verify("now").await.expect("ok");
+        v0.verify("now").await.expect("ok");
+        assert_eq!(v0.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn digest_does_not_format_the_token() {
+        assert_eq!(format!("{:?}", TokenDigest::of("secret-token")), "TokenDigest(..)");
+    }
+}

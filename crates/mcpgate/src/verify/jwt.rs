@@ -1,0 +1,250 @@
+//! `JwtVerifier`: signed JWT access tokens (RFC 9068 and the usual IdP variants), verified
+//! against configured keys or a JWKS URL (A6, A7).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::claims::unix_now;
+use super::{
+    ClaimRules, InvalidToken, JwksCache, JwksCacheConfig, KeySet, ScopeClaim, TokenVerifier, VerificationKey,
+    VerifyError,
+};
+use crate::Principal;
+
+/// Longest token accepted; anything longer is refused before any decoding.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Where the verification keys come from.
+enum KeySource {
+    Static(Arc<KeySet>),
+    Jwks(Arc<JwksCache>),
+}
+
+/// Verifies JWTs: signature under an allowed algorithm for the key's family, then the claim
+/// rules (expiry, not-before, issuer one-of, audience one-of, scopes).
+pub struct JwtVerifier {
+    keys: KeySource,
+    algorithms: Vec<Algorithm>,
+    rules: ClaimRules,
+    /// Claim checks are done by [`ClaimRules`]; this only verifies the signature.
+    signature_only: Validation,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("algorithms", &self.algorithms)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors building a [`JwtVerifier`].
+#[derive(Debug, thiserror::Error)]
+pub enum JwtConfigError {
+    /// No key source was given.
+    #[error("no keys: give a JWKS URL, keys, or an HMAC secret")]
+    NoKeys,
+    /// No audience was given, and checking it was not explicitly waived.
+    #[error("no audience: tokens must be bound to this resource (RFC 8707); set an audience")]
+    NoAudience,
+    /// The algorithm allow-list is empty.
+    #[error("no algorithm allowed")]
+    NoAlgorithms,
+}
+
+/// Builds a [`JwtVerifier`].
+#[derive(Default)]
+pub struct JwtVerifierBuilder {
+    jwks: Option<Arc<JwksCache>>,
+    keys: Vec<VerificationKey>,
+    algorithms: Option<Vec<Algorithm>>,
+    rules: ClaimRules,
+    any_audience: bool,
+}
+
+impl JwtVerifierBuilder {
+    /// Keys from a JWKS URL, cached with the default [`JwksCacheConfig`].
+    #[must_use]
+    pub fn jwks_uri(self, url: impl Into<String>) -> Self {
+        self.jwks_cache(Arc::new(JwksCache::new(url, JwksCacheConfig::default())))
+    }
+
+    /// Keys from a JWKS cache built by the caller (own tuning, or shared between verifiers).
+    #[must_use]
+    pub fn jwks_cache(mut self, cache: Arc<JwksCache>) -> Self {
+        self.jwks = Some(cache);
+        self
+    }
+
+    /// A key given directly (PEM, JWK or HMAC secret through [`VerificationKey`]).
+    #[must_use]
+    pub fn key(mut self, key: VerificationKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Restricts the accepted algorithms (default: every algorithm the keys support).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Adds an accepted issuer (`iss` must be one of them).
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.rules.issuers.push(issuer.into());
+        self
+    }
+
+    /// Adds an accepted audience (`aud` must name one of them); normally the canonical URL of
+    /// the protected resource.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.rules.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens whatever their audience. Only for identity providers that cannot put the
+    /// resource in `aud`; such tokens can be replayed against any resource trusting the issuer.
+    #[must_use]
+    pub fn insecure_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 60 s).
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.rules.leeway = leeway;
+        self
+    }
+
+    /// Where scopes are read from (default `scope`, else `scp`).
+    #[must_use]
+    pub fn scope_claim(mut self, claim: ScopeClaim) -> Self {
+        self.rules.scope_claim = claim;
+        self
+    }
+
+    /// Builds the verifier.
+    pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
+        if self.rules.audiences.is_empty() && !self.any_audience {
+            return Err(JwtConfigError::NoAudience);
+        }
+        let keys = match (self.jwks, self.keys.is_empty()) {
+            (Some(jwks), true) => KeySource::Jwks(jwks),
+            (None, false) => KeySource::Static(Arc::new(KeySet::new(self.keys))),
+            (Some(_), false) | (None, true) => return Err(JwtConfigError::NoKeys),
+        };
+        let algorithms = self.algorithms.unwrap_or_else(|| {
+            let mut all = vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ];
+            // HMAC only when a secret was configured directly: never from a JWKS.
+            if let KeySource::Static(set) = &keys
+                && set.allows_hmac()
+            {
+                all.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+            }
+            all
+        });
+        if algorithms.is_empty() {
+            return Err(JwtConfigError::NoAlgorithms);
+        }
+        let mut signature_only = Validation::new(algorithms[0]);
+        signature_only.algorithms = algorithms.clone();
+        signature_only.required_spec_claims.clear();
+        signature_only.validate_exp = false;
+        signature_only.validate_nbf = false;
+        signature_only.validate_aud = false;
+        signature_only.leeway = 0;
+        Ok(JwtVerifier { keys, algorithms, rules: self.rules, signature_only })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+impl JwtVerifier {
+    /// Starts a builder.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder::default()
+    }
+
+    /// The claim rules in force.
+    pub fn rules(&self) -> &ClaimRules {
+        &self.rules
+    }
+
+    /// Reads the header ourselves: an algorithm jsonwebtoken does not know (`none`) is a
+    /// refused algorithm, not a parse error.
+    fn header(token: &str) -> Result<(Algorithm, Option<String>), InvalidToken> {
+        let encoded = token.split('.').next().ok_or(InvalidToken::Malformed)?;
+        let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| InvalidToken::Malformed)?;
+        let header: RawHeader = serde_json::from_slice(&json).map_err(|_| InvalidToken::Malformed)?;
+        let alg = header.alg.parse::<Algorithm>().map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
+        Ok((alg, header.kid))
+    }
+
+    async fn key_set(&self, kid: Option<&str>) -> Result<Arc<KeySet>, VerifyError> {
+        match &self.keys {
+            KeySource::Static(set) => Ok(set.clone()),
+            KeySource::Jwks(cache) => cache.keys_for(kid).await,
+        }
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
+            return Err(InvalidToken::Malformed.into());
+        }
+        let (alg, kid) = Self::header(token)?;
+        if !self.algorithms.contains(&alg) {
+            return Err(InvalidToken::AlgorithmNotAllowed.into());
+        }
+        let keys = self.key_set(kid.as_deref()).await?;
+        let mut outcome = Err(InvalidToken::BadSignature);
+        for key in keys.candidates(kid.as_deref(), alg)? {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), &self.signature_only)
+            {
+                Ok(data) => {
+                    outcome = Ok(data.claims);
+                    break;
+                }
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidKeyFormat
+                    | ErrorKind::InvalidAlgorithm => {}
+                    _ => {
+                        outcome = Err(InvalidToken::Malformed);
+                        break;
+                    }
+                },
+            }
+        }
+        Ok(self.rules.principal(outcome?, unix_now())?)
+    }
+}

@@ -1,0 +1,119 @@
+//! Token verification: turning a bearer token into a [`Principal`], or a reason it is refused.
+//!
+//! [`TokenVerifier`] is the one interface; [`JwtVerifier`], [`IntrospectionVerifier`],
+//! [`FixedVerifier`] and [`VerifierChain`] implement it, and [`CachedVerifier`] wraps any of
+//! them so that a token seen before costs a map lookup.
+
+mod cache;
+mod chain;
+mod claims;
+mod fixed;
+mod introspect;
+mod jwks;
+mod jwt;
+mod keys;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use cache::{CachedVerifier, TokenDigest};
+pub use chain::VerifierChain;
+pub use claims::{ClaimRules, ScopeClaim};
+pub use fixed::FixedVerifier;
+pub use introspect::{ClientAuthMethod, IntrospectionVerifier, IntrospectionVerifierBuilder};
+pub use jwks::{JwksCache, JwksCacheConfig};
+pub use jwt::{JwtVerifier, JwtVerifierBuilder};
+pub use keys::{KeySet, VerificationKey};
+
+use crate::Principal;
+
+/// Checks bearer tokens.
+///
+/// Implementations must not panic on any input, must answer [`VerifyError::Invalid`] for a
+/// token that is not acceptable, and [`VerifyError::Unavailable`] when they could not decide
+/// (an identity provider that cannot be reached): the two lead to different HTTP answers.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync + 'static {
+    /// Verifies `token` and returns the identity it carries.
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError>;
+
+    /// The longest a successful result may be reused without asking this verifier again, beyond
+    /// the token's own expiry. `None`: until the token expires. Introspection answers with its
+    /// configured bound, because the authorization server may revoke a token at any time.
+    fn max_cache_ttl(&self) -> Option<Duration> {
+        None
+    }
+}
+
+#[async_trait]
+impl<V: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<V> {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        (**self).verify(token).await
+    }
+
+    fn max_cache_ttl(&self) -> Option<Duration> {
+        (**self).max_cache_ttl()
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The token is not acceptable; the reason is safe to show to the client
+    /// (it becomes the `error_description` of an `invalid_token` challenge).
+    #[error("invalid token: {0}")]
+    Invalid(InvalidToken),
+    /// The verifier could not reach what it needs (JWKS, introspection endpoint) and has no
+    /// cached answer; the client should retry later rather than re-authenticate.
+    #[error("token verification unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The reasons a token is refused, each with a short description for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Not a well-formed token of the expected kind.
+    #[error("malformed token")]
+    Malformed,
+    /// The algorithm in the header is not allowed for the key (or at all).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No key with the token's `kid` is known.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+    /// `exp` is missing.
+    #[error("token has no expiry")]
+    MissingExpiry,
+    /// `nbf` (or `iat`) is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` is not one of the accepted issuers.
+    #[error("issuer not accepted")]
+    WrongIssuer,
+    /// `aud` does not name this resource.
+    #[error("audience not accepted")]
+    WrongAudience,
+    /// No subject could be found.
+    #[error("token has no subject")]
+    MissingSubject,
+    /// The authorization server says the token is not active.
+    #[error("token not active")]
+    Inactive,
+    /// No verifier in a chain knows this token.
+    #[error("token not recognised")]
+    Unknown,
+}
+
+impl From<InvalidToken> for VerifyError {
+    fn from(reason: InvalidToken) -> Self {
+        VerifyError::Invalid(reason)
+    }
+}

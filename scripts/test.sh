@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy with warnings as errors, and all tests.
+# Installs what the tests need when it is missing, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then
+  rustup component add rustfmt
+fi
+if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
+  rustup component add clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --no-fail-fast
+else
+  cargo test --workspace --all-features --no-fail-fast
+fi
+# Doc tests are not run by nextest.
+cargo test --workspace --all-features --doc
