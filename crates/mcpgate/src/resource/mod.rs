@@ -8,7 +8,14 @@ mod challenge;
 mod layer;
 mod metadata;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::Request;
+use tower::{Layer, Service};
 
 pub use challenge::AuthError;
 pub use layer::{BearerLayer, BearerService};
@@ -120,5 +127,17 @@ impl ProtectedResource {
     /// The bearer layer that guards this resource's routes with `verifier`.
     pub fn layer(&self, verifier: Arc<dyn TokenVerifier>) -> BearerLayer {
         BearerLayer::new(self, verifier)
+    }
+
+    /// A router serving `service` (typically rmcp's Streamable HTTP service) at the resource's
+    /// path behind the bearer layer, and the metadata routes beside it.
+    pub fn protect<S>(&self, verifier: Arc<dyn TokenVerifier>, service: S) -> Router
+    where
+        S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let path = if self.path.is_empty() { "/" } else { self.path.as_str() };
+        Router::new().route_service(path, self.layer(verifier).layer(service)).merge(self.metadata_router())
     }
 }

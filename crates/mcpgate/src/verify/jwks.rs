@@ -182,7 +182,9 @@ impl JwksCache {
             .and_then(|v| v.to_str().ok())
             .and_then(cache_control_ttl)
             .unwrap_or(self.config.default_ttl)
-            .clamp(self.config.min_ttl, self.config.max_ttl);
+            .max(self.config.min_ttl)
+            // Not `clamp`: a configuration with max < min must not panic; the upper bound wins.
+            .min(self.config.max_ttl);
         Ok((keys, ttl))
     }
 }

@@ -34,8 +34,10 @@ pub struct JwtVerifier {
     keys: KeySource,
     algorithms: Vec<Algorithm>,
     rules: ClaimRules,
-    /// Claim checks are done by [`ClaimRules`]; this only verifies the signature.
-    signature_only: Validation,
+    /// Per allowed algorithm, a jsonwebtoken validation that checks the signature only
+    /// (jsonwebtoken wants every listed algorithm in the key's family); claims are checked by
+    /// [`ClaimRules`].
+    signature_only: Vec<(Algorithm, Validation)>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -169,13 +171,18 @@ impl JwtVerifierBuilder {
         if algorithms.is_empty() {
             return Err(JwtConfigError::NoAlgorithms);
         }
-        let mut signature_only = Validation::new(algorithms[0]);
-        signature_only.algorithms = algorithms.clone();
-        signature_only.required_spec_claims.clear();
-        signature_only.validate_exp = false;
-        signature_only.validate_nbf = false;
-        signature_only.validate_aud = false;
-        signature_only.leeway = 0;
+        let signature_only = algorithms
+            .iter()
+            .map(|&alg| {
+                let mut validation = Validation::new(alg);
+                validation.required_spec_claims.clear();
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validation.validate_aud = false;
+                validation.leeway = 0;
+                (alg, validation)
+            })
+            .collect();
         Ok(JwtVerifier { keys, algorithms, rules: self.rules, signature_only })
     }
 }
@@ -222,14 +229,13 @@ impl TokenVerifier for JwtVerifier {
             return Err(InvalidToken::Malformed.into());
         }
         let (alg, kid) = Self::header(token)?;
-        if !self.algorithms.contains(&alg) {
+        let Some((_, validation)) = self.signature_only.iter().find(|(a, _)| *a == alg) else {
             return Err(InvalidToken::AlgorithmNotAllowed.into());
-        }
+        };
         let keys = self.key_set(kid.as_deref()).await?;
         let mut outcome = Err(InvalidToken::BadSignature);
         for key in keys.candidates(kid.as_deref(), alg)? {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), &self.signature_only)
-            {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), validation) {
                 Ok(data) => {
                     outcome = Ok(data.claims);
                     break;
