@@ -8,7 +8,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::now;
-use mcpgate::verify::{CachedVerifier, ClientAuthMethod, IntrospectionVerifier, InvalidToken, TokenVerifier, VerifyError};
+use mcpgate::verify::{
+    CachedVerifier, ClientAuthMethod, IntrospectionVerifier, InvalidToken, TokenVerifier, VerifyError,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -22,11 +24,15 @@ fn active(exp_in: u64) -> Value {
 }
 
 fn verifier(server: &MockServer, auth: ClientAuthMethod) -> IntrospectionVerifier {
-    IntrospectionVerifier::builder(format!("{}/introspect", server.uri()), "rs-client", SecretString::from(SECRET))
-        .auth_method(auth)
-        .issuer("https://as.test")
-        .audience("https://mcp.test/mcp")
-        .build()
+    IntrospectionVerifier::builder(
+        format!("{}/introspect", server.uri()),
+        "rs-client",
+        SecretString::from(SECRET),
+    )
+    .auth_method(auth)
+    .issuer("https://as.test")
+    .audience("https://mcp.test/mcp")
+    .build()
 }
 
 async fn calls(server: &MockServer) -> usize {
@@ -129,9 +135,10 @@ async fn active_results_are_cached_no_longer_than_the_configured_bound() {
         .respond_with(ResponseTemplate::new(200).set_body_json(active(3600)))
         .mount(&server)
         .await;
-    let inner = IntrospectionVerifier::builder(format!("{}/introspect", server.uri()), "rs", SecretString::from("x"))
-        .cache_ttl(Duration::from_millis(500))
-        .build();
+    let inner =
+        IntrospectionVerifier::builder(format!("{}/introspect", server.uri()), "rs", SecretString::from("x"))
+            .cache_ttl(Duration::from_millis(500))
+            .build();
     let v = CachedVerifier::new(inner);
     v.verify("long-lived").await.unwrap();
     v.verify("long-lived").await.unwrap();
@@ -146,19 +153,28 @@ async fn claim_rules_apply_to_introspection_answers() {
     let server = MockServer::start().await;
     let mut answer = active(300);
     answer["aud"] = json!("https://elsewhere.test/mcp");
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(answer)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
     let v = verifier(&server, ClientAuthMethod::ClientSecretBasic);
     assert_eq!(v.verify("t").await, Err(VerifyError::Invalid(InvalidToken::WrongAudience)));
 
     let server = MockServer::start().await;
     let answer = json!({"active": true, "username": "bob", "exp": now() - 3600});
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(answer)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
     let inner = IntrospectionVerifier::builder(server.uri(), "rs", SecretString::from("x")).build();
     assert_eq!(inner.verify("t").await, Err(VerifyError::Invalid(InvalidToken::Expired)));
 
     let server = MockServer::start().await;
     let answer = json!({"active": true, "username": "bob"});
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(answer)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
     let inner = IntrospectionVerifier::builder(server.uri(), "rs", SecretString::from("x")).build();
     assert_eq!(inner.verify("t").await.unwrap().subject(), "bob", "username stands in for a missing sub");
 }
