@@ -2,6 +2,7 @@
 //! signature check or a network call. Entries are bounded in number and dropped at the
 //! token's expiry (or earlier, when the verifier asks for a shorter bound).
 
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -13,8 +14,38 @@ use super::{TokenVerifier, VerifyError};
 use crate::Principal;
 
 /// SHA-256 of a token: what caches and lookups key on, so that no map holds a bearer token.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokenDigest([u8; 32]);
+
+impl Hash for TokenDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The digest is already uniform; its first eight bytes are as good as any hash of it.
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(head));
+    }
+}
+
+/// A hasher for keys that are already uniformly distributed: passes their `u64` through.
+#[derive(Default)]
+pub(crate) struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is expected; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type DigestMap = Cache<TokenDigest, Entry, BuildHasherDefault<PassThroughHasher>>;
 
 impl TokenDigest {
     /// The digest of `token`.
@@ -54,7 +85,7 @@ impl Expiry<TokenDigest, Entry> for UntilValid {
 /// early), and a verifier that was unavailable is asked again.
 pub struct CachedVerifier<V> {
     inner: V,
-    cache: Cache<TokenDigest, Entry>,
+    cache: DigestMap,
     max_ttl: Duration,
 }
 
@@ -75,7 +106,10 @@ impl<V: TokenVerifier> CachedVerifier<V> {
 
     /// Caches up to `capacity` tokens, each at most `max_ttl` and never past its expiry.
     pub fn with_limits(inner: V, capacity: u64, max_ttl: Duration) -> Self {
-        let cache = Cache::builder().max_capacity(capacity).expire_after(UntilValid).build();
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(UntilValid)
+            .build_with_hasher(BuildHasherDefault::default());
         Self { inner, cache, max_ttl }
     }
 
@@ -106,16 +140,14 @@ impl<V: TokenVerifier> CachedVerifier<V> {
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         let digest = TokenDigest::of(token);
-        let now = Instant::now();
-        if let Some(entry) = self.cache.get(&digest)
-            && now < entry.valid_until
-        {
+        // The cache never returns an entry past its expiry (moka checks on read).
+        if let Some(entry) = self.cache.get(&digest) {
             return Ok(entry.principal);
         }
         let principal = self.inner.verify(token).await?;
         let ttl = self.ttl(&principal);
         if !ttl.is_zero() {
-            let entry = Entry { principal: principal.clone(), valid_until: now + ttl };
+            let entry = Entry { principal: principal.clone(), valid_until: Instant::now() + ttl };
             self.cache.insert(digest, entry);
         }
         Ok(principal)

@@ -23,8 +23,8 @@ pub use claims::{ClaimRules, ScopeClaim};
 pub use fixed::FixedVerifier;
 pub use introspect::{ClientAuthMethod, IntrospectionVerifier, IntrospectionVerifierBuilder};
 pub use jwks::{JwksCache, JwksCacheConfig};
-pub use jwt::{JwtVerifier, JwtVerifierBuilder};
-pub use keys::{KeySet, VerificationKey};
+pub use jwt::{JwtConfigError, JwtVerifier, JwtVerifierBuilder};
+pub use keys::{KeyError, KeySet, VerificationKey};
 
 use crate::Principal;
 
