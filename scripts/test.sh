@@ -19,11 +19,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== doc tests"
+# nextest does not run doc tests; run them first so the suite's summary closes the output.
+cargo test --workspace --all-features --doc
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
-# Doc tests are not run by nextest.
-cargo test --workspace --all-features --doc

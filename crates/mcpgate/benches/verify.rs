@@ -63,6 +63,12 @@ fn verification(c: &mut Criterion) {
                 .unwrap(),
         ),
     ];
+    let secret = b"a shared secret of thirty-two bytes or more";
+    let cases = cases.into_iter().chain([(
+        "HS256",
+        signed(Algorithm::HS256, &EncodingKey::from_secret(secret)),
+        VerificationKey::hmac(Some("k1".into()), secret),
+    )]);
     let mut group = c.benchmark_group("verify_uncached");
     for (name, token, key) in cases {
         let v = verifier(key);

@@ -22,6 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use mcpgate::mcp::DemoServer;
 use mcpgate::resource::ProtectedResource;
@@ -101,7 +102,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         resource.protect(verifier, mcp)
     };
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    // Small SSE frames must not wait for Nagle's algorithm and the peer's delayed ACK.
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     tracing::info!(resource = %resource_url, auth = !args.no_auth, "MCP server listening");
     println!("MCP endpoint: {resource_url}");
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
