@@ -376,3 +376,65 @@ async fn a_jwks_with_only_unusable_keys_does_not_replace_good_ones() {
     assert_eq!(subject(&v, &key.sign(&claims_for(AUD))).await, Ok("alice".into()));
     assert_eq!(server.fetches(), 2);
 }
+
+#[tokio::test]
+async fn keys_given_directly_as_jwks() {
+    let rsa = TestKey::rsa("r1");
+    let rsa_jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(rsa.jwk()).unwrap();
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let oct: jsonwebtoken::jwk::Jwk = serde_json::from_value(json!({
+        "kty": "oct", "kid": "h1", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret)
+    }))
+    .unwrap();
+    assert!(VerificationKey::from_jwk(&oct, false).is_err(), "a symmetric JWK only when allowed");
+    let v = JwtVerifier::builder()
+        .key(VerificationKey::from_jwk(&rsa_jwk, false).unwrap())
+        .key(VerificationKey::from_jwk(&oct, true).unwrap())
+        .issuer(ISSUER)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    assert_eq!(subject(&v, &rsa.sign(&claims_for(AUD))).await, Ok("alice".into()));
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("h1".into());
+    let hs = jsonwebtoken::encode(&header, &claims_for(AUD), &EncodingKey::from_secret(secret)).unwrap();
+    assert_eq!(subject(&v, &hs).await, Ok("alice".into()));
+    // The oct JWK says HS256: HS512 under it is refused.
+    let mut header = Header::new(Algorithm::HS512);
+    header.kid = Some("h1".into());
+    let hs512 = jsonwebtoken::encode(&header, &claims_for(AUD), &EncodingKey::from_secret(secret)).unwrap();
+    assert_eq!(subject(&v, &hs512).await, invalid(InvalidToken::AlgorithmNotAllowed));
+}
+
+#[tokio::test]
+async fn tokens_with_critical_header_extensions_are_refused() {
+    let key = TestKey::rsa("k1");
+    let v = JwtVerifier::builder()
+        .key(VerificationKey::rsa_pem(Some("k1".into()), include_bytes!("keys/rsa.pub.pem")).unwrap())
+        .issuer(ISSUER)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    header.extras.insert("crit", json!(["b64"]));
+    header.extras.insert("b64", json!(false));
+    let token = jsonwebtoken::encode(&header, &claims_for(AUD), &key.encoding).unwrap();
+    assert_eq!(subject(&v, &token).await, invalid(InvalidToken::Malformed));
+}
+
+#[test]
+fn bad_key_material_is_an_error_not_a_panic() {
+    assert!(VerificationKey::rsa_pem(None, b"not a pem").is_err());
+    assert!(
+        VerificationKey::rsa_pem(None, b"-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----").is_err()
+    );
+    assert!(VerificationKey::ec_pem(None, include_bytes!("keys/rsa.pub.pem"), Algorithm::ES256).is_err());
+    assert!(VerificationKey::ed_pem(None, include_bytes!("keys/ec256.pub.pem")).is_err());
+    let bad_rsa: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"})).unwrap();
+    assert!(VerificationKey::from_jwk(&bad_rsa, false).is_err());
+    let bad_ec: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"})).unwrap();
+    assert!(VerificationKey::from_jwk(&bad_ec, false).is_err());
+}

@@ -52,6 +52,10 @@ impl Fixture {
     }
 
     async fn post(&self, token: Option<&str>) -> reqwest::Response {
+        self.post_in_session(token, None).await
+    }
+
+    async fn post_in_session(&self, token: Option<&str>, session: Option<&str>) -> reqwest::Response {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "raw", "version": "0"}}});
@@ -62,6 +66,9 @@ impl Fixture {
             .json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
         }
         request.send().await.unwrap()
     }
@@ -250,4 +257,22 @@ async fn an_unreachable_idp_without_cached_keys_is_a_503_not_a_401() {
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("retry-after").is_some());
     assert!(response.headers().get("www-authenticate").is_none(), "the client must not re-authenticate");
+}
+
+#[tokio::test]
+async fn a_session_is_refused_to_another_identity() {
+    let f = Fixture::start(&[]).await;
+    let alice = f.token();
+    let bob = f.token_with("sub", json!("bob"));
+    let created = f.post(Some(&alice)).await;
+    assert_eq!(created.status(), 200);
+    let session = created.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+
+    let stolen = f.post_in_session(Some(&bob), Some(&session)).await;
+    assert_eq!(stolen.status(), 404, "bob may not use alice's session");
+    let other_client = f.token_with("client_id", json!("client-2"));
+    assert_eq!(f.post_in_session(Some(&other_client), Some(&session)).await.status(), 404);
+    // Alice's session still works for her (a second initialize in it is rmcp's to judge, but
+    // it is not refused as someone else's).
+    assert_ne!(f.post_in_session(Some(&alice), Some(&session)).await.status(), 404);
 }

@@ -52,3 +52,34 @@ impl ProtectedResource {
         router.layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_access_is_never_published_and_scopes_are_not_repeated() {
+        let r = ProtectedResource::new("https://mcp.example.com/mcp/")
+            .unwrap()
+            .authorization_server("https://as.example.com")
+            .scope_supported("offline_access")
+            .scope_supported("read")
+            .required_scope("read")
+            .required_scope("write");
+        let m = r.metadata();
+        assert_eq!(m.resource, "https://mcp.example.com/mcp");
+        assert_eq!(m.scopes_supported, ["read", "write"]);
+        assert_eq!(r.metadata_url(), "https://mcp.example.com/.well-known/oauth-protected-resource/mcp");
+    }
+
+    #[test]
+    fn resource_urls_must_be_plain_absolute_urls() {
+        for bad in
+            ["/mcp", "ftp://x/mcp", "https://x/mcp?a=1", "https://x/mcp#f", "https://u:p@x/mcp", "nonsense"]
+        {
+            assert!(ProtectedResource::new(bad).is_err(), "{bad}");
+        }
+        let root = ProtectedResource::new("https://x.example").unwrap();
+        assert_eq!(root.metadata_url(), "https://x.example/.well-known/oauth-protected-resource");
+    }
+}

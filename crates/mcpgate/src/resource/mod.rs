@@ -7,6 +7,7 @@
 mod challenge;
 mod layer;
 mod metadata;
+mod session;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tower::{Layer, Service};
 pub use challenge::AuthError;
 pub use layer::{BearerLayer, BearerService};
 pub use metadata::ResourceMetadata;
+pub use session::{SESSION_HEADER, SessionBinding, SessionBindingLayer};
 
 use crate::verify::TokenVerifier;
 
@@ -130,7 +132,7 @@ impl ProtectedResource {
     }
 
     /// A router serving `service` (typically rmcp's Streamable HTTP service) at the resource's
-    /// path behind the bearer layer, and the metadata routes beside it.
+    /// path behind the bearer layer and session binding, and the metadata routes beside it.
     pub fn protect<S>(&self, verifier: Arc<dyn TokenVerifier>, service: S) -> Router
     where
         S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -138,6 +140,7 @@ impl ProtectedResource {
         S::Future: Send + 'static,
     {
         let path = if self.path.is_empty() { "/" } else { self.path.as_str() };
-        Router::new().route_service(path, self.layer(verifier).layer(service)).merge(self.metadata_router())
+        let guarded = self.layer(verifier).layer(SessionBindingLayer::default().layer(service));
+        Router::new().route_service(path, guarded).merge(self.metadata_router())
     }
 }

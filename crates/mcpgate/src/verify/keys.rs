@@ -191,6 +191,11 @@ impl VerificationKey {
         let material = match &jwk.algorithm {
             AlgorithmParameters::RSA(rsa) => {
                 let (n, e) = (b64url(&rsa.n, "n")?, b64url(&rsa.e, "e")?);
+                // Refuse short keys when loading, not at each verification (JWA: ≥ 2048 bits).
+                let modulus_bytes = n.iter().skip_while(|&&b| b == 0).count();
+                if modulus_bytes < 256 {
+                    return Err(KeyError::Unsupported("RSA key shorter than 2048 bits"));
+                }
                 let components = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() };
                 let parsed = algorithms
                     .iter()
