@@ -438,3 +438,53 @@ fn bad_key_material_is_an_error_not_a_panic() {
         serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"})).unwrap();
     assert!(VerificationKey::from_jwk(&bad_ec, false).is_err());
 }
+
+/// Random and mangled tokens never panic the verifier and are never accepted.
+#[tokio::test]
+async fn arbitrary_input_is_refused_without_panicking() {
+    let key = TestKey::rsa("k1");
+    let v = JwtVerifier::builder()
+        .key(VerificationKey::rsa_pem(Some("k1".into()), include_bytes!("keys/rsa.pub.pem")).unwrap())
+        .issuer(ISSUER)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let good = key.sign(&claims_for(AUD));
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const ALPHABET: &[u8] = b"ABCabc012-_.=+/ {}\":,\\\0\xff";
+    for round in 0..5_000 {
+        let token = match round % 3 {
+            // Random bytes from an alphabet rich in separators and JSON punctuation.
+            0 => {
+                let len = (next() % 200) as usize;
+                (0..len)
+                    .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char)
+                    .collect::<String>()
+            }
+            // A good token with one byte changed.
+            1 => {
+                let mut bytes = good.clone().into_bytes();
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = ALPHABET[(next() % 15) as usize];
+                String::from_utf8(bytes).unwrap()
+            }
+            // Well-formed base64 segments of random JSON-ish content.
+            _ => {
+                let part = |n: u64| {
+                    URL_SAFE_NO_PAD.encode((0..n % 64).map(|i| (i * 37 % 251) as u8).collect::<Vec<_>>())
+                };
+                format!("{}.{}.{}", part(next()), part(next()), part(next()))
+            }
+        };
+        if token == good {
+            continue;
+        }
+        assert!(v.verify(&token).await.is_err(), "accepted {token:?}");
+    }
+}
