@@ -137,9 +137,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // The clone that was polled ready is the one that serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         let guard = self.guard.clone();
         Box::pin(async move {
             match guard.authenticate(request.headers(), request.uri().query()).await {

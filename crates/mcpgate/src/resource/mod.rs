@@ -25,6 +25,13 @@ pub use session::{SESSION_HEADER, SessionBinding, SessionBindingLayer};
 
 use crate::verify::TokenVerifier;
 
+/// Takes the inner service that was polled ready for this call, leaving a fresh clone in its
+/// place (tower's rule: the instance that answered `poll_ready` must serve the request).
+fn take_ready<S: Clone>(slot: &mut S) -> S {
+    let clone = slot.clone();
+    std::mem::replace(slot, clone)
+}
+
 /// The path under which RFC 9728 metadata is published.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 

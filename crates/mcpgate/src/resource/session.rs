@@ -109,8 +109,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         let owners = self.owners.clone();
         Box::pin(async move {
             // Without a principal there is no one to bind to: the bearer layer must be outside.

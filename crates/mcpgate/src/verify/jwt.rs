@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::claims::unix_now;
+use super::keys::{ASYMMETRIC_ALGS, HMAC_ALGS};
 use super::{
     ClaimRules, InvalidToken, JwksCache, JwksCacheConfig, KeySet, ScopeClaim, TokenVerifier, VerificationKey,
     VerifyError,
@@ -144,22 +145,12 @@ impl JwtVerifierBuilder {
             (Some(_), false) | (None, true) => return Err(JwtConfigError::MissingKeys),
         };
         let algorithms = self.algorithms.unwrap_or_else(|| {
-            let mut all = vec![
-                Algorithm::RS256,
-                Algorithm::RS384,
-                Algorithm::RS512,
-                Algorithm::PS256,
-                Algorithm::PS384,
-                Algorithm::PS512,
-                Algorithm::ES256,
-                Algorithm::ES384,
-                Algorithm::EdDSA,
-            ];
+            let mut all = ASYMMETRIC_ALGS.to_vec();
             // HMAC only when a secret was configured directly: never from a JWKS.
             if let KeySource::Static(set) = &keys
                 && set.allows_hmac()
             {
-                all.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+                all.extend_from_slice(HMAC_ALGS);
             }
             all
         });

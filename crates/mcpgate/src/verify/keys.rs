@@ -48,15 +48,21 @@ impl std::fmt::Debug for VerificationKey {
     }
 }
 
-const RSA_ALGS: &[Algorithm] = &[
+/// The RSA algorithms: the first six of [`ASYMMETRIC_ALGS`].
+const RSA_ALGS: &[Algorithm] = ASYMMETRIC_ALGS.split_at(6).0;
+pub(crate) const HMAC_ALGS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+/// Every public-key algorithm a [`VerificationKey`] can verify.
+pub(crate) const ASYMMETRIC_ALGS: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
 ];
-const HMAC_ALGS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
 fn rsa_params(alg: Algorithm) -> Option<&'static RsaParameters> {
     Some(match alg {
