@@ -13,6 +13,14 @@ if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy
 fi
 
+# The store suite runs against a real redis-server (Debian package).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -4,16 +4,20 @@
 //!   verified-token cache;
 //! - [`resource`]: the protected resource — a bearer-token tower layer with MCP-correct
 //!   challenges, and the RFC 9728 metadata routes;
+//! - [`store`]: the key-value store (memory, SQLite, Redis) with atomic take and
+//!   compare-and-swap; [`crypto`]: one root secret, derived keys, sealing, keyed digests;
 //! - [`mcp`] (feature `rmcp`): reading the caller's [`Principal`] in rmcp tools, and the demo
 //!   `whoami`/`echo` server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod crypto;
 pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod principal;
 pub mod resource;
+pub mod store;
 pub mod verify;
 
 pub use principal::Principal;

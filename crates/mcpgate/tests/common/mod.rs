@@ -2,6 +2,8 @@
 //! on loopback whose answers and fetch count the tests control, and the protected demo server.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};

@@ -1,0 +1,185 @@
+//! The in-process store: sharded maps under short-held locks. For tests and single-process
+//! use; everything is lost when the process ends.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Collection, Store, StoreError, Version, Versioned, new_version};
+
+const SHARDS: usize = 16;
+/// Writes to a shard between two sweeps of its expired records.
+const SWEEP_EVERY: u32 = 1024;
+
+struct Record {
+    value: Vec<u8>,
+    version: Version,
+    expires_at: Option<Instant>,
+}
+
+impl Record {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    records: HashMap<(Collection, String), Record>,
+    writes: u32,
+}
+
+impl Shard {
+    /// Counts a write, and every [`SWEEP_EVERY`] writes drops the expired records.
+    fn note_write(&mut self, now: Instant) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            self.records.retain(|_, r| r.live(now));
+        }
+    }
+}
+
+/// The in-memory store.
+pub struct MemoryStore {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn deadline(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
+    ttl.map(|ttl| now + ttl)
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new() }
+    }
+
+    fn with_shard<T>(
+        &self,
+        collection: Collection,
+        key: &str,
+        f: impl FnOnce(&mut Shard, Instant) -> T,
+    ) -> T {
+        let index = (self.hasher.hash_one((collection, key)) as usize) % SHARDS;
+        // A poisoned lock means a panic mid-operation elsewhere; the map itself is still sound.
+        let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut shard, Instant::now())
+    }
+
+    /// Number of records held, expired ones not yet reclaimed included.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).records.len()).sum()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, collection: Collection, key: &str) -> Result<Option<Versioned<Vec<u8>>>, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            shard
+                .records
+                .get(&(collection, key.to_owned()))
+                .filter(|r| r.live(now))
+                .map(|r| Versioned { value: r.value.clone(), version: r.version })
+        }))
+    }
+
+    async fn put(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Version, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            let version = new_version();
+            let record = Record { value: value.to_vec(), version, expires_at: deadline(now, ttl) };
+            shard.records.insert((collection, key.to_owned()), record);
+            shard.note_write(now);
+            version
+        }))
+    }
+
+    async fn put_if_absent(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            let version = new_version();
+            let record = Record { value: value.to_vec(), version, expires_at: deadline(now, ttl) };
+            let written = match shard.records.entry((collection, key.to_owned())) {
+                Entry::Occupied(mut e) if !e.get().live(now) => {
+                    e.insert(record);
+                    Some(version)
+                }
+                Entry::Occupied(_) => None,
+                Entry::Vacant(e) => {
+                    e.insert(record);
+                    Some(version)
+                }
+            };
+            shard.note_write(now);
+            written
+        }))
+    }
+
+    async fn delete(&self, collection: Collection, key: &str) -> Result<bool, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            shard.records.remove(&(collection, key.to_owned())).is_some_and(|r| r.live(now))
+        }))
+    }
+
+    async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            shard.records.remove(&(collection, key.to_owned())).filter(|r| r.live(now)).map(|r| r.value)
+        }))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            let record = shard.records.get_mut(&(collection, key.to_owned()))?;
+            if !record.live(now) || record.version != expected {
+                return None;
+            }
+            let version = new_version();
+            *record = Record { value: value.to_vec(), version, expires_at: deadline(now, ttl) };
+            Some(version)
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

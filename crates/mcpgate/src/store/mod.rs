@@ -1,0 +1,222 @@
+//! Storage: a small async key-value interface with TTLs and the atomic operations the
+//! authorization server needs to stay correct under concurrency — `take` (a one-time code is
+//! redeemed once) and `compare_and_swap` (a refresh token rotates once).
+//!
+//! Records live in named collections; values are bytes ([`Store`]) or serde types
+//! ([`StoreExt`]). Three backends behave alike: [`MemoryStore`], [`SqliteStore`] (the default, one
+//! file) and [`RedisStore`] (shared by many instances). [`open`] picks one by URL.
+
+mod memory;
+mod redis;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use self::redis::RedisStore;
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// Identifies one write of a record. Compare versions only for equality: a new write gets a
+/// fresh random version, so a record deleted and written again never matches an old one.
+pub type Version = u64;
+
+/// A record's value with the version of the write that stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// The version to pass to [`Store::compare_and_swap`].
+    pub version: Version,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or failed; the operation did not happen (or its outcome is
+    /// unknown). Callers answer a retryable error, never a success.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded as the expected type.
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+    /// The store URL or options are wrong.
+    #[error("bad store configuration: {0}")]
+    Config(String),
+}
+
+/// A named collection of records (`clients`, `codes`, …): a short ASCII name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Collection(&'static str);
+
+impl Collection {
+    /// A collection named `name` (letters, digits, `_` and `-` only: names become key prefixes).
+    pub const fn new(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            assert!(
+                b.is_ascii_alphanumeric() || b == b'_' || b == b'-',
+                "collection names are [A-Za-z0-9_-]"
+            );
+            i += 1;
+        }
+        Self(name)
+    }
+
+    /// The name.
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// The key-value store.
+///
+/// Every operation sees a record only until its TTL passes: an expired record is never
+/// returned, counts as absent, and is reclaimed by the backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The record, if present.
+    async fn get(&self, collection: Collection, key: &str) -> Result<Option<Versioned<Vec<u8>>>, StoreError>;
+
+    /// Writes the record, replacing any; returns the new version.
+    async fn put(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Version, StoreError>;
+
+    /// Writes the record only if absent; `None` when one was already there.
+    async fn put_if_absent(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError>;
+
+    /// Deletes the record; whether one was there.
+    async fn delete(&self, collection: Collection, key: &str) -> Result<bool, StoreError>;
+
+    /// Removes and returns the record, atomically: of any number of concurrent takes of the
+    /// same record, exactly one gets it.
+    async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces the record only if it is still at `expected`; the new version, or `None` when
+    /// the record changed, expired or vanished. Of concurrent swaps from one version, one wins.
+    async fn compare_and_swap(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError>;
+
+    /// Whether the backend answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Typed access: values stored as JSON.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// The record decoded as `T`.
+    async fn get_json<T: DeserializeOwned + Send>(
+        &self,
+        collection: Collection,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        match self.get(collection, key).await? {
+            None => Ok(None),
+            Some(v) => Ok(Some(Versioned { value: decode(&v.value)?, version: v.version })),
+        }
+    }
+
+    /// Writes `value` as JSON.
+    async fn put_json<T: Serialize + Sync>(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Version, StoreError> {
+        self.put(collection, key, &encode(value)?, ttl).await
+    }
+
+    /// Writes `value` as JSON only if absent.
+    async fn put_json_if_absent<T: Serialize + Sync>(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        self.put_if_absent(collection, key, &encode(value)?, ttl).await
+    }
+
+    /// Takes the record decoded as `T`.
+    async fn take_json<T: DeserializeOwned + Send>(
+        &self,
+        collection: Collection,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.take(collection, key).await?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// Compare-and-swap with `value` as JSON.
+    async fn compare_and_swap_json<T: Serialize + Sync>(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        self.compare_and_swap(collection, key, expected, &encode(value)?, ttl).await
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A fresh, non-zero version.
+pub(crate) fn new_version() -> Version {
+    u64::from_le_bytes(crate::crypto::random_bytes::<8>()).max(1)
+}
+
+/// Opens the store named by `url`: `memory://`, `sqlite://PATH` (created if missing; relative
+/// paths from the working directory), or `redis://HOST:PORT/DB` (optionally `?prefix=NAME:` to
+/// share a server between deployments).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url == "memory://" || url == "memory:" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::Config(
+                "sqlite:// needs a file path, e.g. sqlite://./.mcpgate/mcpgate.db".into(),
+            ));
+        }
+        return Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        return Ok(Arc::new(RedisStore::open(url).await?));
+    }
+    Err(StoreError::Config(format!(
+        "unknown store URL {url:?}: use memory://, sqlite://PATH or redis://HOST:PORT/DB"
+    )))
+}

@@ -1,0 +1,187 @@
+//! The Redis store, for many instances sharing one state: native TTLs, `GETDEL` for take, a
+//! script for compare-and-swap, and a key prefix so deployments can share a server.
+//!
+//! A record is one Redis string: `version (8 bytes, big-endian) ‖ value`. The connection manager
+//! reconnects by itself when Redis comes back; while it is away every operation fails with
+//! [`StoreError::Unavailable`] after a bounded time — never a hang, never a silent success.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+
+use super::{Collection, Store, StoreError, Version, Versioned, new_version};
+
+/// `KEYS[1]` record, `ARGV[1]` expected version (8 bytes), `ARGV[2]` new record, `ARGV[3]` TTL
+/// in ms or empty. Swaps only when the stored version is the expected one.
+const CAS_SCRIPT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current or string.sub(current, 1, 8) ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"#;
+
+/// The Redis store.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    cas: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn encode(version: Version, value: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(8 + value.len());
+    record.extend_from_slice(&version.to_be_bytes());
+    record.extend_from_slice(value);
+    record
+}
+
+fn decode(record: Vec<u8>) -> Result<Versioned<Vec<u8>>, StoreError> {
+    if record.len() < 8 {
+        return Err(StoreError::Corrupt("redis record shorter than its version".into()));
+    }
+    let mut version = [0u8; 8];
+    version.copy_from_slice(&record[..8]);
+    Ok(Versioned { value: record[8..].to_vec(), version: u64::from_be_bytes(version) })
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    // Redis refuses PX 0; the shortest expiry is one millisecond.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]`). The default
+    /// prefix is `mcpgate:`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let mut parsed = url::Url::parse(url).map_err(|e| StoreError::Config(format!("redis URL: {e}")))?;
+        let mut prefix = "mcpgate:".to_owned();
+        let rest: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter_map(|(k, v)| {
+                if k == "prefix" {
+                    prefix = v.into_owned();
+                    None
+                } else {
+                    Some((k.into_owned(), v.into_owned()))
+                }
+            })
+            .collect();
+        parsed.set_query(None);
+        if !rest.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(rest);
+        }
+        let client = redis::Client::open(parsed.as_str())
+            .map_err(|e| StoreError::Config(format!("redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        Ok(Self { connection, prefix, cas: Script::new(CAS_SCRIPT) })
+    }
+
+    fn key(&self, collection: Collection, key: &str) -> String {
+        format!("{}{}:{}", self.prefix, collection.name(), key)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        cmd.query_async(&mut self.connection.clone()).await.map_err(unavailable)
+    }
+
+    fn set(&self, key: String, record: Vec<u8>, ttl: Option<Duration>) -> redis::Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(record);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl_ms(ttl));
+        }
+        cmd
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, collection: Collection, key: &str) -> Result<Option<Versioned<Vec<u8>>>, StoreError> {
+        let record: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(collection, key))).await?;
+        record.map(decode).transpose()
+    }
+
+    async fn put(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Version, StoreError> {
+        let version = new_version();
+        let _: Value = self.query(&self.set(self.key(collection, key), encode(version, value), ttl)).await?;
+        Ok(version)
+    }
+
+    async fn put_if_absent(
+        &self,
+        collection: Collection,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        let version = new_version();
+        let mut cmd = self.set(self.key(collection, key), encode(version, value), ttl);
+        cmd.arg("NX");
+        let reply: Value = self.query(&cmd).await?;
+        Ok((reply != Value::Nil).then_some(version))
+    }
+
+    async fn delete(&self, collection: Collection, key: &str) -> Result<bool, StoreError> {
+        let removed: u64 = self.query(redis::cmd("DEL").arg(self.key(collection, key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let record: Option<Vec<u8>> = self.query(redis::cmd("GETDEL").arg(self.key(collection, key))).await?;
+        Ok(record.map(decode).transpose()?.map(|v| v.value))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Version>, StoreError> {
+        let version = new_version();
+        let ttl = ttl.map(|t| ttl_ms(t).to_string()).unwrap_or_default();
+        let swapped: i64 = self
+            .cas
+            .key(self.key(collection, key))
+            .arg(expected.to_be_bytes().as_slice())
+            .arg(encode(version, value))
+            .arg(ttl)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok((swapped == 1).then_some(version))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+//! One behaviour suite for every store backend (E1): the same functions run against memory,
+//! SQLite and a real Redis server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use mcpgate::store::{self, Collection, Store, StoreError, StoreExt};
+use serde::{Deserialize, Serialize};
+
+const CODES: Collection = Collection::new("codes");
+const GRANTS: Collection = Collection::new("grants");
+
+async fn round_trip(store: Arc<dyn Store>) {
+    assert!(store.get(CODES, "k").await.unwrap().is_none());
+    let v1 = store.put(CODES, "k", b"one", None).await.unwrap();
+    let got = store.get(CODES, "k").await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.version), (&b"one"[..], v1));
+    let v2 = store.put(CODES, "k", b"two", None).await.unwrap();
+    assert_ne!(v1, v2, "every write has its own version");
+    assert_eq!(store.get(CODES, "k").await.unwrap().unwrap().value, b"two");
+    // Collections are separate namespaces.
+    assert!(store.get(GRANTS, "k").await.unwrap().is_none());
+    assert!(store.delete(CODES, "k").await.unwrap());
+    assert!(!store.delete(CODES, "k").await.unwrap());
+    assert!(store.get(CODES, "k").await.unwrap().is_none());
+    // Binary values and awkward keys survive.
+    let bytes: Vec<u8> = (0..=255).collect();
+    store.put(GRANTS, "a:b/c d%", &bytes, None).await.unwrap();
+    assert_eq!(store.get(GRANTS, "a:b/c d%").await.unwrap().unwrap().value, bytes);
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Grant {
+    subject: String,
+    scopes: Vec<String>,
+}
+
+async fn typed_values(store: Arc<dyn Store>) {
+    let grant = Grant { subject: "alice".into(), scopes: vec!["read".into()] };
+    let version = store.put_json(GRANTS, "g1", &grant, None).await.unwrap();
+    let read = store.get_json::<Grant>(GRANTS, "g1").await.unwrap().unwrap();
+    assert_eq!((read.value, read.version), (grant, version));
+    store.put(GRANTS, "bad", b"not json", None).await.unwrap();
+    assert!(matches!(store.get_json::<Grant>(GRANTS, "bad").await, Err(StoreError::Corrupt(_))));
+    let taken: Option<Grant> = store.take_json(GRANTS, "g1").await.unwrap();
+    assert_eq!(taken.unwrap().subject, "alice");
+}
+
+async fn ttl_expiry(store: Arc<dyn Store>) {
+    let short = Some(Duration::from_millis(300));
+    store.put(CODES, "short", b"x", short).await.unwrap();
+    store.put(CODES, "long", b"y", Some(Duration::from_secs(60))).await.unwrap();
+    store.put(CODES, "forever", b"z", None).await.unwrap();
+    assert!(store.get(CODES, "short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(store.get(CODES, "short").await.unwrap().is_none(), "expired records are never returned");
+    assert!(store.take(CODES, "short").await.unwrap().is_none());
+    assert!(!store.delete(CODES, "short").await.unwrap());
+    assert!(store.get(CODES, "long").await.unwrap().is_some());
+    assert!(store.get(CODES, "forever").await.unwrap().is_some());
+    // An expired record counts as absent for put-if-absent and cannot be swapped.
+    let v = store.put(CODES, "cas", b"a", short).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(store.compare_and_swap(CODES, "cas", v, b"b", None).await.unwrap().is_none());
+    assert!(store.put_if_absent(CODES, "cas", b"c", None).await.unwrap().is_some());
+}
+
+async fn put_if_absent(store: Arc<dyn Store>) {
+    let first = store.put_if_absent(CODES, "once", b"first", None).await.unwrap();
+    assert!(first.is_some());
+    assert!(store.put_if_absent(CODES, "once", b"second", None).await.unwrap().is_none());
+    let got = store.get(CODES, "once").await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), Some(got.version)), (&b"first"[..], first));
+}
+
+async fn take_once(store: Arc<dyn Store>) {
+    store.put(CODES, "code", b"grant-1", None).await.unwrap();
+    assert_eq!(store.take(CODES, "code").await.unwrap().as_deref(), Some(&b"grant-1"[..]));
+    assert!(store.take(CODES, "code").await.unwrap().is_none());
+    assert!(store.get(CODES, "code").await.unwrap().is_none());
+}
+
+async fn compare_and_swap(store: Arc<dyn Store>) {
+    let v1 = store.put(GRANTS, "family", b"gen-1", None).await.unwrap();
+    let v2 = store.compare_and_swap(GRANTS, "family", v1, b"gen-2", None).await.unwrap().unwrap();
+    assert!(store.compare_and_swap(GRANTS, "family", v1, b"stale", None).await.unwrap().is_none());
+    assert_eq!(store.get(GRANTS, "family").await.unwrap().unwrap().value, b"gen-2");
+    assert!(store.compare_and_swap(GRANTS, "missing", v2, b"x", None).await.unwrap().is_none());
+    // Deleted and written again: the old version does not match the new record.
+    store.delete(GRANTS, "family").await.unwrap();
+    store.put(GRANTS, "family", b"reborn", None).await.unwrap();
+    assert!(store.compare_and_swap(GRANTS, "family", v2, b"x", None).await.unwrap().is_none());
+    // A swap can set a TTL.
+    let v = store.get(GRANTS, "family").await.unwrap().unwrap().version;
+    store
+        .compare_and_swap(GRANTS, "family", v, b"brief", Some(Duration::from_millis(200)))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(store.get(GRANTS, "family").await.unwrap().is_none());
+}
+
+async fn race_take(store: Arc<dyn Store>) {
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        store.put(CODES, &key, b"prize", None).await.unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.take(CODES, &key).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            winners += usize::from(task.await.unwrap().is_some());
+        }
+        assert_eq!(winners, 1, "64 concurrent takes: exactly one gets the record");
+    }
+}
+
+async fn race_cas(store: Arc<dyn Store>) {
+    for round in 0..5 {
+        let key = format!("family-{round}");
+        let version = store.put(GRANTS, &key, b"gen-0", None).await.unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move {
+                    store
+                        .compare_and_swap(GRANTS, &key, version, format!("gen-{i}").as_bytes(), None)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "64 concurrent swaps of one version: exactly one wins");
+        assert_eq!(store.get(GRANTS, &key).await.unwrap().unwrap().version, winners[0]);
+    }
+}
+
+/// Runs every behaviour against the store a backend's `open` expression gives.
+macro_rules! store_suite {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        #[allow(unused_variables)]
+                        let (store, guard) = $open;
+                        super::$name(store).await;
+                    }
+                };
+            }
+
+            case!(round_trip);
+            case!(typed_values);
+            case!(ttl_expiry);
+            case!(put_if_absent);
+            case!(take_once);
+            case!(compare_and_swap);
+            case!(race_take);
+            case!(race_cas);
+        }
+    };
+}
+
+async fn memory() -> (Arc<dyn Store>, ()) {
+    (store::open("memory://").await.unwrap(), ())
+}
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mcpgate.db").display());
+    (store::open(&url).await.unwrap(), dir)
+}
+
+async fn redis() -> (Arc<dyn Store>, RedisServer) {
+    let server = RedisServer::start().await;
+    (store::open(&server.url()).await.unwrap(), server)
+}
+
+store_suite!(memory_store, memory().await);
+store_suite!(sqlite_store, sqlite().await);
+store_suite!(redis_store, redis().await);
+
+#[tokio::test]
+async fn sqlite_data_survives_closing_and_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("state.db");
+    let store = store::SqliteStore::open(&path).await.unwrap();
+    let version = store.put(GRANTS, "g", b"kept", None).await.unwrap();
+    store.put(CODES, "brief", b"gone", Some(Duration::from_millis(100))).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let reopened = store::SqliteStore::open(&path).await.unwrap();
+    let got = reopened.get(GRANTS, "g").await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.version), (&b"kept"[..], version));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(reopened.reclaim_expired().await.unwrap(), 1, "the expired row is reclaimed");
+}
+
+#[tokio::test]
+async fn sqlite_reclaims_expired_rows_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store =
+        store::SqliteStore::open_with_reclaim_interval(&path, Duration::from_millis(100)).await.unwrap();
+    for i in 0..10 {
+        store.put(CODES, &format!("c{i}"), b"x", Some(Duration::from_millis(50))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.reclaim_expired().await.unwrap(), 0, "the background task already deleted them");
+}
+
+#[tokio::test]
+async fn redis_prefixes_keep_deployments_apart() {
+    let server = RedisServer::start().await;
+    let a = store::open(&format!("{}?prefix=deploy-a:", server.url())).await.unwrap();
+    let b = store::open(&format!("{}?prefix=deploy-b:", server.url())).await.unwrap();
+    a.put(CODES, "k", b"from-a", None).await.unwrap();
+    assert!(b.get(CODES, "k").await.unwrap().is_none());
+    let raw = redis::Client::open(server.url()).unwrap();
+    let mut conn = raw.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys, ["deploy-a:codes:k"]);
+}
+
+#[tokio::test]
+async fn redis_going_away_fails_clearly_and_coming_back_reconnects() {
+    let mut server = RedisServer::start().await;
+    let store = store::open(&server.url()).await.unwrap();
+    store.put(CODES, "k", b"v", None).await.unwrap();
+
+    server.stop();
+    let started = std::time::Instant::now();
+    for op in 0..3 {
+        let outcome = match op {
+            0 => store.get(CODES, "k").await.map(|_| ()),
+            1 => store.put(CODES, "k", b"v", None).await.map(|_| ()),
+            _ => store.take(CODES, "k").await.map(|_| ()),
+        };
+        assert!(matches!(outcome, Err(StoreError::Unavailable(_))), "op {op}: {outcome:?}");
+    }
+    assert!(store.ping().await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(20), "failures are bounded in time");
+
+    server.restart().await;
+    let mut back = false;
+    for _ in 0..50 {
+        if store.put(CODES, "k2", b"v2", None).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the store reconnects without a restart");
+    assert_eq!(store.get(CODES, "k2").await.unwrap().unwrap().value, b"v2");
+}
+
+#[tokio::test]
+async fn unknown_store_urls_are_configuration_errors() {
+    for url in ["postgres://x", "sqlite://", "", "memory"] {
+        assert!(matches!(store::open(url).await, Err(StoreError::Config(_))), "{url}");
+    }
+}
