@@ -202,7 +202,6 @@ async fn sqlite_data_survives_closing_and_reopening_the_file() {
     let version = store.put(GRANTS, "g", b"kept", None).await.unwrap();
     store.put(CODES, "brief", b"gone", Some(Duration::from_millis(100))).await.unwrap();
     store.close().await;
-    drop(store);
 
     let reopened = store::SqliteStore::open(&path).await.unwrap();
     let got = reopened.get(GRANTS, "g").await.unwrap().unwrap();
@@ -274,4 +273,39 @@ async fn unknown_store_urls_are_configuration_errors() {
     for url in ["postgres://x", "sqlite://", "", "memory"] {
         assert!(matches!(store::open(url).await, Err(StoreError::Config(_))), "{url}");
     }
+}
+
+#[tokio::test]
+async fn memory_reclaims_expired_records() {
+    let store = store::MemoryStore::new();
+    for i in 0..100 {
+        store.put(CODES, &format!("c{i}"), b"x", Some(Duration::from_millis(50))).await.unwrap();
+    }
+    assert_eq!(store.len(), 100);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Sweeps are paced by time and happen on writes: one write per shard's worth of keys.
+    for i in 0..200 {
+        store.put(GRANTS, &format!("g{i}"), b"y", None).await.unwrap();
+    }
+    assert_eq!(store.len(), 200, "the expired records are gone, the live ones stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_instances_share_records_and_their_one_time_use() {
+    let server = RedisServer::start().await;
+    let instances = [store::open(&server.url()).await.unwrap(), store::open(&server.url()).await.unwrap()];
+    instances[0].put(CODES, "shared", b"from-0", None).await.unwrap();
+    assert_eq!(instances[1].get(CODES, "shared").await.unwrap().unwrap().value, b"from-0");
+    // A code written on one instance is redeemed once across both.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = instances[i % 2].clone();
+            tokio::spawn(async move { store.take(CODES, "shared").await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(winners, 1);
 }

@@ -229,6 +229,23 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_list_from_a_file_or_the_environment() {
+        let dir = std::env::temp_dir().join(format!("mcpgate-keyring-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, format!("{}\n", secret_b64(5))).unwrap();
+        let from_file = Keyring::from_file(&path).unwrap();
+        let direct = Keyring::parse(&secret_b64(5)).unwrap();
+        assert_eq!(from_file.digester().tag(b"x"), direct.digester().tag(b"x"));
+        assert_eq!(Keyring::from_file(&dir.join("missing")).unwrap_err(), KeyringError::Missing);
+        assert_eq!(
+            Keyring::from_env("MCPGATE_TEST_SURELY_UNSET_VARIABLE").unwrap_err(),
+            KeyringError::Missing
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn secrets_never_format() {
         let secret = RootSecret::decode(&secret_b64(0xAB), 1).unwrap();
         let encoded = secret_b64(0xAB);

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use super::{Collection, Store, StoreError, Version, Versioned, new_version};
 
 const SHARDS: usize = 16;
-/// Writes to a shard between two sweeps of its expired records.
-const SWEEP_EVERY: u32 = 1024;
+/// Least time between two sweeps of a shard's expired records: a sweep visits every record of
+/// the shard, so it is paced by time, not by the number of writes.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 struct Record {
     value: Vec<u8>,
@@ -27,18 +28,23 @@ impl Record {
     }
 }
 
-#[derive(Default)]
 struct Shard {
     records: HashMap<(Collection, String), Record>,
-    writes: u32,
+    last_sweep: Instant,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self { records: HashMap::new(), last_sweep: Instant::now() }
+    }
 }
 
 impl Shard {
-    /// Counts a write, and every [`SWEEP_EVERY`] writes drops the expired records.
+    /// After a write, drops the expired records if the last sweep is [`SWEEP_EVERY`] old.
     fn note_write(&mut self, now: Instant) {
-        self.writes = self.writes.wrapping_add(1);
-        if self.writes.is_multiple_of(SWEEP_EVERY) {
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.records.retain(|_, r| r.live(now));
+            self.last_sweep = now;
         }
     }
 }
