@@ -16,6 +16,7 @@ pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod principal;
+pub mod redirect;
 pub mod resource;
 pub mod store;
 pub mod verify;
