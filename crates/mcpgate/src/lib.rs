@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod authz;
 pub mod crypto;
+pub mod error;
 pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;

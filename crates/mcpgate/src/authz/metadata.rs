@@ -1,0 +1,117 @@
+//! Authorization-server metadata (RFC 8414, B1/B2): one document, served at the RFC 8414 path
+//! (path-inserted when the issuer has a path), at the OIDC discovery aliases, with CORS open.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_http::cors::{Any, CorsLayer};
+
+use super::Inner;
+
+const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+
+/// The metadata document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthServerMetadata {
+    /// Our issuer identifier, byte-for-byte.
+    pub issuer: String,
+    /// `/authorize`.
+    pub authorization_endpoint: String,
+    /// `/token`.
+    pub token_endpoint: String,
+    /// `/register`.
+    pub registration_endpoint: String,
+    /// `/revoke`.
+    pub revocation_endpoint: String,
+    /// Our signing keys.
+    pub jwks_uri: String,
+    /// Scopes clients may request.
+    pub scopes_supported: Vec<String>,
+    /// `["code"]`.
+    pub response_types_supported: Vec<String>,
+    /// `["query"]`.
+    pub response_modes_supported: Vec<String>,
+    /// `authorization_code`, `refresh_token`.
+    pub grant_types_supported: Vec<String>,
+    /// How clients authenticate at the token endpoint.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// How clients authenticate at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// `["S256"]` only.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// Client ID metadata documents are accepted as client ids.
+    pub client_id_metadata_document_supported: bool,
+    /// Authorization responses carry `iss` (RFC 9207).
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl Inner {
+    pub(crate) fn metadata(&self) -> AuthServerMetadata {
+        let issuer = &self.settings.issuer;
+        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        AuthServerMetadata {
+            issuer: issuer.clone(),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/token"),
+            registration_endpoint: format!("{issuer}/register"),
+            revocation_endpoint: format!("{issuer}/revoke"),
+            jwks_uri: format!("{issuer}/jwks.json"),
+            scopes_supported: self.settings.scopes_supported.clone(),
+            response_types_supported: strings(&["code"]),
+            response_modes_supported: strings(&["query"]),
+            grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+            token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            code_challenge_methods_supported: strings(&["S256"]),
+            client_id_metadata_document_supported: true,
+            authorization_response_iss_parameter_supported: true,
+        }
+    }
+}
+
+/// Every path the document is served at: RFC 8414 §3 (path-inserted), OIDC Discovery
+/// (appended to the issuer) and the path-inserted OIDC form some clients try.
+fn paths(issuer_path: &str) -> Vec<String> {
+    let mut paths = vec![
+        format!("/.well-known/oauth-authorization-server{issuer_path}"),
+        format!("/.well-known/openid-configuration{issuer_path}"),
+    ];
+    if !issuer_path.is_empty() {
+        paths.push(format!("{issuer_path}/.well-known/openid-configuration"));
+    }
+    paths
+}
+
+pub(crate) fn routes(server: &Arc<Inner>) -> Router {
+    let document = Json(server.metadata());
+    let handler = get(move || {
+        let document = document.clone();
+        async move { document }
+    });
+    let router =
+        paths(&server.issuer_path).into_iter().fold(Router::new(), |r, p| r.route(&p, handler.clone()));
+    router.layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_inserted_forms() {
+        assert_eq!(
+            paths(""),
+            ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]
+        );
+        assert_eq!(
+            paths("/tenant"),
+            [
+                "/.well-known/oauth-authorization-server/tenant",
+                "/.well-known/openid-configuration/tenant",
+                "/tenant/.well-known/openid-configuration"
+            ]
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The authorization server: an OAuth 2.1 server towards MCP clients (metadata, dynamic client
+//! registration, and — in the steps that follow — authorize, consent, callback, token and
+//! revoke) that proxies an upstream identity provider.
+//!
+//! [`AuthServer`] holds the settings, the store and the keys; [`AuthServer::router`] serves the
+//! endpoints. Handlers are thin: parse, call the logic here, map errors through
+//! [`OAuthError`](crate::error::OAuthError).
+
+mod client;
+mod metadata;
+mod register;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+
+pub use client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
+pub use metadata::AuthServerMetadata;
+
+use crate::crypto::{KeyedMac, Keyring};
+use crate::redirect::RedirectAllowList;
+use crate::store::Store;
+
+/// Largest request body the endpoints read (E3).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the operator configures.
+#[derive(Debug, Clone)]
+pub struct AuthServerSettings {
+    /// Our issuer identifier: the public base URL, byte-for-byte as it appears everywhere.
+    pub issuer: String,
+    /// The protected resource (canonical MCP URL) tokens are issued for.
+    pub resource: String,
+    /// Scopes clients may request.
+    pub scopes_supported: Vec<String>,
+    /// Which redirect URIs registration accepts, beyond the client-type rules.
+    pub allowed_redirects: RedirectAllowList,
+}
+
+/// Errors in the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The issuer must be an https URL (http only on loopback), without query or fragment.
+    #[error("issuer {0:?} must be an https URL (http for loopback only) without query or fragment")]
+    BadIssuer(String),
+}
+
+pub(crate) struct Inner {
+    pub settings: AuthServerSettings,
+    /// The issuer's path (empty for an issuer at the origin's root), where endpoints live.
+    pub issuer_path: String,
+    pub store: Arc<dyn Store>,
+    pub digester: KeyedMac,
+}
+
+/// The authorization server.
+#[derive(Clone)]
+pub struct AuthServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer").field("issuer", &self.inner.settings.issuer).finish_non_exhaustive()
+    }
+}
+
+impl AuthServer {
+    /// An authorization server with `settings`, keeping its records in `store` and deriving its
+    /// keys from `keyring`.
+    pub fn new(
+        settings: AuthServerSettings,
+        store: Arc<dyn Store>,
+        keyring: &Keyring,
+    ) -> Result<Self, SettingsError> {
+        let bad = || SettingsError::BadIssuer(settings.issuer.clone());
+        let url = url::Url::parse(&settings.issuer).map_err(|_| bad())?;
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+        if !secure || url.query().is_some() || url.fragment().is_some() || settings.issuer.ends_with('/') {
+            return Err(bad());
+        }
+        let issuer_path = url.path().trim_end_matches('/').to_owned();
+        let inner = Inner { settings, issuer_path, store, digester: keyring.digester() };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+
+    /// The endpoints and metadata documents, to merge at the root of the server's router.
+    pub fn router(&self) -> Router {
+        let path = |endpoint: &str| format!("{}{endpoint}", self.inner.issuer_path);
+        Router::new()
+            .route(&path("/register"), post(register::register))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.inner.clone())
+            .merge(metadata::routes(&self.inner))
+    }
+}
