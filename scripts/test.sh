@@ -21,6 +21,19 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The authorization-server tests run a real OpenID provider (oidc-provider on Node).
+if ! command -v node >/dev/null 2>&1; then
+  echo "== installing nodejs"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+idp=crates/mcpgate/tests/idp
+if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt "$idp/node_modules/.package-lock.json" ]; then
+  echo "== npm ci ($idp)"
+  npm ci --prefix "$idp" --no-audit --no-fund
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
