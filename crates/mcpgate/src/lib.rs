@@ -21,6 +21,7 @@ mod principal;
 pub mod redirect;
 pub mod resource;
 pub mod store;
+pub mod upstream;
 pub mod verify;
 
 pub use principal::Principal;

@@ -1,0 +1,359 @@
+//! The OAuth client towards the upstream identity provider: building its authorization URL,
+//! exchanging its code, refreshing and revoking its tokens, and establishing who logged in.
+//!
+//! [`Upstream`] is the one flow; a provider is configuration ([`UpstreamConfig`]) plus an
+//! [`IdentitySource`] — OpenID Connect's id_token, or a user-info API — never a copy of the flow.
+
+mod oidc;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub use oidc::{OidcDiscovery, discover};
+
+use crate::crypto::constant_time_eq;
+use crate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
+use crate::verify::{ClientAuthMethod, JwtVerifier, TokenVerifier, VerifyError, unix_now};
+
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider refused (an OAuth error such as `invalid_grant`): terminal for this grant.
+    #[error("provider refused: {error}")]
+    Rejected {
+        /// The OAuth error code.
+        error: String,
+        /// Its description, if any.
+        description: Option<String>,
+    },
+    /// The provider could not be reached, timed out or failed (5xx): worth retrying.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered something unusable (malformed JSON, an id_token that fails
+    /// verification, a nonce that does not match).
+    #[error("provider response unusable: {0}")]
+    Invalid(String),
+}
+
+/// Tokens issued by the provider. They are sealed before they reach any store.
+#[derive(Debug, Clone)]
+pub struct UpstreamTokens {
+    /// The access token.
+    pub access_token: SecretString,
+    /// The refresh token, when the provider issued one.
+    pub refresh_token: Option<SecretString>,
+    /// Expiry of the access token, seconds since the epoch.
+    pub expires_at: Option<u64>,
+    /// The id_token (OpenID Connect), as received.
+    pub id_token: Option<SecretString>,
+    /// The scope granted, when the provider says.
+    pub scope: Option<String>,
+}
+
+/// Who logged in at the provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamIdentity {
+    /// The provider's stable user id.
+    pub subject: String,
+    /// Email, when known.
+    pub email: Option<String>,
+    /// Display name, when known.
+    pub name: Option<String>,
+    /// Every claim the provider gave.
+    pub claims: Map<String, Value>,
+}
+
+/// How identity is established after the code exchange.
+pub enum IdentitySource {
+    /// OpenID Connect: the id_token, verified against the provider's keys (signature, `iss`,
+    /// `aud` = our client id, `exp`), and its `nonce`; then, when a user-info endpoint is given,
+    /// the claims it adds (OIDC providers may keep email and name out of the id_token).
+    IdToken {
+        /// Verifies id_tokens.
+        verifier: Box<JwtVerifier>,
+        /// The user-info endpoint, if its claims are wanted.
+        userinfo: Option<String>,
+    },
+    /// A user-info endpoint called with the access token (plain OAuth 2.0 providers).
+    UserInfo {
+        /// The endpoint.
+        url: String,
+        /// The member holding the user id (`sub`, `id`, …).
+        subject_claim: String,
+    },
+}
+
+/// A provider's endpoints and our registration there.
+pub struct UpstreamConfig {
+    /// Where the user is sent to log in.
+    pub authorization_endpoint: String,
+    /// Where codes and refresh tokens are exchanged.
+    pub token_endpoint: String,
+    /// Where tokens are revoked, when the provider supports it.
+    pub revocation_endpoint: Option<String>,
+    /// Our client id there.
+    pub client_id: String,
+    /// Our client secret there.
+    pub client_secret: SecretString,
+    /// How we authenticate at its token endpoint.
+    pub client_auth: ClientAuthMethod,
+    /// Scopes we ask for.
+    pub scopes: Vec<String>,
+    /// Extra authorization parameters (`access_type=offline`, `prompt=consent`, `audience`…).
+    pub extra_authorize_params: Vec<(String, String)>,
+    /// How identity is established.
+    pub identity: IdentitySource,
+    /// Timeouts of every call.
+    pub timeouts: OutboundTimeouts,
+}
+
+/// The parameters of one authorization request towards the provider.
+#[derive(Debug)]
+pub struct AuthorizeRequest<'a> {
+    /// Our callback URL registered at the provider.
+    pub redirect_uri: &'a str,
+    /// The transaction id, single use.
+    pub state: &'a str,
+    /// Our own PKCE challenge (never the client's).
+    pub code_challenge: &'a str,
+    /// The OIDC nonce.
+    pub nonce: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<Value>,
+    id_token: Option<String>,
+    scope: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The OAuth client towards one provider.
+pub struct Upstream {
+    config: UpstreamConfig,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("authorization_endpoint", &self.config.authorization_endpoint)
+            .field("client_id", &self.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn form_urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+impl Upstream {
+    /// A client for the provider described by `config`.
+    pub fn new(config: UpstreamConfig) -> Self {
+        let http = outbound_client(config.timeouts);
+        Self { config, http }
+    }
+
+    /// The URL to send the user's browser to.
+    pub fn authorization_url(&self, request: &AuthorizeRequest<'_>) -> Result<url::Url, UpstreamError> {
+        let mut url = url::Url::parse(&self.config.authorization_endpoint)
+            .map_err(|e| UpstreamError::Invalid(format!("authorization endpoint: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &self.config.client_id)
+                .append_pair("redirect_uri", request.redirect_uri)
+                .append_pair("state", request.state)
+                .append_pair("code_challenge", request.code_challenge)
+                .append_pair("code_challenge_method", "S256");
+            if !self.config.scopes.is_empty() {
+                query.append_pair("scope", &self.config.scopes.join(" "));
+            }
+            if matches!(self.config.identity, IdentitySource::IdToken { .. }) {
+                query.append_pair("nonce", request.nonce);
+            }
+            for (name, value) in &self.config.extra_authorize_params {
+                query.append_pair(name, value);
+            }
+        }
+        Ok(url)
+    }
+
+    async fn token_call(&self, form: &[(&str, &str)]) -> Result<UpstreamTokens, UpstreamError> {
+        let mut form = form.to_vec();
+        let request =
+            self.http.post(&self.config.token_endpoint).header(http::header::ACCEPT, "application/json");
+        let request = match self.config.client_auth {
+            ClientAuthMethod::ClientSecretBasic => request.basic_auth(
+                form_urlencode(&self.config.client_id),
+                Some(form_urlencode(self.config.client_secret.expose_secret())),
+            ),
+            ClientAuthMethod::ClientSecretPost => {
+                form.push(("client_id", &self.config.client_id));
+                form.push(("client_secret", self.config.client_secret.expose_secret()));
+                request
+            }
+        };
+        let response = send_bounded(request.form(&form), MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if response.status.is_server_error() {
+            return Err(UpstreamError::Unavailable(format!("token endpoint answered {}", response.status)));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
+            UpstreamError::Invalid(format!("token endpoint answered {} without JSON", response.status))
+        })?;
+        // Some providers (GitHub) report errors with a 200: the body decides.
+        if let Some(error) = parsed.error {
+            return Err(UpstreamError::Rejected { error, description: parsed.error_description });
+        }
+        let access_token = parsed.access_token.filter(|_| response.status.is_success()).ok_or_else(|| {
+            UpstreamError::Invalid(format!("token endpoint answered {} without a token", response.status))
+        })?;
+        let expires_in = parsed.expires_in.and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+        Ok(UpstreamTokens {
+            access_token: access_token.into(),
+            refresh_token: parsed.refresh_token.map(Into::into),
+            expires_at: expires_in.map(|secs| unix_now().saturating_add(secs)),
+            id_token: parsed.id_token.map(Into::into),
+            scope: parsed.scope,
+        })
+    }
+
+    /// Exchanges the provider's code, with our PKCE verifier.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &SecretString,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        self.token_call(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier.expose_secret()),
+        ])
+        .await
+    }
+
+    /// Refreshes the provider's tokens. A provider that does not rotate keeps the old refresh
+    /// token, which is carried over.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<UpstreamTokens, UpstreamError> {
+        let mut tokens = self
+            .token_call(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])
+            .await?;
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh_token.clone());
+        }
+        Ok(tokens)
+    }
+
+    /// Revokes a token at the provider, when it has a revocation endpoint (RFC 7009). Returns
+    /// whether a revocation was sent and accepted.
+    pub async fn revoke(&self, token: &SecretString, hint: &str) -> Result<bool, UpstreamError> {
+        let Some(endpoint) = &self.config.revocation_endpoint else { return Ok(false) };
+        let request = self
+            .http
+            .post(endpoint)
+            .basic_auth(
+                form_urlencode(&self.config.client_id),
+                Some(form_urlencode(self.config.client_secret.expose_secret())),
+            )
+            .form(&[("token", token.expose_secret()), ("token_type_hint", hint)]);
+        let response = send_bounded(request, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        Ok(response.status.is_success())
+    }
+
+    /// Who logged in, from the tokens of a code exchange whose request carried `nonce`.
+    pub async fn identity(
+        &self,
+        tokens: &UpstreamTokens,
+        nonce: &str,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        match &self.config.identity {
+            IdentitySource::IdToken { verifier, userinfo } => {
+                let id_token =
+                    tokens.id_token.as_ref().ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
+                let principal = verifier.verify(id_token.expose_secret()).await.map_err(|e| match e {
+                    VerifyError::Unavailable(why) => UpstreamError::Unavailable(why),
+                    VerifyError::Invalid(reason) => UpstreamError::Invalid(format!("id_token: {reason}")),
+                })?;
+                let mut claims = principal.claims().clone();
+                let sent_nonce = claims.get("nonce").and_then(Value::as_str).unwrap_or_default();
+                if !constant_time_eq(sent_nonce.as_bytes(), nonce.as_bytes()) {
+                    return Err(UpstreamError::Invalid("id_token nonce does not match".into()));
+                }
+                // OIDC Core 3.1.3.7: with several audiences, azp must be us.
+                if principal.audience().len() > 1
+                    && claims.get("azp").and_then(Value::as_str) != Some(self.config.client_id.as_str())
+                {
+                    return Err(UpstreamError::Invalid("id_token azp is not this client".into()));
+                }
+                if let Some(url) = userinfo {
+                    let extra = self.user_info(url, tokens).await?;
+                    // OIDC Core 5.3.2: user info about someone else is discarded.
+                    if extra.get("sub").and_then(Value::as_str) != Some(principal.subject()) {
+                        return Err(UpstreamError::Invalid("user info is about another subject".into()));
+                    }
+                    for (name, value) in extra {
+                        claims.entry(name).or_insert(value);
+                    }
+                }
+                Ok(identity_from(principal.subject().to_owned(), claims))
+            }
+            IdentitySource::UserInfo { url, subject_claim } => {
+                let claims = self.user_info(url, tokens).await?;
+                let subject = match claims.get(subject_claim.as_str()) {
+                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => return Err(UpstreamError::Invalid(format!("user info has no {subject_claim}"))),
+                };
+                Ok(identity_from(subject, claims))
+            }
+        }
+    }
+
+    async fn user_info(
+        &self,
+        url: &str,
+        tokens: &UpstreamTokens,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let request = self
+            .http
+            .get(url)
+            .bearer_auth(tokens.access_token.expose_secret())
+            .header(http::header::ACCEPT, "application/json");
+        let response = send_bounded(request, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if response.status.is_server_error() {
+            return Err(UpstreamError::Unavailable(format!("user info answered {}", response.status)));
+        }
+        if !response.status.is_success() {
+            return Err(UpstreamError::Invalid(format!("user info answered {}", response.status)));
+        }
+        serde_json::from_slice(&response.body)
+            .map_err(|_| UpstreamError::Invalid("user info is not a JSON object".into()))
+    }
+}
+
+fn identity_from(subject: String, claims: Map<String, Value>) -> UpstreamIdentity {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    UpstreamIdentity { subject, email: text("email"), name: text("name"), claims }
+}
+
+/// Timeouts used when none are configured: upstream calls are on a user's login path.
+pub fn default_timeouts() -> OutboundTimeouts {
+    OutboundTimeouts { connect: Duration::from_secs(5), total: Duration::from_secs(15) }
+}

@@ -1,0 +1,97 @@
+//! OpenID Connect providers from their discovery document: endpoints, issuer and keys, with the
+//! id_token as the source of identity.
+
+use serde::Deserialize;
+
+use super::{IdentitySource, UpstreamConfig, UpstreamError, default_timeouts};
+use crate::http_client::{outbound_client, send_bounded};
+use crate::verify::{ClientAuthMethod, JwtVerifier};
+
+/// The members of an OpenID Provider's discovery document mcpgate uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcDiscovery {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// Its authorization endpoint.
+    pub authorization_endpoint: String,
+    /// Its token endpoint.
+    pub token_endpoint: String,
+    /// Its keys.
+    pub jwks_uri: String,
+    /// Its user-info endpoint.
+    pub userinfo_endpoint: Option<String>,
+    /// Its revocation endpoint.
+    pub revocation_endpoint: Option<String>,
+    /// How clients may authenticate at its token endpoint.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// Fetches and checks the discovery document at `url` (`…/.well-known/openid-configuration`).
+pub async fn discover(url: &str) -> Result<OidcDiscovery, UpstreamError> {
+    let client = outbound_client(default_timeouts());
+    let response = send_bounded(client.get(url).header(http::header::ACCEPT, "application/json"), 256 * 1024)
+        .await
+        .map_err(|e| UpstreamError::Unavailable(format!("discovery: {e}")))?;
+    if !response.status.is_success() {
+        return Err(UpstreamError::Unavailable(format!("discovery answered {}", response.status)));
+    }
+    let document: OidcDiscovery = serde_json::from_slice(&response.body)
+        .map_err(|e| UpstreamError::Invalid(format!("discovery document: {e}")))?;
+    // OIDC Discovery §4.3: the issuer must be the URL the document was fetched under.
+    let expected = url.strip_suffix("/.well-known/openid-configuration").unwrap_or(url);
+    if document.issuer.trim_end_matches('/') != expected.trim_end_matches('/') {
+        return Err(UpstreamError::Invalid(format!(
+            "discovery issuer {:?} does not match {expected:?}",
+            document.issuer
+        )));
+    }
+    Ok(document)
+}
+
+impl OidcDiscovery {
+    /// The upstream configuration for this provider, as client `client_id`.
+    pub fn upstream_config(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: secrecy::SecretString,
+        scopes: Vec<String>,
+    ) -> Result<UpstreamConfig, UpstreamError> {
+        let client_id = client_id.into();
+        let verifier = JwtVerifier::builder()
+            .jwks_uri(self.jwks_uri.clone())
+            .issuer(self.issuer.clone())
+            .audience(client_id.clone())
+            .build()
+            .map_err(|e| UpstreamError::Invalid(e.to_string()))?;
+        // Basic is the default (RFC 8414); post only when the provider supports nothing else.
+        let methods = &self.token_endpoint_auth_methods_supported;
+        let client_auth = if !methods.is_empty()
+            && !methods.iter().any(|m| m == "client_secret_basic")
+            && methods.iter().any(|m| m == "client_secret_post")
+        {
+            ClientAuthMethod::ClientSecretPost
+        } else {
+            ClientAuthMethod::ClientSecretBasic
+        };
+        let mut scopes = scopes;
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        Ok(UpstreamConfig {
+            authorization_endpoint: self.authorization_endpoint.clone(),
+            token_endpoint: self.token_endpoint.clone(),
+            revocation_endpoint: self.revocation_endpoint.clone(),
+            client_id,
+            client_secret,
+            client_auth,
+            scopes,
+            extra_authorize_params: Vec::new(),
+            identity: IdentitySource::IdToken {
+                verifier: Box::new(verifier),
+                userinfo: self.userinfo_endpoint.clone(),
+            },
+            timeouts: default_timeouts(),
+        })
+    }
+}
