@@ -25,6 +25,8 @@ pub enum ErrorCode {
     UnauthorizedClient,
     /// RFC 6749: unknown grant type.
     UnsupportedGrantType,
+    /// RFC 6749 §4.1.2.1: the response type is not `code`.
+    UnsupportedResponseType,
     /// RFC 6749: scope outside what is allowed.
     InvalidScope,
     /// RFC 8707: the `resource` is not this server's.
@@ -52,6 +54,7 @@ impl ErrorCode {
             ErrorCode::InvalidGrant => "invalid_grant",
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",

@@ -8,6 +8,9 @@ use mcpgate::authz::{AuthServer, AuthServerSettings, ClientRecord};
 use mcpgate::crypto::{Keyring, RootSecret};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::store::{self, Collection, Store, StoreExt};
+use mcpgate::upstream::{IdentitySource, Upstream, UpstreamConfig};
+use mcpgate::verify::ClientAuthMethod;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -19,7 +22,27 @@ fn settings(issuer: &str, allowed: RedirectAllowList) -> AuthServerSettings {
         resource: "https://mcp.example.com/mcp".into(),
         scopes_supported: vec!["mcp:read".into(), "mcp:write".into()],
         allowed_redirects: allowed,
+        callback_path: "/auth/callback".into(),
     }
+}
+
+/// An upstream that is never called by these tests.
+fn upstream() -> Upstream {
+    Upstream::new(UpstreamConfig {
+        authorization_endpoint: "https://idp.example/authorize".into(),
+        token_endpoint: "https://idp.example/token".into(),
+        revocation_endpoint: None,
+        client_id: "mcpgate".into(),
+        client_secret: SecretString::from("s"),
+        client_auth: ClientAuthMethod::ClientSecretBasic,
+        scopes: vec!["openid".into()],
+        extra_authorize_params: vec![],
+        identity: IdentitySource::UserInfo {
+            url: "https://idp.example/userinfo".into(),
+            subject_claim: "sub".into(),
+        },
+        timeouts: Default::default(),
+    })
 }
 
 fn keyring() -> Keyring {
@@ -28,7 +51,7 @@ fn keyring() -> Keyring {
 
 async fn server_with(issuer: &str, allowed: RedirectAllowList) -> (AuthServer, Arc<dyn Store>) {
     let store = store::open("memory://").await.unwrap();
-    (AuthServer::new(settings(issuer, allowed), store.clone(), &keyring()).unwrap(), store)
+    (AuthServer::new(settings(issuer, allowed), store.clone(), &keyring(), upstream()).unwrap(), store)
 }
 
 async fn call(server: &AuthServer, request: Request<Body>) -> (StatusCode, http::HeaderMap, Value) {
@@ -112,12 +135,19 @@ fn issuers_must_be_https_or_loopback_http_without_trailing_slash() {
         ["http://auth.example.com", "https://auth.example.com/", "https://a.example/x?y=1", "not a url"]
     {
         assert!(
-            AuthServer::new(settings(bad, RedirectAllowList::any()), store.clone(), &ring).is_err(),
+            AuthServer::new(settings(bad, RedirectAllowList::any()), store.clone(), &ring, upstream())
+                .is_err(),
             "{bad}"
         );
     }
     assert!(
-        AuthServer::new(settings("http://127.0.0.1:8000", RedirectAllowList::any()), store, &ring).is_ok()
+        AuthServer::new(
+            settings("http://127.0.0.1:8000", RedirectAllowList::any()),
+            store,
+            &ring,
+            upstream()
+        )
+        .is_ok()
     );
 }
 
@@ -243,7 +273,9 @@ async fn registrations_survive_a_restart() {
     let url = format!("sqlite://{}", dir.path().join("state.db").display());
     let client_id = {
         let store = store::open(&url).await.unwrap();
-        let server = AuthServer::new(settings(ISSUER, RedirectAllowList::any()), store, &keyring()).unwrap();
+        let server =
+            AuthServer::new(settings(ISSUER, RedirectAllowList::any()), store, &keyring(), upstream())
+                .unwrap();
         let (_, _, body) = register(&server, json!({"redirect_uris": ["http://127.0.0.1:7/cb"]})).await;
         body["client_id"].as_str().unwrap().to_owned()
     };

@@ -6,22 +6,27 @@
 //! endpoints. Handlers are thin: parse, call the logic here, map errors through
 //! [`OAuthError`](crate::error::OAuthError).
 
+mod authorize;
 mod client;
+mod consent;
+mod cookies;
 mod metadata;
+mod pages;
 mod register;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 pub use client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
 pub use metadata::AuthServerMetadata;
 
-use crate::crypto::{KeyedMac, Keyring};
+use crate::crypto::{KeyedMac, Keyring, Sealer};
 use crate::redirect::RedirectAllowList;
 use crate::store::Store;
+use crate::upstream::Upstream;
 
 /// Largest request body the endpoints read (E3).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +42,8 @@ pub struct AuthServerSettings {
     pub scopes_supported: Vec<String>,
     /// Which redirect URIs registration accepts, beyond the client-type rules.
     pub allowed_redirects: RedirectAllowList,
+    /// Path of the upstream callback under the issuer (registered at the provider).
+    pub callback_path: String,
 }
 
 /// Errors in the settings.
@@ -53,6 +60,18 @@ pub(crate) struct Inner {
     pub issuer_path: String,
     pub store: Arc<dyn Store>,
     pub digester: KeyedMac,
+    pub cookie_mac: KeyedMac,
+    pub sealer: Sealer,
+    pub upstream: Arc<Upstream>,
+    /// `issuer + callback_path`: our redirect URI at the provider.
+    pub callback_url: String,
+}
+
+impl Inner {
+    /// The authorization endpoint of the provider, for the consent page's CSP.
+    pub(crate) fn upstream_authorize_origin(&self) -> &str {
+        self.upstream.authorization_endpoint()
+    }
 }
 
 /// The authorization server.
@@ -68,12 +87,13 @@ impl std::fmt::Debug for AuthServer {
 }
 
 impl AuthServer {
-    /// An authorization server with `settings`, keeping its records in `store` and deriving its
-    /// keys from `keyring`.
+    /// An authorization server with `settings`, keeping its records in `store`, deriving its
+    /// keys from `keyring`, and logging users in at `upstream`.
     pub fn new(
         settings: AuthServerSettings,
         store: Arc<dyn Store>,
         keyring: &Keyring,
+        upstream: Upstream,
     ) -> Result<Self, SettingsError> {
         let bad = || SettingsError::BadIssuer(settings.issuer.clone());
         let url = url::Url::parse(&settings.issuer).map_err(|_| bad())?;
@@ -83,7 +103,17 @@ impl AuthServer {
             return Err(bad());
         }
         let issuer_path = url.path().trim_end_matches('/').to_owned();
-        let inner = Inner { settings, issuer_path, store, digester: keyring.digester() };
+        let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
+        let inner = Inner {
+            settings,
+            issuer_path,
+            store,
+            digester: keyring.digester(),
+            cookie_mac: keyring.cookie_signer(),
+            sealer: keyring.sealer(),
+            upstream: Arc::new(upstream),
+            callback_url,
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -97,6 +127,8 @@ impl AuthServer {
         let path = |endpoint: &str| format!("{}{endpoint}", self.inner.issuer_path);
         Router::new()
             .route(&path("/register"), post(register::register))
+            .route(&path("/authorize"), get(authorize::authorize_get).post(authorize::authorize_post))
+            .route(&path("/consent"), post(consent::consent_post))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
             .merge(metadata::routes(&self.inner))

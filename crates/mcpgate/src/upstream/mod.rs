@@ -162,6 +162,11 @@ impl Upstream {
         Self { config, http }
     }
 
+    /// The provider's authorization endpoint.
+    pub fn authorization_endpoint(&self) -> &str {
+        &self.config.authorization_endpoint
+    }
+
     /// The URL to send the user's browser to.
     pub fn authorization_url(&self, request: &AuthorizeRequest<'_>) -> Result<url::Url, UpstreamError> {
         let mut url = url::Url::parse(&self.config.authorization_endpoint)

@@ -1,0 +1,212 @@
+//! `/authorize` (C1–C4): check the client and its redirect URI before anything else (errors
+//! until then are HTML pages, never redirects), then PKCE, `resource` and scopes (errors from
+//! then on go to the redirect URI), then open a transaction and show the consent page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, http::StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::client::ClientRecord;
+use super::pages::error_page;
+use super::register::CLIENTS;
+use super::{Inner, consent};
+use crate::crypto::{pkce, random_token};
+use crate::error::ErrorCode;
+use crate::store::{Collection, StoreExt};
+use crate::verify::unix_now;
+
+/// Where open authorization transactions live, keyed by the digest of their id.
+pub(crate) const TRANSACTIONS: Collection = Collection::new("transactions");
+/// How long a user has to consent and log in upstream.
+pub(crate) const TRANSACTION_TTL: Duration = Duration::from_secs(600);
+
+/// The parameters of an authorization request (query for GET, form for POST).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    scope: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    resource: Option<String>,
+}
+
+/// An authorization in progress: what the client asked for, between `/authorize` and the
+/// upstream callback. Stored under the digest of its id, which travels as the upstream `state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Transaction {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub client_state: Option<String>,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub resource: String,
+    /// Our PKCE verifier towards the provider, sealed to this transaction.
+    pub upstream_verifier: String,
+    /// The OIDC nonce sent upstream.
+    pub nonce: String,
+    pub created_at: u64,
+}
+
+/// An error after the redirect URI is known: sent back to the client (C1).
+pub(crate) fn redirect_error(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    code: ErrorCode,
+    description: &str,
+) -> Response {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return error_page(StatusCode::BAD_REQUEST, "The client's redirect URI is unusable.");
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("error", code.as_str()).append_pair("error_description", description);
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", issuer);
+    }
+    Redirect::to(url.as_str()).into_response()
+}
+
+impl Inner {
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, crate::store::StoreError> {
+        Ok(self.store.get_json::<ClientRecord>(CLIENTS, client_id).await?.map(|v| v.value))
+    }
+
+    /// The scopes granted for a request: what was asked, within what the client registered and
+    /// the server supports (C4); none asked → the client's registered scopes, else all supported.
+    fn grant_scopes(&self, client: &ClientRecord, requested: Option<&str>) -> Result<Vec<String>, ()> {
+        let allowed: Vec<&str> = match &client.scope {
+            Some(registered) => registered.split_ascii_whitespace().collect(),
+            None => self.settings.scopes_supported.iter().map(String::as_str).collect(),
+        };
+        let Some(requested) = requested.filter(|r| !r.trim().is_empty()) else {
+            return Ok(allowed.iter().map(|s| (*s).to_owned()).collect());
+        };
+        // offline_access asks for refresh tokens, which every grant gets: not a scope here.
+        let asked: Vec<&str> =
+            requested.split_ascii_whitespace().filter(|s| *s != "offline_access").collect();
+        let granted: Vec<String> =
+            asked.iter().filter(|s| allowed.contains(s)).map(|s| (*s).to_owned()).collect();
+        if granted.is_empty() && !asked.is_empty() { Err(()) } else { Ok(granted) }
+    }
+}
+
+/// `GET /authorize`.
+pub(crate) async fn authorize_get(
+    State(server): State<Arc<Inner>>,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
+    authorize(server, params).await
+}
+
+/// `POST /authorize`.
+pub(crate) async fn authorize_post(
+    State(server): State<Arc<Inner>>,
+    Form(params): Form<AuthorizeParams>,
+) -> Response {
+    authorize(server, params).await
+}
+
+async fn authorize(server: Arc<Inner>, params: AuthorizeParams) -> Response {
+    // C1: client and redirect URI first; until both are known good, never redirect.
+    let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
+        return error_page(StatusCode::BAD_REQUEST, "The request has no client_id.");
+    };
+    let client = match server.client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This client is not registered."),
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    };
+    let redirect_uri = match params.redirect_uri.as_deref() {
+        Some(requested) if client.redirect_uris.iter().any(|r| r.matches(requested)) => requested.to_owned(),
+        Some(_) => {
+            return error_page(StatusCode::BAD_REQUEST, "The redirect_uri is not registered for this client.");
+        }
+        // Without one, only an unambiguous registration will do (RFC 6749 §3.1.2.3).
+        None => match client.redirect_uris.as_slice() {
+            [only] => only.as_str().to_owned(),
+            _ => return error_page(StatusCode::BAD_REQUEST, "The request has no redirect_uri."),
+        },
+    };
+    let issuer = server.settings.issuer.as_str();
+    let state = params.state.as_deref();
+    let fail = |code, description: &str| redirect_error(issuer, &redirect_uri, state, code, description);
+
+    if params.response_type.as_deref() != Some("code") {
+        return fail(ErrorCode::UnsupportedResponseType, "response_type must be code");
+    }
+    // C2: S256 only; a missing method means plain (RFC 7636 §4.3), which is refused.
+    let Some(code_challenge) = params.code_challenge.as_deref().filter(|c| pkce::is_valid_s256_challenge(c))
+    else {
+        return fail(ErrorCode::InvalidRequest, "code_challenge (S256) is required");
+    };
+    if params.code_challenge_method.as_deref() != Some("S256") {
+        return fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256");
+    }
+    // C3: a resource, when named, must be this one.
+    let resource = &server.settings.resource;
+    if let Some(asked) = params.resource.as_deref()
+        && asked.trim_end_matches('/') != resource.trim_end_matches('/')
+    {
+        return fail(ErrorCode::InvalidTarget, "resource is not served by this authorization server");
+    }
+    let Ok(scopes) = server.grant_scopes(&client, params.scope.as_deref()) else {
+        return fail(ErrorCode::InvalidScope, "none of the requested scopes is allowed");
+    };
+
+    let transaction_id = random_token();
+    let key = server.digester.tag(transaction_id.expose_secret().as_bytes()).to_base64();
+    let (upstream_verifier, _) = pkce::new_pair();
+    let sealed = server.sealer.seal(key.as_bytes(), upstream_verifier.expose_secret().as_bytes());
+    let transaction = Transaction {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        client_state: params.state.clone(),
+        code_challenge: code_challenge.to_owned(),
+        scopes,
+        resource: resource.clone(),
+        upstream_verifier: URL_SAFE_NO_PAD.encode(sealed),
+        nonce: random_token().expose_secret().to_owned(),
+        created_at: unix_now(),
+    };
+    if let Err(e) = server.store.put_json(TRANSACTIONS, &key, &transaction, Some(TRANSACTION_TTL)).await {
+        tracing::error!(error = %e, "cannot store an authorization transaction");
+        return fail(ErrorCode::TemporarilyUnavailable, "storage unavailable");
+    }
+    consent::consent_page(&server, &client, &transaction, transaction_id.expose_secret())
+}
+
+/// The host (or scheme, for private-use URIs) a redirect URI sends the browser to, for display.
+pub(crate) fn redirect_target(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) => match url.host_str() {
+            Some(host) => match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            None => format!("{}:", url.scheme()),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// The origin of a URI as a CSP source (`https://host:port`, or `scheme:` for private-use).
+pub(crate) fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.host_str() {
+        Some(_) => Some(url.origin().ascii_serialization()),
+        None => Some(format!("{}:", url.scheme())),
+    }
+}

@@ -1,0 +1,176 @@
+//! The consent step (C5), the confused-deputy defence: before any redirect to the upstream
+//! provider the user sees which client asks, where it will send them back, and which scopes —
+//! and approves or denies.
+//!
+//! The form's CSRF token is a MAC over the transaction and a random value held in a cookie set
+//! with the page, so it is bound to the browser that saw the page: a page that auto-submits the
+//! form from elsewhere has neither. Approval sets the browser-binding cookie (a MAC over the
+//! transaction id) that the upstream callback requires (C7).
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::Inner;
+use super::authorize::{TRANSACTIONS, Transaction, csp_source, redirect_error, redirect_target};
+use super::client::ClientRecord;
+use super::cookies::{cookie_name, read_cookie, set_cookie};
+use super::pages::{error_page, escape, page};
+use crate::crypto::{pkce, random_token};
+use crate::error::ErrorCode;
+use crate::store::StoreExt;
+use crate::upstream::AuthorizeRequest;
+
+const CSRF_COOKIE: &str = "mcpgate-csrf";
+pub(crate) const BINDING_COOKIE: &str = "mcpgate-bind";
+
+fn csrf_token(server: &Inner, transaction_id: &str, browser_secret: &str) -> String {
+    server.cookie_mac.tag(format!("csrf\0{transaction_id}\0{browser_secret}").as_bytes()).to_base64()
+}
+
+/// The binding-cookie value for a transaction.
+pub(crate) fn binding_value(server: &Inner, transaction_id: &str) -> String {
+    server.cookie_mac.tag(format!("bind\0{transaction_id}").as_bytes()).to_base64()
+}
+
+/// Renders the consent page for an open transaction.
+pub(crate) fn consent_page(
+    server: &Inner,
+    client: &ClientRecord,
+    transaction: &Transaction,
+    transaction_id: &str,
+) -> Response {
+    let browser_secret = random_token();
+    let csrf = csrf_token(server, transaction_id, browser_secret.expose_secret());
+    let name = client.client_name.as_deref().unwrap_or("An unnamed application");
+    let scopes = if transaction.scopes.is_empty() {
+        "<li>basic access</li>".to_owned()
+    } else {
+        transaction.scopes.iter().map(|s| format!("<li><code>{}</code></li>", escape(s))).collect()
+    };
+    let action = format!("{}/consent", server.issuer_path);
+    let body = format!(
+        "<h1>Allow access?</h1>\
+         <p><strong>{name}</strong> (client <code>{client_id}</code>) wants to use this server on your behalf.</p>\
+         <p>After you sign in you will be sent back to <strong>{target}</strong>.</p>\
+         <p>It asks for:</p><ul>{scopes}</ul>\
+         <p>Only approve if you started this from that application.</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"transaction\" value=\"{transaction}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
+         </form>",
+        name = escape(name),
+        client_id = escape(&client.client_id),
+        target = escape(&redirect_target(&transaction.redirect_uri)),
+        action = escape(&action),
+        transaction = escape(transaction_id),
+        csrf = escape(&csrf),
+    );
+    // The form posts here, and is then redirected upstream (approve) or to the client (deny).
+    let form_action: Vec<String> = std::iter::once("'self'".to_owned())
+        .chain(csp_source(server.upstream_authorize_origin()))
+        .chain(csp_source(&transaction.redirect_uri))
+        .collect();
+    let mut response = page(StatusCode::OK, "Allow access?", &body, &form_action);
+    let cookie = set_cookie(&server.settings.issuer, CSRF_COOKIE, browser_secret.expose_secret(), 600);
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConsentForm {
+    transaction: String,
+    csrf: String,
+    decision: String,
+}
+
+/// `POST /consent`.
+pub(crate) async fn consent_post(
+    State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let cookie = cookie_name(&server.settings.issuer, CSRF_COOKIE);
+    let Some(browser_secret) = read_cookie(&headers, &cookie) else {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form was not shown in this browser. Start again from your application.",
+        );
+    };
+    let expected = csrf_token(&server, &form.transaction, browser_secret);
+    if !crate::crypto::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form was not shown in this browser. Start again from your application.",
+        );
+    }
+    let key = server.digester.tag(form.transaction.as_bytes()).to_base64();
+    let transaction = match server.store.get_json::<Transaction>(TRANSACTIONS, &key).await {
+        Ok(Some(t)) => t.value,
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This request has expired. Start again from your application.",
+            );
+        }
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    };
+    let issuer = server.settings.issuer.as_str();
+    let client_state = transaction.client_state.as_deref();
+    match form.decision.as_str() {
+        "deny" => {
+            // The transaction ends here; a later approval of the same page finds nothing.
+            let _ = server.store.take(TRANSACTIONS, &key).await;
+            redirect_error(
+                issuer,
+                &transaction.redirect_uri,
+                client_state,
+                ErrorCode::AccessDenied,
+                "the user denied access",
+            )
+        }
+        "approve" => {
+            let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
+            let Ok(verifier) = server.sealer.open(key.as_bytes(), &sealed) else {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "This request cannot be continued. Start again from your application.",
+                );
+            };
+            let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
+            let challenge = pkce::s256_challenge(verifier.expose_secret());
+            let request = AuthorizeRequest {
+                redirect_uri: &server.callback_url,
+                state: &form.transaction,
+                code_challenge: &challenge,
+                nonce: &transaction.nonce,
+            };
+            let Ok(url) = server.upstream.authorization_url(&request) else {
+                return error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The identity provider is misconfigured.",
+                );
+            };
+            let mut response = Redirect::to(url.as_str()).into_response();
+            let binding = set_cookie(issuer, BINDING_COOKIE, &binding_value(&server, &form.transaction), 600);
+            if let Ok(binding) = HeaderValue::from_str(&binding) {
+                response.headers_mut().append(SET_COOKIE, binding);
+            }
+            response
+        }
+        _ => error_page(StatusCode::BAD_REQUEST, "Choose Approve or Deny."),
+    }
+}
