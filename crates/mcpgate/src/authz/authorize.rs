@@ -132,7 +132,10 @@ async fn authorize(server: Arc<Inner>, params: AuthorizeParams) -> Response {
     let redirect_uri = match params.redirect_uri.as_deref() {
         Some(requested) if client.redirect_uris.iter().any(|r| r.matches(requested)) => requested.to_owned(),
         Some(_) => {
-            return error_page(StatusCode::BAD_REQUEST, "The redirect_uri is not registered for this client.");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The redirect_uri is not registered for this client.",
+            );
         }
         // Without one, only an unambiguous registration will do (RFC 6749 §3.1.2.3).
         None => match client.redirect_uris.as_slice() {
