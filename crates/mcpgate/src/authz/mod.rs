@@ -7,9 +7,11 @@
 //! [`OAuthError`](crate::error::OAuthError).
 
 mod authorize;
+mod callback;
 mod client;
 mod consent;
 mod cookies;
+mod grant;
 mod metadata;
 mod pages;
 mod register;
@@ -129,6 +131,7 @@ impl AuthServer {
             .route(&path("/register"), post(register::register))
             .route(&path("/authorize"), get(authorize::authorize_get).post(authorize::authorize_post))
             .route(&path("/consent"), post(consent::consent_post))
+            .route(&path(&self.inner.settings.callback_path), get(callback::callback))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
             .merge(metadata::routes(&self.inner))

@@ -1,0 +1,113 @@
+//! The upstream callback (C7): the provider sends the browser back here with its code and our
+//! transaction id as `state`. The browser must carry the binding cookie set at approval; the
+//! transaction is consumed atomically (a replayed state finds nothing); the code is exchanged
+//! with our own PKCE verifier; identity is established; a grant and a one-time code are stored;
+//! and the browser goes back to the client with `code`, its `state` and exactly one `iss`.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::Inner;
+use super::authorize::{TRANSACTIONS, Transaction, redirect_error};
+use super::consent::{BINDING_COOKIE, binding_value};
+use super::cookies::{cookie_name, read_cookie};
+use super::pages::error_page;
+use crate::crypto::constant_time_eq;
+use crate::error::ErrorCode;
+use crate::store::StoreExt;
+use crate::upstream::UpstreamError;
+
+/// What the provider sends back.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET <callback_path>`.
+pub(crate) async fn callback(
+    State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
+        return error_page(StatusCode::BAD_REQUEST, "The identity provider's answer has no state.");
+    };
+    // The browser that approved must be the one that returns (before the transaction is used).
+    let cookie = cookie_name(&server.settings.issuer, BINDING_COOKIE);
+    let bound = read_cookie(&headers, &cookie)
+        .is_some_and(|value| constant_time_eq(value.as_bytes(), binding_value(&server, state).as_bytes()));
+    if !bound {
+        return error_page(StatusCode::FORBIDDEN, "This sign-in was not started in this browser.");
+    }
+    let key = server.digester.tag(state.as_bytes()).to_base64();
+    let transaction = match server.store.take_json::<Transaction>(TRANSACTIONS, &key).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired or was already used. Start again.",
+            );
+        }
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    };
+    let issuer = server.settings.issuer.as_str();
+    let client_state = transaction.client_state.as_deref();
+    let back = |code: ErrorCode, description: &str| {
+        redirect_error(issuer, &transaction.redirect_uri, client_state, code, description)
+    };
+
+    if let Some(error) = &params.error {
+        tracing::info!(%error, "the identity provider refused the sign-in");
+        return back(ErrorCode::AccessDenied, "the identity provider did not authorize the request");
+    }
+    let Some(code) = params.code.as_deref() else {
+        return back(ErrorCode::ServerError, "the identity provider returned no code");
+    };
+    let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
+    let Ok(verifier) = server.sealer.open(key.as_bytes(), &sealed) else {
+        return back(ErrorCode::ServerError, "the sign-in could not be completed");
+    };
+    let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
+
+    let upstream = async {
+        let tokens = server.upstream.exchange_code(code, &server.callback_url, &verifier).await?;
+        let identity = server.upstream.identity(&tokens, &transaction.nonce).await?;
+        Ok::<_, UpstreamError>((tokens, identity))
+    };
+    let (tokens, identity) = match upstream.await {
+        Ok(result) => result,
+        Err(UpstreamError::Unavailable(why)) => {
+            tracing::warn!(%why, "identity provider unavailable at the callback");
+            return back(ErrorCode::TemporarilyUnavailable, "the identity provider is unavailable");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the identity provider's answer was refused");
+            return back(ErrorCode::AccessDenied, "the sign-in at the identity provider failed");
+        }
+    };
+    let code = match server.create_grant(&transaction, identity, &tokens).await {
+        Ok(code) => code,
+        Err(_) => return back(ErrorCode::TemporarilyUnavailable, "storage unavailable"),
+    };
+    let Ok(mut target) = url::Url::parse(&transaction.redirect_uri) else {
+        return error_page(StatusCode::BAD_REQUEST, "The client's redirect URI is unusable.");
+    };
+    {
+        let mut query = target.query_pairs_mut();
+        query.append_pair("code", code.expose_secret());
+        if let Some(state) = client_state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", issuer);
+    }
+    Redirect::to(target.as_str()).into_response()
+}

@@ -1,0 +1,116 @@
+//! Grants (D1–D6's model): one per user, client and consent, owning the user's sealed upstream
+//! tokens, its one-time authorization code and (in the token step) its refresh-token family.
+//! Revoking a grant ends all of them.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::Inner;
+use crate::crypto::random_token;
+use crate::store::{Collection, StoreError, StoreExt};
+use crate::upstream::{UpstreamIdentity, UpstreamTokens};
+use crate::verify::unix_now;
+
+pub(crate) const GRANTS: Collection = Collection::new("grants");
+pub(crate) const CODES: Collection = Collection::new("codes");
+/// Authorization codes live this long (D1: at most five minutes).
+pub(crate) const CODE_TTL: Duration = Duration::from_secs(120);
+
+/// The upstream tokens as sealed at rest (D7).
+#[derive(Debug, Serialize, Deserialize)]
+struct UpstreamSecrets {
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+/// A user's authorization of a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Grant {
+    pub id: String,
+    pub client_id: String,
+    /// The upstream user id: the subject of our tokens.
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub resource: String,
+    /// `UpstreamSecrets`, sealed with this grant's id as associated data.
+    pub upstream_sealed: String,
+    pub upstream_expires_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// A one-time authorization code, stored under its keyed digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AuthorizationCode {
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    /// Set by the one redemption that wins; a later redemption revokes the grant (D1).
+    pub redeemed: bool,
+}
+
+fn grant_aad(grant_id: &str) -> Vec<u8> {
+    format!("grant:{grant_id}").into_bytes()
+}
+
+impl Inner {
+    /// Creates a grant for `identity` with its upstream tokens sealed, and its one-time code.
+    /// Returns the code, to hand to the client once.
+    pub(crate) async fn create_grant(
+        &self,
+        transaction: &super::authorize::Transaction,
+        identity: UpstreamIdentity,
+        tokens: &UpstreamTokens,
+    ) -> Result<SecretString, StoreError> {
+        let id = random_token().expose_secret().to_owned();
+        let secrets = UpstreamSecrets {
+            access_token: tokens.access_token.expose_secret().to_owned(),
+            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        };
+        let plain = serde_json::to_vec(&secrets).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let grant = Grant {
+            id: id.clone(),
+            client_id: transaction.client_id.clone(),
+            subject: identity.subject,
+            email: identity.email,
+            name: identity.name,
+            scopes: transaction.scopes.clone(),
+            resource: transaction.resource.clone(),
+            upstream_sealed: URL_SAFE_NO_PAD.encode(self.sealer.seal(&grant_aad(&id), &plain)),
+            upstream_expires_at: tokens.expires_at,
+            created_at: unix_now(),
+        };
+        self.store.put_json(GRANTS, &id, &grant, None).await?;
+
+        let code = random_token();
+        let record = AuthorizationCode {
+            grant_id: id,
+            client_id: transaction.client_id.clone(),
+            redirect_uri: transaction.redirect_uri.clone(),
+            code_challenge: transaction.code_challenge.clone(),
+            resource: transaction.resource.clone(),
+            scopes: transaction.scopes.clone(),
+            redeemed: false,
+        };
+        let key = self.digester.tag(code.expose_secret().as_bytes()).to_base64();
+        self.store.put_json(CODES, &key, &record, Some(CODE_TTL)).await?;
+        Ok(code)
+    }
+
+    /// The upstream tokens of a grant, opened.
+    #[allow(dead_code)] // used by the refresh and revocation steps
+    pub(crate) fn upstream_tokens(&self, grant: &Grant) -> Option<(SecretString, Option<SecretString>)> {
+        let sealed = URL_SAFE_NO_PAD.decode(&grant.upstream_sealed).ok()?;
+        let plain = self.sealer.open(&grant_aad(&grant.id), &sealed).ok()?;
+        let secrets: UpstreamSecrets = serde_json::from_slice(plain.expose_secret()).ok()?;
+        Some((secrets.access_token.into(), secrets.refresh_token.map(Into::into)))
+    }
+}

@@ -1,0 +1,151 @@
+//! The authorization server against the real test IdP over real HTTP: register, authorize,
+//! consent, log in upstream, callback, and the client's code (C5–C7); and what the store holds.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
+use mcpgate::authz::{AuthServer, AuthServerSettings};
+use mcpgate::crypto::{Keyring, RootSecret, pkce};
+use mcpgate::redirect::RedirectAllowList;
+use mcpgate::store::{self, Store};
+use mcpgate::upstream::{Upstream, discover};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const CLIENT_REDIRECT: &str = "http://127.0.0.1:47011/callback";
+
+struct Flow {
+    idp: TestIdp,
+    base: String,
+    client_id: String,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+}
+
+async fn start() -> Flow {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let idp = TestIdp::start(&[&format!("{base}/auth/callback")]);
+    let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
+    let upstream = Upstream::new(
+        discovery
+            .upstream_config(CLIENT_ID, SecretString::from(CLIENT_SECRET), vec!["email".into()])
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store: Arc<dyn Store> = store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let settings = AuthServerSettings {
+        issuer: base.clone(),
+        resource: format!("{base}/mcp"),
+        scopes_supported: vec!["mcp:read".into()],
+        allowed_redirects: RedirectAllowList::any(),
+        callback_path: "/auth/callback".into(),
+    };
+    let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
+    let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
+    let app = server.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{base}/register"))
+        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test client"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Flow { idp, base, client_id: registered["client_id"].as_str().unwrap().to_owned(), _dir: dir, db }
+}
+
+fn attribute(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Authorize → consent (approve) → upstream login. Returns the browser and the URL the IdP sent
+/// it back to (our callback), not yet requested.
+async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) {
+    let browser = browser();
+    let (_, challenge) = pkce::new_pair();
+    let mut authorize = url::Url::parse(&format!("{}/authorize", flow.base)).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &flow.client_id)
+        .append_pair("redirect_uri", CLIENT_REDIRECT)
+        .append_pair("state", "xyz")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", &format!("{}/mcp", flow.base));
+    let page = browser.get(authorize).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let approved = browser
+        .post(format!("{}/consent", flow.base))
+        .form(&[
+            ("transaction", attribute(&html, "transaction")),
+            ("csrf", attribute(&html, "csrf")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+    let to_idp = approved.headers()["location"].to_str().unwrap().to_owned();
+    let callback = log_in(&browser, &flow.idp.issuer, &to_idp, user).await;
+    assert!(callback.as_str().starts_with(&format!("{}/auth/callback", flow.base)), "{callback}");
+    (browser, callback)
+}
+
+#[tokio::test]
+async fn a_login_through_the_idp_ends_at_the_client_with_a_code_state_and_one_iss() {
+    let flow = start().await;
+    let (browser, callback) = until_callback(&flow, "alice").await;
+    let back = browser.get(callback.clone()).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    let target = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(target.as_str().starts_with(CLIENT_REDIRECT), "{target}");
+    let pairs: Vec<(String, String)> = target.query_pairs().into_owned().collect();
+    assert_eq!(pairs.iter().filter(|(k, _)| k == "iss").count(), 1, "exactly one iss");
+    let q: HashMap<_, _> = pairs.into_iter().collect();
+    assert_eq!(q["state"], "xyz");
+    assert_eq!(q["iss"], flow.base);
+    assert_eq!(q["code"].len(), 43);
+
+    // The same callback again: the transaction was consumed.
+    let replay = browser.get(callback).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+
+    // D7 (so far): the database holds neither our code nor anything in clear from the IdP.
+    let bytes = std::fs::read(&flow.db).unwrap();
+    let wal = std::fs::read(flow.db.with_extension("db-wal")).unwrap_or_default();
+    let haystack = [bytes, wal].concat();
+    let contains = |needle: &str| haystack.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!contains(&q["code"]), "the authorization code is stored only as a digest");
+    assert!(contains("alice"), "the grant's subject is there (sanity check of the search)");
+}
+
+#[tokio::test]
+async fn the_callback_needs_the_binding_cookie() {
+    let flow = start().await;
+    let (_, callback) = until_callback(&flow, "bob").await;
+    let stranger = browser();
+    let response = stranger.get(callback.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 403, "another browser cannot finish this sign-in");
+}
+
+#[tokio::test]
+async fn unknown_state_is_refused_with_a_page() {
+    let flow = start().await;
+    let response =
+        browser().get(format!("{}/auth/callback?code=x&state=forged", flow.base)).send().await.unwrap();
+    assert_eq!(response.status(), 403, "no binding cookie for a forged state");
+    let response = browser().get(format!("{}/auth/callback?code=x", flow.base)).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}
