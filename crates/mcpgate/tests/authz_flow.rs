@@ -9,9 +9,18 @@ use std::sync::Arc;
 use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
 use mcpgate::authz::{AuthServer, AuthServerSettings};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
+use mcpgate::mcp::DemoServer;
 use mcpgate::redirect::RedirectAllowList;
+use mcpgate::resource::ProtectedResource;
 use mcpgate::store::{self, Store};
 use mcpgate::upstream::{Upstream, discover};
+use mcpgate::verify::{CachedVerifier, TokenVerifier};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -47,7 +56,16 @@ async fn start() -> Flow {
     };
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
-    let app = server.router();
+    // The MCP server this authorization server protects, in the same app.
+    let resource = ProtectedResource::new(&format!("{base}/mcp")).unwrap().authorization_server(base.clone());
+    let verifier: Arc<dyn TokenVerifier> =
+        Arc::new(CachedVerifier::new(server.access_token_verifier().unwrap()));
+    let mcp = StreamableHttpService::new(
+        || Ok(DemoServer::default()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app = server.router().merge(resource.protect(verifier, mcp));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let registered: Value = reqwest::Client::new()
@@ -71,8 +89,12 @@ fn attribute(html: &str, name: &str) -> String {
 /// Authorize → consent (approve) → upstream login. Returns the browser and the URL the IdP sent
 /// it back to (our callback), not yet requested.
 async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) {
-    let browser = browser();
     let (_, challenge) = pkce::new_pair();
+    until_callback_with(flow, user, &challenge).await
+}
+
+async fn until_callback_with(flow: &Flow, user: &str, challenge: &str) -> (reqwest::Client, url::Url) {
+    let browser = browser();
     let mut authorize = url::Url::parse(&format!("{}/authorize", flow.base)).unwrap();
     authorize
         .query_pairs_mut()
@@ -80,7 +102,7 @@ async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) 
         .append_pair("client_id", &flow.client_id)
         .append_pair("redirect_uri", CLIENT_REDIRECT)
         .append_pair("state", "xyz")
-        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", &format!("{}/mcp", flow.base));
     let page = browser.get(authorize).send().await.unwrap();
@@ -148,4 +170,139 @@ async fn unknown_state_is_refused_with_a_page() {
     assert_eq!(response.status(), 403, "no binding cookie for a forged state");
     let response = browser().get(format!("{}/auth/callback?code=x", flow.base)).send().await.unwrap();
     assert_eq!(response.status(), 400);
+}
+
+/// The whole flow to the client's code; returns the code and its PKCE verifier.
+async fn code_for(flow: &Flow, user: &str) -> (String, String) {
+    let (verifier, challenge) = pkce::new_pair();
+    let (browser, callback) = until_callback_with(flow, user, &challenge).await;
+    let back = browser.get(callback).send().await.unwrap();
+    let target = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code = target.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    (code, secrecy::ExposeSecret::expose_secret(&verifier).to_owned())
+}
+
+async fn redeem(
+    flow: &Flow,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> (u16, http::HeaderMap, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", flow.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+            ("client_id", &flow.client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.headers().clone(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_token_reaches_the_mcp_server_as_the_upstream_user() {
+    let flow = start().await;
+    let (code, verifier) = code_for(&flow, "carol").await;
+    let (status, headers, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    assert_eq!(tokens["scope"], "mcp:read");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(access.split('.').count(), 3, "our JWT, never the IdP's token");
+    assert_eq!(tokens["refresh_token"].as_str().unwrap().len(), 43);
+
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", flow.base)).auth_header(access),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+    let identity: Value = serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap();
+    assert_eq!(identity, json!({"subject": "carol", "client_id": flow.client_id, "scopes": ["mcp:read"]}));
+    client.cancel().await.unwrap();
+
+    // Our JWKS publishes the key that verifies it.
+    let jwks: Value = reqwest::get(format!("{}/jwks.json", flow.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+
+    // D7: nothing the client holds is in the database in clear.
+    let haystack = [
+        std::fs::read(&flow.db).unwrap(),
+        std::fs::read(flow.db.with_extension("db-wal")).unwrap_or_default(),
+    ]
+    .concat();
+    for secret in [access, tokens["refresh_token"].as_str().unwrap(), code.as_str()] {
+        assert!(
+            !haystack.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a bearer secret is stored in clear"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_code_is_redeemed_once_among_32_parallel_attempts() {
+    let flow = Arc::new(start().await);
+    let (code, verifier) = code_for(&flow, "dave").await;
+    let attempts: Vec<_> = (0..32)
+        .map(|_| {
+            let (flow, code, verifier) = (flow.clone(), code.clone(), verifier.clone());
+            tokio::spawn(async move { redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await })
+        })
+        .collect();
+    let mut successes = 0;
+    for attempt in attempts {
+        let (status, _, body) = attempt.await.unwrap();
+        match status {
+            200 => successes += 1,
+            _ => assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant"))),
+        }
+    }
+    assert_eq!(successes, 1);
+}
+
+#[tokio::test]
+async fn redemption_checks_verifier_redirect_uri_client_and_grant_type() {
+    let flow = start().await;
+    let (code, verifier) = code_for(&flow, "erin").await;
+    let (other_verifier, _) = pkce::new_pair();
+    let other_verifier = secrecy::ExposeSecret::expose_secret(&other_verifier).to_owned();
+    let (status, _, body) = redeem(&flow, &code, &other_verifier, CLIENT_REDIRECT).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _, body) = redeem(&flow, &code, &verifier, "http://127.0.0.1:47011/other").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    // Failed attempts do not burn the code for its rightful holder.
+    let (status, _, _) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    assert_eq!(status, 200);
+    // A second redemption is refused.
+    let (status, _, body) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    let http = reqwest::Client::new();
+    let unknown_grant = http
+        .post(format!("{}/token", flow.base))
+        .form(&[("grant_type", "password"), ("client_id", flow.client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_grant.status(), 400);
+    assert_eq!(unknown_grant.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    let unknown_client = http
+        .post(format!("{}/token", flow.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "nobody"),
+            ("code", "x"),
+            ("code_verifier", "y"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_client.status(), 401);
+    assert_eq!(unknown_client.json::<Value>().await.unwrap()["error"], "invalid_client");
 }

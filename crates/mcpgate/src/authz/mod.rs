@@ -12,9 +12,11 @@ mod client;
 mod consent;
 mod cookies;
 mod grant;
+mod issue;
 mod metadata;
 mod pages;
 mod register;
+mod token;
 
 use std::sync::Arc;
 
@@ -65,6 +67,7 @@ pub(crate) struct Inner {
     pub cookie_mac: KeyedMac,
     pub sealer: Sealer,
     pub upstream: Arc<Upstream>,
+    pub signer: issue::TokenSigner,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
 }
@@ -114,6 +117,7 @@ impl AuthServer {
             cookie_mac: keyring.cookie_signer(),
             sealer: keyring.sealer(),
             upstream: Arc::new(upstream),
+            signer: issue::TokenSigner::new(keyring),
             callback_url,
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -124,6 +128,12 @@ impl AuthServer {
         &self.inner.settings.issuer
     }
 
+    /// A verifier of the access tokens this server issues, for the protected resource's bearer
+    /// layer: keys in memory, issuer and audience (the resource) fixed.
+    pub fn access_token_verifier(&self) -> Result<crate::verify::JwtVerifier, crate::verify::JwtConfigError> {
+        self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)
+    }
+
     /// The endpoints and metadata documents, to merge at the root of the server's router.
     pub fn router(&self) -> Router {
         let path = |endpoint: &str| format!("{}{endpoint}", self.inner.issuer_path);
@@ -132,6 +142,8 @@ impl AuthServer {
             .route(&path("/authorize"), get(authorize::authorize_get).post(authorize::authorize_post))
             .route(&path("/consent"), post(consent::consent_post))
             .route(&path(&self.inner.settings.callback_path), get(callback::callback))
+            .route(&path("/token"), post(token::token))
+            .route(&path("/jwks.json"), get(token::jwks))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
             .merge(metadata::routes(&self.inner))

@@ -173,6 +173,11 @@ impl Keyring {
         self.derive(Purpose::Signing).swap_remove(0).bytes
     }
 
+    /// The token-signing seeds of every secret, current first (earlier ones still verify).
+    pub fn signing_seeds(&self) -> Vec<SecretSlice<u8>> {
+        self.derive(Purpose::Signing).into_iter().map(|k| k.bytes).collect()
+    }
+
     /// The sealer for records.
     pub fn sealer(&self) -> super::Sealer {
         super::Sealer::new(self.derive(Purpose::Sealing))

@@ -1,0 +1,256 @@
+//! `/token` (D1–D3): client authentication per the registered method, then the
+//! `authorization_code` grant — a code is redeemed once, by compare-and-swap, and a second
+//! redemption revokes its grant — issuing our access JWT and an opaque refresh token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
+use http::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Inner;
+use super::client::{ClientRecord, GrantType};
+use super::grant::{AuthorizationCode, CODES, GRANTS, Grant};
+use super::register::CLIENTS;
+use crate::crypto::{pkce, random_token};
+use crate::error::{ErrorCode, OAuthError};
+use crate::store::{Collection, StoreExt};
+use crate::verify::unix_now;
+
+pub(crate) const REFRESH_TOKENS: Collection = Collection::new("refresh_tokens");
+/// Lifetime of our access tokens (D3).
+pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Lifetime of our refresh tokens (at least the access token's, D4).
+pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A refresh token, stored under its keyed digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RefreshToken {
+    pub grant_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
+    OAuthError::new(code, description)
+}
+
+/// The form, with each parameter at most once (RFC 6749 §3.2).
+fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let mut params = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if params.insert(name.into_owned(), value.into_owned()).is_some() {
+            return Err(invalid(ErrorCode::InvalidRequest, "a parameter is repeated"));
+        }
+    }
+    Ok(params)
+}
+
+/// Credentials from HTTP Basic (RFC 6749 §2.3.1: each part form-urlencoded).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, OAuthError> {
+    let Some(value) = headers.get(AUTHORIZATION) else { return Ok(None) };
+    let bad = || invalid(ErrorCode::InvalidClient, "malformed Basic credentials");
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+        return Err(bad());
+    };
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    };
+    Ok(Some((unescape(id).ok_or_else(bad)?, SecretString::from(unescape(secret).ok_or_else(bad)?))))
+}
+
+impl Inner {
+    /// Authenticates the client (D2): confidential clients by their secret (Basic or post),
+    /// public clients by id alone.
+    async fn authenticate_client(
+        &self,
+        headers: &HeaderMap,
+        params: &HashMap<String, String>,
+    ) -> Result<ClientRecord, OAuthError> {
+        let basic = basic_credentials(headers)?;
+        let posted = params.get("client_secret").map(|s| SecretString::from(s.clone()));
+        let (client_id, secret) = match (basic, params.get("client_id")) {
+            (Some(_), _) if posted.is_some() => {
+                return Err(invalid(ErrorCode::InvalidRequest, "use one client authentication method"));
+            }
+            (Some((id, _)), Some(form_id)) if &id != form_id => {
+                return Err(invalid(ErrorCode::InvalidClient, "client_id does not match the credentials"));
+            }
+            (Some((id, secret)), _) => (id, Some(secret)),
+            (None, Some(id)) => (id.clone(), posted),
+            (None, None) => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
+        };
+        let unknown = || invalid(ErrorCode::InvalidClient, "client authentication failed");
+        let client =
+            self.store.get_json::<ClientRecord>(CLIENTS, &client_id).await?.ok_or_else(unknown)?.value;
+        match (&client.secret_digest, secret) {
+            (None, None) => Ok(client),
+            (Some(digest), Some(secret)) => {
+                let digest =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(digest).map_err(|_| unknown())?;
+                if self.digester.verify(secret.expose_secret().as_bytes(), &digest) {
+                    Ok(client)
+                } else {
+                    Err(unknown())
+                }
+            }
+            // A secret for a public client, or none for a confidential one.
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Ends a grant: its record goes, so its refresh tokens and codes lead nowhere.
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) {
+        if let Err(e) = self.store.delete(GRANTS, grant_id).await {
+            tracing::error!(error = %e, "revoking a grant failed");
+        }
+    }
+
+    /// Our access token and a fresh refresh token for `grant`, narrowed to `scopes`.
+    async fn issue_tokens(&self, grant: &Grant, scopes: &[String]) -> Result<Response, OAuthError> {
+        let now = unix_now();
+        let mut claims = json!({
+            "iss": self.settings.issuer,
+            "sub": grant.subject,
+            "aud": grant.resource,
+            "client_id": grant.client_id,
+            "scope": scopes.join(" "),
+            "iat": now,
+            "exp": now + ACCESS_TOKEN_TTL.as_secs(),
+            "jti": random_token().expose_secret(),
+            "gid": grant.id,
+        });
+        if let Some(email) = &grant.email {
+            claims["email"] = json!(email);
+        }
+        if let Some(name) = &grant.name {
+            claims["name"] = json!(name);
+        }
+        let access_token = self.signer.sign(&claims);
+        let refresh_token = random_token();
+        let record = RefreshToken {
+            grant_id: grant.id.clone(),
+            client_id: grant.client_id.clone(),
+            scopes: scopes.to_vec(),
+        };
+        let key = self.digester.tag(refresh_token.expose_secret().as_bytes()).to_base64();
+        self.store.put_json(REFRESH_TOKENS, &key, &record, Some(REFRESH_TOKEN_TTL)).await?;
+        Ok(token_response(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+            "refresh_token": refresh_token.expose_secret(),
+            "scope": scopes.join(" "),
+        })))
+    }
+
+    async fn authorization_code_grant(
+        &self,
+        client: &ClientRecord,
+        params: &HashMap<String, String>,
+    ) -> Result<Response, OAuthError> {
+        let (Some(code), Some(verifier)) = (params.get("code"), params.get("code_verifier")) else {
+            return Err(invalid(ErrorCode::InvalidRequest, "code and code_verifier are required"));
+        };
+        let bad_grant = || invalid(ErrorCode::InvalidGrant, "the code is invalid, expired or already used");
+        let key = self.digester.tag(code.as_bytes()).to_base64();
+        let record = self.store.get_json::<AuthorizationCode>(CODES, &key).await?.ok_or_else(bad_grant)?;
+        if record.value.redeemed {
+            // D1: a code presented twice was stolen or replayed; what it gave is withdrawn.
+            tracing::warn!("authorization code replayed; revoking its grant");
+            self.revoke_grant(&record.value.grant_id).await;
+            return Err(bad_grant());
+        }
+        let code_record = &record.value;
+        if code_record.client_id != client.client_id {
+            return Err(bad_grant());
+        }
+        if params.get("redirect_uri") != Some(&code_record.redirect_uri) {
+            return Err(invalid(
+                ErrorCode::InvalidGrant,
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        if !pkce::verify_s256(verifier, &code_record.code_challenge) {
+            return Err(invalid(ErrorCode::InvalidGrant, "code_verifier does not match"));
+        }
+        if let Some(resource) = params.get("resource")
+            && resource.trim_end_matches('/') != code_record.resource.trim_end_matches('/')
+        {
+            return Err(invalid(
+                ErrorCode::InvalidTarget,
+                "resource does not match the authorization request",
+            ));
+        }
+        // Read the grant before the swap: once the code is marked, a concurrent replay may
+        // revoke the grant, and the winner must still answer (its tokens then die with it).
+        let grant =
+            self.store.get_json::<Grant>(GRANTS, &code_record.grant_id).await?.ok_or_else(bad_grant)?.value;
+        let redeemed = AuthorizationCode { redeemed: true, ..code_record.clone() };
+        // Keep the redeemed marker for the rest of the code's life, to recognise replays.
+        let swapped = self
+            .store
+            .compare_and_swap_json(CODES, &key, record.version, &redeemed, Some(super::grant::CODE_TTL))
+            .await?;
+        if swapped.is_none() {
+            tracing::warn!("authorization code redeemed concurrently; revoking its grant");
+            self.revoke_grant(&code_record.grant_id).await;
+            return Err(bad_grant());
+        }
+        self.issue_tokens(&grant, &code_record.scopes).await
+    }
+}
+
+fn token_response(body: serde_json::Value) -> Response {
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `POST /token`.
+pub(crate) async fn token(State(server): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome = async {
+        let params = parse_form(&body)?;
+        let client = server.authenticate_client(&headers, &params).await?;
+        match params.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => server.authorization_code_grant(&client, &params).await,
+            Some("refresh_token") if !client.grant_types.contains(&GrantType::RefreshToken) => {
+                Err(invalid(ErrorCode::UnauthorizedClient, "this client did not register for refresh_token"))
+            }
+            Some("refresh_token") => {
+                Err(invalid(ErrorCode::UnsupportedGrantType, "refresh is not available yet"))
+            }
+            Some(_) => Err(invalid(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be authorization_code or refresh_token",
+            )),
+            None => Err(invalid(ErrorCode::InvalidRequest, "grant_type is required")),
+        }
+    };
+    match outcome.await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /jwks.json`.
+pub(crate) async fn jwks(State(server): State<Arc<Inner>>) -> Response {
+    let mut response = Json(server.signer.jwks()).into_response();
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
