@@ -57,6 +57,7 @@ impl Fixture {
             scopes_supported: vec!["mcp:read".into(), "mcp:write".into()],
             allowed_redirects: RedirectAllowList::any(),
             callback_path: "/auth/callback".into(),
+            refresh_grace: std::time::Duration::from_secs(10),
         };
         let keyring = Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]);
         let server = AuthServer::new(settings, store, &keyring, upstream()).unwrap();

@@ -53,6 +53,7 @@ async fn start() -> Flow {
         scopes_supported: vec!["mcp:read".into()],
         allowed_redirects: RedirectAllowList::any(),
         callback_path: "/auth/callback".into(),
+        refresh_grace: std::time::Duration::from_secs(1),
     };
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
@@ -70,7 +71,8 @@ async fn start() -> Flow {
 
     let registered: Value = reqwest::Client::new()
         .post(format!("{base}/register"))
-        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test client"}))
+        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test client",
+                     "grant_types": ["authorization_code", "refresh_token"]}))
         .send()
         .await
         .unwrap()
@@ -305,4 +307,61 @@ async fn redemption_checks_verifier_redirect_uri_client_and_grant_type() {
         .unwrap();
     assert_eq!(unknown_client.status(), 401);
     assert_eq!(unknown_client.json::<Value>().await.unwrap()["error"], "invalid_client");
+}
+
+async fn refresh(flow: &Flow, token: &str, scope: Option<&str>) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", flow.client_id.as_str()),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let response =
+        reqwest::Client::new().post(format!("{}/token", flow.base)).form(&form).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
+    let flow = start().await;
+    let (code, verifier) = code_for(&flow, "frank").await;
+    let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, second) = refresh(&flow, &r1, None).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2, "rotated on use");
+    assert_ne!(second["access_token"], tokens["access_token"]);
+    let (status, body) = refresh(&flow, &r2, Some("mcp:read admin")).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "scopes never widen");
+
+    // The response with r2 was "lost": r1 still works inside the grace window.
+    let (status, third) = refresh(&flow, &r1, None).await;
+    assert_eq!(status, 200, "{third}");
+    let r3 = third["refresh_token"].as_str().unwrap().to_owned();
+
+    // Past the window, r1 again is reuse: the whole family ends.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (status, body) = refresh(&flow, &r1, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, body) = refresh(&flow, &r3, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the family was revoked");
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_the_refresh_family() {
+    let flow = start().await;
+    let (code, verifier) = code_for(&flow, "gina").await;
+    let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    let (status, _, _) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    assert_eq!(status, 400);
+    let (status, body) = refresh(&flow, tokens["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "D1: the first redemption's tokens are revoked"
+    );
 }

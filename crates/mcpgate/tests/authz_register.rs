@@ -23,6 +23,7 @@ fn settings(issuer: &str, allowed: RedirectAllowList) -> AuthServerSettings {
         scopes_supported: vec!["mcp:read".into(), "mcp:write".into()],
         allowed_redirects: allowed,
         callback_path: "/auth/callback".into(),
+        refresh_grace: std::time::Duration::from_secs(10),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::verify::unix_now;
 
 pub(crate) const GRANTS: Collection = Collection::new("grants");
 pub(crate) const CODES: Collection = Collection::new("codes");
+pub(crate) const FAMILIES: Collection = Collection::new("refresh_families");
 /// Authorization codes live this long (D1: at most five minutes).
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(120);
 
@@ -42,6 +43,20 @@ pub(crate) struct Grant {
     pub upstream_sealed: String,
     pub upstream_expires_at: Option<u64>,
     pub created_at: u64,
+}
+
+/// A grant's refresh-token family (D4): the one current token, and the one it replaced, which
+/// stays usable for a short grace window after the rotation (a lost response). Any other member
+/// presented again means the family leaked, and the grant is revoked. Keyed by grant id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RefreshFamily {
+    /// Digest of the current refresh token.
+    pub current: String,
+    /// Digest of the token the current one replaced.
+    pub previous: Option<String>,
+    /// When `previous` was replaced (seconds since the epoch): the grace window starts here and
+    /// is not extended by using it.
+    pub rotated_at: u64,
 }
 
 /// A one-time authorization code, stored under its keyed digest.

@@ -48,6 +48,8 @@ pub struct AuthServerSettings {
     pub allowed_redirects: RedirectAllowList,
     /// Path of the upstream callback under the issuer (registered at the provider).
     pub callback_path: String,
+    /// How long a rotated-out refresh token still works (D4; 10 s is a good default).
+    pub refresh_grace: std::time::Duration,
 }
 
 /// Errors in the settings.

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, GrantType};
-use super::grant::{AuthorizationCode, CODES, GRANTS, Grant};
+use super::grant::{AuthorizationCode, CODES, FAMILIES, GRANTS, Grant, RefreshFamily};
 use super::register::CLIENTS;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
@@ -113,15 +113,25 @@ impl Inner {
         }
     }
 
-    /// Ends a grant: its record goes, so its refresh tokens and codes lead nowhere.
+    /// Ends a grant: its record and its refresh family go, so its refresh tokens and codes
+    /// lead nowhere.
     pub(crate) async fn revoke_grant(&self, grant_id: &str) {
-        if let Err(e) = self.store.delete(GRANTS, grant_id).await {
-            tracing::error!(error = %e, "revoking a grant failed");
+        for collection in [GRANTS, FAMILIES] {
+            if let Err(e) = self.store.delete(collection, grant_id).await {
+                tracing::error!(error = %e, "revoking a grant failed");
+            }
         }
     }
 
-    /// Our access token and a fresh refresh token for `grant`, narrowed to `scopes`.
-    async fn issue_tokens(&self, grant: &Grant, scopes: &[String]) -> Result<Response, OAuthError> {
+    /// Our access token and, for clients registered for the refresh grant, a fresh refresh
+    /// token, for `grant` narrowed to `scopes`. Returns the answer and the digest of the refresh
+    /// token, for the family.
+    async fn issue_tokens(
+        &self,
+        grant: &Grant,
+        scopes: &[String],
+        with_refresh: bool,
+    ) -> Result<(Response, Option<String>), OAuthError> {
         let now = unix_now();
         let mut claims = json!({
             "iss": self.settings.issuer,
@@ -141,21 +151,90 @@ impl Inner {
             claims["name"] = json!(name);
         }
         let access_token = self.signer.sign(&claims);
-        let refresh_token = random_token();
-        let record = RefreshToken {
-            grant_id: grant.id.clone(),
-            client_id: grant.client_id.clone(),
-            scopes: scopes.to_vec(),
-        };
-        let key = self.digester.tag(refresh_token.expose_secret().as_bytes()).to_base64();
-        self.store.put_json(REFRESH_TOKENS, &key, &record, Some(REFRESH_TOKEN_TTL)).await?;
-        Ok(token_response(json!({
+        let mut body = json!({
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_TTL.as_secs(),
-            "refresh_token": refresh_token.expose_secret(),
             "scope": scopes.join(" "),
-        })))
+        });
+        let mut digest = None;
+        if with_refresh {
+            let refresh_token = random_token();
+            let record = RefreshToken {
+                grant_id: grant.id.clone(),
+                client_id: grant.client_id.clone(),
+                scopes: scopes.to_vec(),
+            };
+            let key = self.digester.tag(refresh_token.expose_secret().as_bytes()).to_base64();
+            self.store.put_json(REFRESH_TOKENS, &key, &record, Some(REFRESH_TOKEN_TTL)).await?;
+            body["refresh_token"] = json!(refresh_token.expose_secret());
+            digest = Some(key);
+        }
+        Ok((token_response(body), digest))
+    }
+
+    /// The `refresh_token` grant (D4): rotate on every use, atomically; the replaced token works
+    /// for the grace window; anything older revokes the grant. Scopes may narrow, never widen.
+    async fn refresh_token_grant(
+        &self,
+        client: &ClientRecord,
+        params: &HashMap<String, String>,
+    ) -> Result<Response, OAuthError> {
+        let Some(presented) = params.get("refresh_token") else {
+            return Err(invalid(ErrorCode::InvalidRequest, "refresh_token is required"));
+        };
+        let bad_grant =
+            || invalid(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked");
+        // Look the token up under every secret's digest key, so rotation of the root secret
+        // does not log everyone out.
+        let mut found = None;
+        for digest in self.digester.candidates(presented.as_bytes()) {
+            let key = digest.to_base64();
+            if let Some(record) = self.store.get_json::<RefreshToken>(REFRESH_TOKENS, &key).await? {
+                found = Some((key, record.value));
+                break;
+            }
+        }
+        let (digest, record) = found.ok_or_else(bad_grant)?;
+        if record.client_id != client.client_id {
+            return Err(bad_grant());
+        }
+        let scopes = match params.get("scope") {
+            None => record.scopes.clone(),
+            Some(asked) => {
+                let asked: Vec<String> = asked.split_ascii_whitespace().map(str::to_owned).collect();
+                if !asked.iter().all(|s| record.scopes.contains(s)) {
+                    return Err(invalid(ErrorCode::InvalidScope, "a refresh cannot widen the scopes"));
+                }
+                asked
+            }
+        };
+        let grant =
+            self.store.get_json::<Grant>(GRANTS, &record.grant_id).await?.ok_or_else(bad_grant)?.value;
+        let family =
+            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.id).await?.ok_or_else(bad_grant)?;
+        let now = unix_now();
+        let in_grace = family.value.previous.as_deref() == Some(digest.as_str())
+            && now.saturating_sub(family.value.rotated_at) < self.settings.refresh_grace.as_secs().max(1);
+        if family.value.current != digest && !in_grace {
+            tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
+            self.revoke_grant(&grant.id).await;
+            return Err(bad_grant());
+        }
+        let (response, new_digest) = self.issue_tokens(&grant, &scopes, true).await?;
+        let new_digest = new_digest.ok_or_else(bad_grant)?;
+        let next = if in_grace {
+            // Replace the unreceived current token; the grace window keeps its start.
+            RefreshFamily { current: new_digest, ..family.value.clone() }
+        } else {
+            RefreshFamily { current: new_digest, previous: Some(digest), rotated_at: now }
+        };
+        let swapped = self
+            .store
+            .compare_and_swap_json(FAMILIES, &grant.id, family.version, &next, Some(REFRESH_TOKEN_TTL))
+            .await?;
+        // Of concurrent refreshes with one token, one rotates; the others are refused.
+        swapped.map(|_| response).ok_or_else(bad_grant)
     }
 
     async fn authorization_code_grant(
@@ -211,7 +290,13 @@ impl Inner {
             self.revoke_grant(&code_record.grant_id).await;
             return Err(bad_grant());
         }
-        self.issue_tokens(&grant, &code_record.scopes).await
+        let with_refresh = client.grant_types.contains(&GrantType::RefreshToken);
+        let (response, refresh_digest) = self.issue_tokens(&grant, &code_record.scopes, with_refresh).await?;
+        if let Some(current) = refresh_digest {
+            let family = RefreshFamily { current, previous: None, rotated_at: unix_now() };
+            self.store.put_json(FAMILIES, &grant.id, &family, Some(REFRESH_TOKEN_TTL)).await?;
+        }
+        Ok(response)
     }
 }
 
@@ -232,9 +317,7 @@ pub(crate) async fn token(State(server): State<Arc<Inner>>, headers: HeaderMap, 
             Some("refresh_token") if !client.grant_types.contains(&GrantType::RefreshToken) => {
                 Err(invalid(ErrorCode::UnauthorizedClient, "this client did not register for refresh_token"))
             }
-            Some("refresh_token") => {
-                Err(invalid(ErrorCode::UnsupportedGrantType, "refresh is not available yet"))
-            }
+            Some("refresh_token") => server.refresh_token_grant(&client, &params).await,
             Some(_) => Err(invalid(
                 ErrorCode::UnsupportedGrantType,
                 "grant_type must be authorization_code or refresh_token",
