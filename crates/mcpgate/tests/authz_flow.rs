@@ -53,7 +53,7 @@ async fn start() -> Flow {
         scopes_supported: vec!["mcp:read".into()],
         allowed_redirects: RedirectAllowList::any(),
         callback_path: "/auth/callback".into(),
-        refresh_grace: std::time::Duration::from_secs(1),
+        refresh_grace: std::time::Duration::from_secs(2),
     };
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
@@ -344,7 +344,7 @@ async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
     let r3 = third["refresh_token"].as_str().unwrap().to_owned();
 
     // Past the window, r1 again is reuse: the whole family ends.
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     let (status, body) = refresh(&flow, &r1, None).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let (status, body) = refresh(&flow, &r3, None).await;

@@ -54,9 +54,9 @@ pub(crate) struct RefreshFamily {
     pub current: String,
     /// Digest of the token the current one replaced.
     pub previous: Option<String>,
-    /// When `previous` was replaced (seconds since the epoch): the grace window starts here and
-    /// is not extended by using it.
-    pub rotated_at: u64,
+    /// When `previous` was replaced (milliseconds since the epoch): the grace window starts
+    /// here and is not extended by using it.
+    pub rotated_at_ms: u64,
 }
 
 /// A one-time authorization code, stored under its keyed digest.

@@ -213,9 +213,10 @@ impl Inner {
             self.store.get_json::<Grant>(GRANTS, &record.grant_id).await?.ok_or_else(bad_grant)?.value;
         let family =
             self.store.get_json::<RefreshFamily>(FAMILIES, &grant.id).await?.ok_or_else(bad_grant)?;
-        let now = unix_now();
+        let now = unix_now_ms();
+        let grace = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
         let in_grace = family.value.previous.as_deref() == Some(digest.as_str())
-            && now.saturating_sub(family.value.rotated_at) < self.settings.refresh_grace.as_secs().max(1);
+            && now.saturating_sub(family.value.rotated_at_ms) <= grace;
         if family.value.current != digest && !in_grace {
             tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
             self.revoke_grant(&grant.id).await;
@@ -227,7 +228,7 @@ impl Inner {
             // Replace the unreceived current token; the grace window keeps its start.
             RefreshFamily { current: new_digest, ..family.value.clone() }
         } else {
-            RefreshFamily { current: new_digest, previous: Some(digest), rotated_at: now }
+            RefreshFamily { current: new_digest, previous: Some(digest), rotated_at_ms: now }
         };
         let swapped = self
             .store
@@ -293,11 +294,20 @@ impl Inner {
         let with_refresh = client.grant_types.contains(&GrantType::RefreshToken);
         let (response, refresh_digest) = self.issue_tokens(&grant, &code_record.scopes, with_refresh).await?;
         if let Some(current) = refresh_digest {
-            let family = RefreshFamily { current, previous: None, rotated_at: unix_now() };
+            let family = RefreshFamily { current, previous: None, rotated_at_ms: unix_now_ms() };
             self.store.put_json(FAMILIES, &grant.id, &family, Some(REFRESH_TOKEN_TTL)).await?;
         }
         Ok(response)
     }
+}
+
+/// Milliseconds since the Unix epoch: the grace window is seconds long, so whole seconds are
+/// too coarse.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn token_response(body: serde_json::Value) -> Response {
