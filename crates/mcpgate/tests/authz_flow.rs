@@ -365,3 +365,64 @@ async fn a_replayed_code_revokes_the_refresh_family() {
         "D1: the first redemption's tokens are revoked"
     );
 }
+
+async fn revoke(flow: &Flow, token: &str, client_id: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/revoke", flow.base))
+        .form(&[("token", token), ("client_id", client_id)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn whoami_status(flow: &Flow, access: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .post(format!("{}/mcp", flow.base))
+        .bearer_auth(access)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn revoking_either_token_ends_the_grant_at_once() {
+    let flow = start().await;
+    for which in ["refresh_token", "access_token"] {
+        let (code, verifier) = code_for(&flow, "hank").await;
+        let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+        let (access, refresh_token) =
+            (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+        assert_eq!(whoami_status(&flow, access).await, 200, "served (and cached) before revocation");
+        assert_eq!(revoke(&flow, tokens[which].as_str().unwrap(), &flow.client_id).await, 200);
+        assert_eq!(whoami_status(&flow, access).await, 401, "{which}: the access token is refused at once");
+        let (status, body) = refresh(&flow, refresh_token, None).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{which}");
+    }
+    assert_eq!(revoke(&flow, "no-such-token", &flow.client_id).await, 200, "unknown tokens: 200");
+}
+
+#[tokio::test]
+async fn only_the_owning_client_may_revoke() {
+    let flow = start().await;
+    let other: Value = reqwest::Client::new()
+        .post(format!("{}/register", flow.base))
+        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (code, verifier) = code_for(&flow, "ivy").await;
+    let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(revoke(&flow, refresh_token, other["client_id"].as_str().unwrap()).await, 400);
+    let (status, _) = refresh(&flow, refresh_token, None).await;
+    assert_eq!(status, 200, "the grant survives another client's attempt");
+}

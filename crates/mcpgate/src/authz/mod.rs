@@ -16,6 +16,7 @@ mod issue;
 mod metadata;
 mod pages;
 mod register;
+mod revocation;
 mod token;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 
 pub use client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
 pub use metadata::AuthServerMetadata;
+pub use revocation::AccessTokenVerifier;
 
 use crate::crypto::{KeyedMac, Keyring, Sealer};
 use crate::redirect::RedirectAllowList;
@@ -70,6 +72,9 @@ pub(crate) struct Inner {
     pub sealer: Sealer,
     pub upstream: Arc<Upstream>,
     pub signer: issue::TokenSigner,
+    /// Verifies our own access tokens (for revocation requests); no cache.
+    pub own_jwt: crate::verify::JwtVerifier,
+    pub revoked: revocation::RevokedGrants,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
 }
@@ -111,6 +116,8 @@ impl AuthServer {
         }
         let issuer_path = url.path().trim_end_matches('/').to_owned();
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
+        let signer = issue::TokenSigner::new(keyring);
+        let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
         let inner = Inner {
             settings,
             issuer_path,
@@ -119,7 +126,9 @@ impl AuthServer {
             cookie_mac: keyring.cookie_signer(),
             sealer: keyring.sealer(),
             upstream: Arc::new(upstream),
-            signer: issue::TokenSigner::new(keyring),
+            signer,
+            own_jwt,
+            revoked: revocation::RevokedGrants::new(),
             callback_url,
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -131,9 +140,11 @@ impl AuthServer {
     }
 
     /// A verifier of the access tokens this server issues, for the protected resource's bearer
-    /// layer: keys in memory, issuer and audience (the resource) fixed.
-    pub fn access_token_verifier(&self) -> Result<crate::verify::JwtVerifier, crate::verify::JwtConfigError> {
-        self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)
+    /// layer: keys in memory, issuer and audience (the resource) fixed, results cached, and
+    /// revoked grants refused.
+    pub fn access_token_verifier(&self) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
+        let jwt = self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)?;
+        Ok(AccessTokenVerifier::new(jwt, self.inner.revoked.clone()))
     }
 
     /// The endpoints and metadata documents, to merge at the root of the server's router.
@@ -146,6 +157,7 @@ impl AuthServer {
             .route(&path(&self.inner.settings.callback_path), get(callback::callback))
             .route(&path("/token"), post(token::token))
             .route(&path("/jwks.json"), get(token::jwks))
+            .route(&path("/revoke"), post(revocation::revoke))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
             .merge(metadata::routes(&self.inner))

@@ -46,7 +46,7 @@ fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
 }
 
 /// The form, with each parameter at most once (RFC 6749 §3.2).
-fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub(crate) fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let mut params = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(body) {
         if params.insert(name.into_owned(), value.into_owned()).is_some() {
@@ -114,8 +114,9 @@ impl Inner {
     }
 
     /// Ends a grant: its record and its refresh family go, so its refresh tokens and codes
-    /// lead nowhere.
+    /// lead nowhere, and its access tokens are refused from now on (on this instance at once).
     pub(crate) async fn revoke_grant(&self, grant_id: &str) {
+        self.revoked.insert(grant_id);
         for collection in [GRANTS, FAMILIES] {
             if let Err(e) = self.store.delete(collection, grant_id).await {
                 tracing::error!(error = %e, "revoking a grant failed");
@@ -346,4 +347,13 @@ pub(crate) async fn jwks(State(server): State<Arc<Inner>>) -> Response {
     let mut response = Json(server.signer.jwks()).into_response();
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
+}
+
+/// Authenticates the client of a request (shared by `/token` and `/revoke`).
+pub(crate) async fn authenticate(
+    server: &Inner,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<ClientRecord, OAuthError> {
+    server.authenticate_client(headers, params).await
 }

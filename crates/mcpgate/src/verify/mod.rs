@@ -111,6 +111,9 @@ pub enum InvalidToken {
     /// No verifier in a chain knows this token.
     #[error("token not recognised")]
     Unknown,
+    /// The grant behind the token was revoked.
+    #[error("token revoked")]
+    Revoked,
 }
 
 impl From<InvalidToken> for VerifyError {

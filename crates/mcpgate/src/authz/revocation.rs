@@ -1,0 +1,148 @@
+//! Revocation (D6): `/revoke` (RFC 7009) for our refresh and access tokens, and the list of
+//! revoked grants that the verifier of our access tokens consults — a map lookup per request,
+//! never a store round trip. A revocation takes effect at once on the instance that made it;
+//! spreading it to other instances (through the store) is the next step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use moka::sync::Cache;
+use serde_json::Value;
+
+use super::Inner;
+use super::grant::{GRANTS, Grant};
+use super::token::{ACCESS_TOKEN_TTL, REFRESH_TOKENS, RefreshToken, authenticate, parse_form};
+use crate::Principal;
+use crate::error::{ErrorCode, OAuthError};
+use crate::store::StoreExt;
+use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, TokenVerifier, VerifyError};
+
+/// Grants revoked in this process, remembered as long as an access token of theirs can live.
+#[derive(Clone)]
+pub(crate) struct RevokedGrants(Cache<String, ()>);
+
+impl RevokedGrants {
+    pub(crate) fn new() -> Self {
+        Self(Cache::builder().max_capacity(1_000_000).time_to_live(ACCESS_TOKEN_TTL).build())
+    }
+
+    pub(crate) fn insert(&self, grant_id: &str) {
+        self.0.insert(grant_id.to_owned(), ());
+    }
+
+    fn contains(&self, grant_id: &str) -> bool {
+        self.0.contains_key(grant_id)
+    }
+}
+
+/// Verifies our access tokens: the (cached) signature and claim checks, then the revocation list.
+pub struct AccessTokenVerifier {
+    jwt: CachedVerifier<JwtVerifier>,
+    revoked: RevokedGrants,
+}
+
+impl std::fmt::Debug for AccessTokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl AccessTokenVerifier {
+    pub(crate) fn new(jwt: JwtVerifier, revoked: RevokedGrants) -> Self {
+        Self { jwt: CachedVerifier::new(jwt), revoked }
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for AccessTokenVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = self.jwt.verify(token).await?;
+        match principal.claim("gid").and_then(Value::as_str) {
+            Some(gid) if !self.revoked.contains(gid) => Ok(principal),
+            _ => Err(InvalidToken::Revoked.into()),
+        }
+    }
+
+    /// Caches inside, before the revocation check; an outer cache would skip that check.
+    fn max_cache_ttl(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl Inner {
+    /// The grant a token belongs to, if it is ours and was issued to `client_id`: an access
+    /// JWT we signed, or a refresh token we stored.
+    async fn grant_of(&self, token: &str, client_id: &str) -> Result<Option<String>, OAuthError> {
+        if token.split('.').count() == 3 {
+            let Ok(principal) = self.own_jwt.verify(token).await else { return Ok(None) };
+            let gid = principal.claim("gid").and_then(Value::as_str).map(str::to_owned);
+            return match principal.client_id() {
+                Some(owner) if owner == client_id => Ok(gid),
+                _ => Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "the token was issued to another client",
+                )),
+            };
+        }
+        for digest in self.digester.candidates(token.as_bytes()) {
+            if let Some(record) =
+                self.store.get_json::<RefreshToken>(REFRESH_TOKENS, &digest.to_base64()).await?
+            {
+                if record.value.client_id != client_id {
+                    return Err(OAuthError::new(
+                        ErrorCode::UnauthorizedClient,
+                        "the token was issued to another client",
+                    ));
+                }
+                return Ok(Some(record.value.grant_id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Revokes the grant behind a revoked token, and its upstream token where the provider can.
+    async fn revoke_everything(&self, grant_id: &str) {
+        if let Ok(Some(grant)) = self.store.get_json::<Grant>(GRANTS, grant_id).await
+            && let Some((access, refresh)) = self.upstream_tokens(&grant.value)
+        {
+            let (token, hint) = match &refresh {
+                Some(refresh) => (refresh, "refresh_token"),
+                None => (&access, "access_token"),
+            };
+            if let Err(e) = self.upstream.revoke(token, hint).await {
+                tracing::warn!(error = %e, "revoking the upstream token failed");
+            }
+        }
+        self.revoke_grant(grant_id).await;
+    }
+}
+
+/// `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2).
+pub(crate) async fn revoke(State(server): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome = async {
+        let params: HashMap<String, String> = parse_form(&body)?;
+        let client = authenticate(&server, &headers, &params).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "token is required"))?;
+        if let Some(grant_id) = server.grant_of(token, &client.client_id).await? {
+            server.revoke_everything(&grant_id).await;
+        }
+        Ok::<_, OAuthError>(())
+    };
+    match outcome.await {
+        Ok(()) => {
+            let mut response = http::StatusCode::OK.into_response();
+            response
+                .headers_mut()
+                .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
