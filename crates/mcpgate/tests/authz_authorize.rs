@@ -1,6 +1,8 @@
 //! `/authorize` and the consent step (C1–C5), in process: what is refused with a page, what is
 //! sent back to the client, and what reaches the provider.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -10,9 +12,7 @@ use mcpgate::authz::{AuthServer, AuthServerSettings};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::store::{self, Store};
-use mcpgate::upstream::{IdentitySource, Upstream, UpstreamConfig};
-use mcpgate::verify::ClientAuthMethod;
-use secrecy::SecretString;
+use mcpgate::upstream::Upstream;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -27,21 +27,7 @@ struct Fixture {
 }
 
 fn upstream() -> Upstream {
-    Upstream::new(UpstreamConfig {
-        authorization_endpoint: IDP_AUTHORIZE.into(),
-        token_endpoint: "https://idp.example/token".into(),
-        revocation_endpoint: None,
-        client_id: "mcpgate-at-idp".into(),
-        client_secret: SecretString::from("s"),
-        client_auth: ClientAuthMethod::ClientSecretBasic,
-        scopes: vec!["openid".into(), "email".into()],
-        extra_authorize_params: vec![],
-        identity: IdentitySource::UserInfo {
-            url: "https://idp.example/userinfo".into(),
-            subject_claim: "sub".into(),
-        },
-        timeouts: Default::default(),
-    })
+    common::authz::unreachable_upstream(IDP_AUTHORIZE)
 }
 
 async fn body_text(response: Response<Body>) -> String {

@@ -1,5 +1,7 @@
 //! Authorization-server metadata (B1, B2) and dynamic client registration (B3, B4), in process.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -8,9 +10,7 @@ use mcpgate::authz::{AuthServer, AuthServerSettings, ClientRecord};
 use mcpgate::crypto::{Keyring, RootSecret};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::store::{self, Collection, Store, StoreExt};
-use mcpgate::upstream::{IdentitySource, Upstream, UpstreamConfig};
-use mcpgate::verify::ClientAuthMethod;
-use secrecy::SecretString;
+use mcpgate::upstream::Upstream;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -29,21 +29,7 @@ fn settings(issuer: &str, allowed: RedirectAllowList) -> AuthServerSettings {
 
 /// An upstream that is never called by these tests.
 fn upstream() -> Upstream {
-    Upstream::new(UpstreamConfig {
-        authorization_endpoint: "https://idp.example/authorize".into(),
-        token_endpoint: "https://idp.example/token".into(),
-        revocation_endpoint: None,
-        client_id: "mcpgate".into(),
-        client_secret: SecretString::from("s"),
-        client_auth: ClientAuthMethod::ClientSecretBasic,
-        scopes: vec!["openid".into()],
-        extra_authorize_params: vec![],
-        identity: IdentitySource::UserInfo {
-            url: "https://idp.example/userinfo".into(),
-            subject_claim: "sub".into(),
-        },
-        timeouts: Default::default(),
-    })
+    common::authz::unreachable_upstream("https://idp.example/authorize")
 }
 
 fn keyring() -> Keyring {

@@ -2,6 +2,7 @@
 //! on loopback whose answers and fetch count the tests control, and the protected demo server.
 #![allow(dead_code)]
 
+pub mod authz;
 pub mod idp;
 pub mod redis_server;
 
