@@ -1,4 +1,4 @@
-//! Authorization-server metadata (B1, B2) and dynamic client registration (B3, B4), in process.
+//! Authorization-server metadata (B1) and dynamic client registration (B3, B4), in process.
 
 mod common;
 
