@@ -78,7 +78,7 @@ pub(crate) fn consent_page(
     );
     // The form posts here, and is then redirected upstream (approve) or to the client (deny).
     let form_action: Vec<String> = std::iter::once("'self'".to_owned())
-        .chain(csp_source(server.upstream_authorize_origin()))
+        .chain(csp_source(server.upstream_authorization_endpoint()))
         .chain(csp_source(&transaction.redirect_uri))
         .collect();
     let mut response = page(StatusCode::OK, "Allow access?", &body, &form_action);

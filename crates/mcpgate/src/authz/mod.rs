@@ -80,8 +80,8 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// The authorization endpoint of the provider, for the consent page's CSP.
-    pub(crate) fn upstream_authorize_origin(&self) -> &str {
+    /// The authorization endpoint of the provider (its origin goes into the consent page's CSP).
+    pub(crate) fn upstream_authorization_endpoint(&self) -> &str {
         self.upstream.authorization_endpoint()
     }
 }

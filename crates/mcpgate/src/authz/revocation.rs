@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::Inner;
 use super::grant::{GRANTS, Grant};
-use super::token::{ACCESS_TOKEN_TTL, REFRESH_TOKENS, RefreshToken, authenticate, parse_form};
+use super::token::{ACCESS_TOKEN_TTL, REFRESH_TOKENS, RefreshToken, parse_form};
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
@@ -126,7 +126,7 @@ impl Inner {
 pub(crate) async fn revoke(State(server): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let outcome = async {
         let params: HashMap<String, String> = parse_form(&body)?;
-        let client = authenticate(&server, &headers, &params).await?;
+        let client = server.authenticate_client(&headers, &params).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "token is required"))?;

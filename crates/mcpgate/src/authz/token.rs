@@ -74,9 +74,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
 }
 
 impl Inner {
-    /// Authenticates the client (D2): confidential clients by their secret (Basic or post),
-    /// public clients by id alone.
-    async fn authenticate_client(
+    /// Authenticates the client (D2) of `/token` and `/revoke`: confidential clients by their
+    /// secret (Basic or post), public clients by id alone.
+    pub(crate) async fn authenticate_client(
         &self,
         headers: &HeaderMap,
         params: &HashMap<String, String>,
@@ -347,13 +347,4 @@ pub(crate) async fn jwks(State(server): State<Arc<Inner>>) -> Response {
     let mut response = Json(server.signer.jwks()).into_response();
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
-}
-
-/// Authenticates the client of a request (shared by `/token` and `/revoke`).
-pub(crate) async fn authenticate(
-    server: &Inner,
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<ClientRecord, OAuthError> {
-    server.authenticate_client(headers, params).await
 }
