@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, Response};
-use mcpgate::authz::{AuthServer, AuthServerSettings};
+use mcpgate::authz::{AuthServer, AuthServerSettings, ConfiguredClient, ConsentMode, SettingsError};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
-use mcpgate::redirect::RedirectAllowList;
 use mcpgate::store::{self, Store};
 use mcpgate::upstream::Upstream;
 use serde_json::{Value, json};
@@ -36,15 +35,14 @@ async fn body_text(response: Response<Body>) -> String {
 
 impl Fixture {
     async fn start() -> Self {
+        Self::with_settings(|_| {}).await
+    }
+
+    async fn with_settings(change: impl FnOnce(&mut AuthServerSettings)) -> Self {
         let store: Arc<dyn Store> = store::open("memory://").await.unwrap();
-        let settings = AuthServerSettings {
-            issuer: ISSUER.into(),
-            resource: RESOURCE.into(),
-            scopes_supported: vec!["mcp:read".into(), "mcp:write".into()],
-            allowed_redirects: RedirectAllowList::any(),
-            callback_path: "/auth/callback".into(),
-            refresh_grace: std::time::Duration::from_secs(10),
-        };
+        let mut settings = AuthServerSettings::new(ISSUER, RESOURCE);
+        settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into()];
+        change(&mut settings);
         let keyring = Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]);
         let server = AuthServer::new(settings, store, &keyring, upstream()).unwrap();
         let registration = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
@@ -79,8 +77,34 @@ impl Fixture {
     }
 
     async fn authorize(&self, params: &[(String, String)]) -> Response<Body> {
+        self.authorize_with(params, &[]).await
+    }
+
+    async fn authorize_with(&self, params: &[(String, String)], headers: &[(&str, &str)]) -> Response<Body> {
         let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-        self.send(Request::get(format!("/authorize?{query}")).body(Body::empty()).unwrap()).await
+        let request = headers
+            .iter()
+            .fold(Request::get(format!("/authorize?{query}")), |r, (name, value)| r.header(*name, *value));
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// Approves the consent page `page` in the browser that saw it.
+    async fn approve(&self, page: Response<Body>) -> Response<Body> {
+        let cookie = cookie_pair(&page, "__Host-mcpgate-csrf").unwrap();
+        let html = body_text(page).await;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("transaction", hidden(&html, "transaction").as_str()),
+                ("csrf", hidden(&html, "csrf").as_str()),
+                ("decision", "approve"),
+            ])
+            .finish();
+        let request = Request::post("/consent")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
     }
 }
 
@@ -271,4 +295,152 @@ async fn authorize_also_accepts_post() {
         .body(Body::from(body))
         .unwrap();
     assert_eq!(f.send(request).await.status(), 200);
+}
+
+/// Whether the response sends the browser straight to the provider, bound to it.
+fn goes_upstream(response: &Response<Body>) -> bool {
+    response.status() == 303
+        && location(response).as_str().starts_with(IDP_AUTHORIZE)
+        && cookie_pair(response, "__Host-mcpgate-bind").is_some()
+}
+
+#[tokio::test]
+async fn remembered_consent_skips_the_page_only_for_that_client_its_scopes_and_a_direct_visit() {
+    let f = Fixture::with_settings(|s| s.consent = ConsentMode::Remember).await;
+    let (_, challenge) = pkce::new_pair();
+    let params = f.params(&challenge);
+    let page = f.authorize_with(&params, &[("sec-fetch-site", "none")]).await;
+    assert_eq!(page.status(), 200, "nothing remembered yet");
+    let approved = f.approve(page).await;
+    assert!(goes_upstream(&approved));
+    let remembered = cookie_pair(&approved, "__Host-mcpgate-consent").expect("approval is remembered");
+
+    let direct = [("cookie", remembered.as_str()), ("sec-fetch-site", "none")];
+    assert!(goes_upstream(&f.authorize_with(&params, &direct).await), "remembered: no page");
+    let same_origin = [("cookie", remembered.as_str()), ("sec-fetch-site", "same-origin")];
+    assert!(goes_upstream(&f.authorize_with(&params, &same_origin).await));
+
+    // Started by another site, or by a browser that does not say: the page again.
+    for site in [Some("cross-site"), Some("same-site"), None] {
+        let mut headers = vec![("cookie", remembered.as_str())];
+        headers.extend(site.map(|s| ("sec-fetch-site", s)));
+        assert_eq!(f.authorize_with(&params, &headers).await.status(), 200, "{site:?}");
+    }
+    // A scope not approved before.
+    let wider = with(&params, "scope", Some("mcp:read mcp:write"));
+    assert_eq!(f.authorize_with(&wider, &direct).await.status(), 200);
+    // A tampered cookie counts for nothing.
+    let (payload, tag) = remembered.split_once('.').unwrap();
+    let forged = format!("{}x.{tag}", payload);
+    let forged = [("cookie", forged.as_str()), ("sec-fetch-site", "none")];
+    assert_eq!(f.authorize_with(&params, &forged).await.status(), 200);
+    // Another client was never approved.
+    let other = Fixture { server: f.server.clone(), client_id: register(&f, "Other tool").await };
+    assert_eq!(other.authorize_with(&other.params(&challenge), &direct).await.status(), 200);
+}
+
+async fn register(f: &Fixture, name: &str) -> String {
+    let registration =
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": name});
+    let response =
+        f.send(Request::post("/register").body(Body::from(registration.to_string())).unwrap()).await;
+    let registered: Value = serde_json::from_str(&body_text(response).await).unwrap();
+    registered["client_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_always_mode_ignores_remembered_consent() {
+    // One configured client and the same keys in both servers: only the mode differs.
+    let fixture = |mode| {
+        Fixture::with_settings(move |s| {
+            s.consent = mode;
+            s.clients = vec![configured("ops-tool", None, REDIRECT)];
+        })
+    };
+    let remembering = fixture(ConsentMode::Remember).await;
+    let remembering = Fixture { client_id: "ops-tool".into(), ..remembering };
+    let (_, challenge) = pkce::new_pair();
+    let page = remembering.authorize(&remembering.params(&challenge)).await;
+    let remembered = cookie_pair(&remembering.approve(page).await, "__Host-mcpgate-consent").unwrap();
+    let direct = [("cookie", remembered.as_str()), ("sec-fetch-site", "none")];
+    assert!(goes_upstream(&remembering.authorize_with(&remembering.params(&challenge), &direct).await));
+
+    let always = Fixture { client_id: "ops-tool".into(), ..fixture(ConsentMode::Always).await };
+    assert_eq!(always.authorize_with(&always.params(&challenge), &direct).await.status(), 200);
+}
+
+#[tokio::test]
+async fn consent_off_goes_straight_to_the_provider() {
+    let f = Fixture::with_settings(|s| s.consent = ConsentMode::Off).await;
+    let (_, challenge) = pkce::new_pair();
+    let response = f.authorize(&f.params(&challenge)).await;
+    assert!(goes_upstream(&response));
+    assert_eq!(query(&location(&response))["client_id"], "mcpgate-at-idp");
+}
+
+#[test]
+fn consent_modes_parse_from_their_names() {
+    assert_eq!("always".parse::<ConsentMode>(), Ok(ConsentMode::Always));
+    assert_eq!("remember".parse::<ConsentMode>(), Ok(ConsentMode::Remember));
+    assert_eq!("off".parse::<ConsentMode>(), Ok(ConsentMode::Off));
+    assert!("sometimes".parse::<ConsentMode>().is_err());
+}
+
+fn configured(client_id: &str, secret: Option<&str>, redirect: &str) -> ConfiguredClient {
+    ConfiguredClient {
+        client_id: client_id.into(),
+        client_secret: secret.map(|s| secrecy::SecretString::from(s.to_owned())),
+        redirect_uris: vec![redirect.into()],
+        client_name: Some("Operator's tool".into()),
+        scope: Some("mcp:read".into()),
+    }
+}
+
+#[tokio::test]
+async fn configured_clients_work_alongside_registered_ones() {
+    let f = Fixture::with_settings(|s| {
+        s.clients = vec![configured("ops-tool", Some("ops-secret"), "https://ops.example.com/cb")]
+    })
+    .await;
+    let (_, challenge) = pkce::new_pair();
+    // The registered client still works, and so does the configured one.
+    assert_eq!(f.authorize(&f.params(&challenge)).await.status(), 200);
+    let ops = Fixture { server: f.server.clone(), client_id: "ops-tool".into() };
+    let params = with(&ops.params(&challenge), "redirect_uri", Some("https://ops.example.com/cb"));
+    let page = ops.authorize(&params).await;
+    assert_eq!(page.status(), 200);
+    assert!(body_text(page).await.contains("Operator&#x27;s tool"));
+    // Its registered redirect URI is the only one.
+    assert_eq!(ops.authorize(&ops.params(&challenge)).await.status(), 400);
+
+    // It authenticates with its configured secret (here at /revoke, which answers 200 to a
+    // good client whatever the token).
+    let revoke = |credentials: &str| {
+        Request::post("/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", format!("Basic {credentials}"))
+            .body(Body::from("token=unknown"))
+            .unwrap()
+    };
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(f.send(revoke(&b64("ops-tool:ops-secret"))).await.status(), 200);
+    assert_eq!(f.send(revoke(&b64("ops-tool:wrong"))).await.status(), 401);
+}
+
+#[tokio::test]
+async fn unusable_configured_clients_are_refused_at_start() {
+    let keyring = Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]);
+    for client in [
+        configured("", None, "https://ops.example.com/cb"),
+        configured("ops", None, "javascript:alert(1)"),
+        configured("ops", None, "http://ops.example.com/cb"),
+        ConfiguredClient { redirect_uris: vec![], ..configured("ops", None, "https://x.example/cb") },
+    ] {
+        let mut settings = AuthServerSettings::new(ISSUER, RESOURCE);
+        settings.clients = vec![client];
+        let store: Arc<dyn Store> = store::open("memory://").await.unwrap();
+        let error = AuthServer::new(settings, store, &keyring, upstream()).unwrap_err();
+        assert!(matches!(error, SettingsError::BadClient { .. }), "{error}");
+    }
 }

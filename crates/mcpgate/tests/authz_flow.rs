@@ -47,14 +47,9 @@ async fn start() -> Flow {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let store: Arc<dyn Store> = store::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let settings = AuthServerSettings {
-        issuer: base.clone(),
-        resource: format!("{base}/mcp"),
-        scopes_supported: vec!["mcp:read".into()],
-        allowed_redirects: RedirectAllowList::any(),
-        callback_path: "/auth/callback".into(),
-        refresh_grace: std::time::Duration::from_secs(2),
-    };
+    let mut settings = AuthServerSettings::new(base.clone(), format!("{base}/mcp"));
+    settings.scopes_supported = vec!["mcp:read".into()];
+    settings.refresh_grace = std::time::Duration::from_secs(2);
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
     // The MCP server this authorization server protects, in the same app.

@@ -17,14 +17,10 @@ use tower::ServiceExt;
 const ISSUER: &str = "https://auth.example.com";
 
 fn settings(issuer: &str, allowed: RedirectAllowList) -> AuthServerSettings {
-    AuthServerSettings {
-        issuer: issuer.into(),
-        resource: "https://mcp.example.com/mcp".into(),
-        scopes_supported: vec!["mcp:read".into(), "mcp:write".into()],
-        allowed_redirects: allowed,
-        callback_path: "/auth/callback".into(),
-        refresh_grace: std::time::Duration::from_secs(10),
-    }
+    let mut settings = AuthServerSettings::new(issuer, "https://mcp.example.com/mcp");
+    settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into()];
+    settings.allowed_redirects = allowed;
+    settings
 }
 
 /// An upstream that is never called by these tests.
@@ -112,6 +108,25 @@ async fn an_issuer_with_a_path_gets_path_inserted_metadata_and_endpoints_under_i
         ))
         .unwrap();
     assert_eq!(call(&server, request).await.0, 201);
+    // The MCP server is on another origin: the root document is not this issuer's to serve.
+    let root = Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap();
+    assert_eq!(call(&server, root).await.0, 404);
+}
+
+#[tokio::test]
+async fn metadata_is_also_at_the_mcp_origin_root_for_2025_03_26_clients() {
+    // Issuer under a path on the MCP server's own origin: older clients drop the MCP URL's path
+    // and ask the origin's root.
+    let issuer = "https://mcp.example.com/oauth";
+    let mut settings = settings(issuer, RedirectAllowList::any());
+    settings.resource = "https://mcp.example.com/mcp".into();
+    let store: Arc<dyn Store> = Arc::new(store::MemoryStore::new());
+    let server = AuthServer::new(settings, store, &keyring(), upstream()).unwrap();
+    let root = Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap();
+    let (status, _, doc) = call(&server, root).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["issuer"], issuer);
+    assert_eq!(doc["authorization_endpoint"], format!("{issuer}/authorize"));
 }
 
 #[test]

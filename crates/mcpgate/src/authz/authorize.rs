@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, http::StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::client::ClientRecord;
 use super::pages::error_page;
-use super::register::CLIENTS;
 use super::{Inner, consent};
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
@@ -80,10 +80,6 @@ pub(crate) fn redirect_error(
 }
 
 impl Inner {
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, crate::store::StoreError> {
-        Ok(self.store.get_json::<ClientRecord>(CLIENTS, client_id).await?.map(|v| v.value))
-    }
-
     /// The scopes granted for a request: what was asked, within what the client registered and
     /// the server supports (C4); none asked → the client's registered scopes, else all supported.
     fn grant_scopes(&self, client: &ClientRecord, requested: Option<&str>) -> Result<Vec<String>, ()> {
@@ -106,25 +102,27 @@ impl Inner {
 /// `GET /authorize`.
 pub(crate) async fn authorize_get(
     State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
     Query(params): Query<AuthorizeParams>,
 ) -> Response {
-    authorize(server, params).await
+    authorize(server, &headers, params).await
 }
 
 /// `POST /authorize`.
 pub(crate) async fn authorize_post(
     State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
     Form(params): Form<AuthorizeParams>,
 ) -> Response {
-    authorize(server, params).await
+    authorize(server, &headers, params).await
 }
 
-async fn authorize(server: Arc<Inner>, params: AuthorizeParams) -> Response {
+async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizeParams) -> Response {
     // C1: client and redirect URI first; until both are known good, never redirect.
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return error_page(StatusCode::BAD_REQUEST, "The request has no client_id.");
     };
-    let client = match server.client(client_id).await {
+    let client = match server.find_client(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This client is not registered."),
         Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
@@ -188,7 +186,7 @@ async fn authorize(server: Arc<Inner>, params: AuthorizeParams) -> Response {
         tracing::error!(error = %e, "cannot store an authorization transaction");
         return fail(ErrorCode::TemporarilyUnavailable, "storage unavailable");
     }
-    consent::consent_page(&server, &client, &transaction, transaction_id.expose_secret())
+    consent::ask_or_continue(&server, headers, &client, &transaction, transaction_id.expose_secret(), &key)
 }
 
 /// The host (or scheme, for private-use URIs) a redirect URI sends the browser to, for display.

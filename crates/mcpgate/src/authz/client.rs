@@ -1,9 +1,14 @@
 //! Registered clients: what the store keeps about each, whether it came from dynamic
 //! registration, configuration or a client ID metadata document.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::register::CLIENTS;
+use super::{Inner, SettingsError};
+use crate::crypto::KeyedMac;
 use crate::redirect::{ApplicationType, RedirectUri};
+use crate::store::{StoreError, StoreExt};
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,4 +96,69 @@ pub struct ClientRecord {
     pub issued_at: u64,
     /// Where the record came from.
     pub source: ClientSource,
+}
+
+/// A client from the operator's configuration (B6): it works alongside registered clients and
+/// is never written to the store, so changing the configuration changes it.
+#[derive(Debug, Clone)]
+pub struct ConfiguredClient {
+    /// Its id.
+    pub client_id: String,
+    /// Its secret (confidential clients, HTTP Basic or post); `None` for a public client.
+    pub client_secret: Option<SecretString>,
+    /// Its redirect URIs, checked by the native-client rules (https, loopback http, private-use
+    /// schemes); the registration allow-list does not apply to what the operator configured.
+    pub redirect_uris: Vec<String>,
+    /// The name shown on the consent page.
+    pub client_name: Option<String>,
+    /// The scopes it may have (space separated); `None` for every supported scope.
+    pub scope: Option<String>,
+}
+
+impl ConfiguredClient {
+    /// The record the endpoints use, with the secret as a keyed digest.
+    pub(crate) fn to_record(&self, digester: &KeyedMac) -> Result<ClientRecord, SettingsError> {
+        let bad = |reason: String| SettingsError::BadClient { client_id: self.client_id.clone(), reason };
+        if self.client_id.is_empty() || self.client_id.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(bad("the id must be non-empty, without spaces or control characters".into()));
+        }
+        if self.redirect_uris.is_empty() {
+            return Err(bad("at least one redirect URI is required".into()));
+        }
+        let redirect_uris = self
+            .redirect_uris
+            .iter()
+            .map(|raw| {
+                RedirectUri::parse(raw, ApplicationType::Native).map_err(|e| bad(format!("{raw}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let secret_digest =
+            self.client_secret.as_ref().map(|s| digester.tag(s.expose_secret().as_bytes()).to_base64());
+        Ok(ClientRecord {
+            client_id: self.client_id.clone(),
+            auth_method: if secret_digest.is_some() {
+                TokenEndpointAuthMethod::ClientSecretBasic
+            } else {
+                TokenEndpointAuthMethod::None
+            },
+            secret_digest,
+            redirect_uris,
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            application_type: ApplicationType::Native,
+            client_name: self.client_name.clone(),
+            scope: self.scope.clone(),
+            issued_at: 0,
+            source: ClientSource::Configured,
+        })
+    }
+}
+
+impl Inner {
+    /// The client with this id: configured, else registered.
+    pub(crate) async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        if let Some(client) = self.configured_clients.get(client_id) {
+            return Ok(Some(client.clone()));
+        }
+        Ok(self.store.get_json::<ClientRecord>(CLIENTS, client_id).await?.map(|v| v.value))
+    }
 }

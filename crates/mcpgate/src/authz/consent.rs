@@ -5,7 +5,8 @@
 //! The form's CSRF token is a MAC over the transaction and a random value held in a cookie set
 //! with the page, so it is bound to the browser that saw the page: a page that auto-submits the
 //! form from elsewhere has neither. Approval sets the browser-binding cookie (a MAC over the
-//! transaction id) that the upstream callback requires (C7).
+//! transaction id) that the upstream callback requires (C7). [`ConsentMode`] decides when the
+//! page is shown at all.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Inner;
 use super::authorize::{TRANSACTIONS, Transaction, csp_source, redirect_error, redirect_target};
@@ -28,8 +29,160 @@ use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
 use crate::store::StoreExt;
 use crate::upstream::AuthorizeRequest;
+use crate::verify::unix_now;
 
 const CSRF_COOKIE: &str = "mcpgate-csrf";
+const REMEMBER_COOKIE: &str = "mcpgate-consent";
+/// How long a remembered approval lasts, and how many clients one browser remembers.
+const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+const REMEMBER_AT_MOST: usize = 16;
+
+/// When the user is asked to approve a client (C5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    /// Every authorization shows the consent page.
+    #[default]
+    Always,
+    /// An approval is remembered in the browser for that client and those scopes (30 days),
+    /// and honoured only when the browser says the request was not started by another site
+    /// (`Sec-Fetch-Site: none` or `same-origin`).
+    Remember,
+    /// No consent page. This gives up the confused-deputy defence: choose it only when every
+    /// client is trusted (pre-registered clients, no open registration).
+    Off,
+}
+
+impl std::str::FromStr for ConsentMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Self::Always),
+            "remember" => Ok(Self::Remember),
+            "off" => Ok(Self::Off),
+            other => Err(format!("consent must be always, remember or off, not {other:?}")),
+        }
+    }
+}
+
+/// The approvals a browser remembers (`remember` mode): client id, the scopes approved and
+/// until when, in one cookie MACed as a whole so the browser can neither forge nor widen it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RememberedConsent(Vec<(String, Vec<String>, u64)>);
+
+impl RememberedConsent {
+    fn mac(server: &Inner, payload: &str) -> String {
+        server.cookie_mac.tag(format!("consent\0{payload}").as_bytes()).to_base64()
+    }
+
+    /// The browser's remembered approvals, if its cookie is ours and intact.
+    fn read(server: &Inner, headers: &HeaderMap) -> Self {
+        let name = cookie_name(&server.settings.issuer, REMEMBER_COOKIE);
+        let Some((payload, tag)) = read_cookie(headers, &name).and_then(|v| v.split_once('.')) else {
+            return Self::default();
+        };
+        if !crate::crypto::constant_time_eq(Self::mac(server, payload).as_bytes(), tag.as_bytes()) {
+            return Self::default();
+        }
+        let now = unix_now();
+        let mut remembered: Self = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .unwrap_or_default();
+        remembered.0.retain(|(_, _, until)| *until > now);
+        remembered
+    }
+
+    /// Whether the transaction's client was approved for at least its scopes.
+    fn covers(&self, transaction: &Transaction) -> bool {
+        self.0.iter().any(|(client, scopes, _)| {
+            *client == transaction.client_id && transaction.scopes.iter().all(|s| scopes.contains(s))
+        })
+    }
+
+    /// These approvals plus the transaction's, the oldest dropped beyond the limit.
+    fn with(mut self, transaction: &Transaction) -> Self {
+        self.0.retain(|(client, _, _)| *client != transaction.client_id);
+        self.0.push((
+            transaction.client_id.clone(),
+            transaction.scopes.clone(),
+            unix_now() + REMEMBER_FOR.as_secs(),
+        ));
+        let excess = self.0.len().saturating_sub(REMEMBER_AT_MOST);
+        self.0.drain(..excess);
+        self
+    }
+
+    fn cookie(&self, server: &Inner) -> Option<HeaderValue> {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&self.0).ok()?);
+        let value = format!("{payload}.{}", Self::mac(server, &payload));
+        let cookie = set_cookie(&server.settings.issuer, REMEMBER_COOKIE, &value, REMEMBER_FOR.as_secs());
+        HeaderValue::from_str(&cookie).ok()
+    }
+}
+
+/// After `/authorize` opened a transaction: the consent page, or — when the mode and the
+/// browser's remembered approvals allow — straight on to the provider.
+pub(crate) fn ask_or_continue(
+    server: &Inner,
+    headers: &HeaderMap,
+    client: &ClientRecord,
+    transaction: &Transaction,
+    transaction_id: &str,
+    key: &str,
+) -> Response {
+    let skip = match server.settings.consent {
+        ConsentMode::Always => false,
+        ConsentMode::Off => true,
+        ConsentMode::Remember => {
+            // A request another site started (a link, a form) never skips the page.
+            let own = matches!(
+                headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+                Some("none" | "same-origin")
+            );
+            own && RememberedConsent::read(server, headers).covers(transaction)
+        }
+    };
+    if skip {
+        server.to_upstream(transaction_id, key, transaction)
+    } else {
+        consent_page(server, client, transaction, transaction_id)
+    }
+}
+
+impl Inner {
+    /// Sends the browser to the provider for the transaction, with the binding cookie the
+    /// callback will require.
+    fn to_upstream(&self, transaction_id: &str, key: &str, transaction: &Transaction) -> Response {
+        let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
+        let Ok(verifier) = self.sealer.open(key.as_bytes(), &sealed) else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This request cannot be continued. Start again from your application.",
+            );
+        };
+        let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
+        let challenge = pkce::s256_challenge(verifier.expose_secret());
+        let request = AuthorizeRequest {
+            redirect_uri: &self.callback_url,
+            state: transaction_id,
+            code_challenge: &challenge,
+            nonce: &transaction.nonce,
+        };
+        let Ok(url) = self.upstream.authorization_url(&request) else {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The identity provider is misconfigured.");
+        };
+        let mut response = Redirect::to(url.as_str()).into_response();
+        let binding =
+            set_cookie(&self.settings.issuer, BINDING_COOKIE, &binding_value(self, transaction_id), 600);
+        if let Ok(binding) = HeaderValue::from_str(&binding) {
+            response.headers_mut().append(SET_COOKIE, binding);
+        }
+        response
+    }
+}
 pub(crate) const BINDING_COOKIE: &str = "mcpgate-bind";
 
 fn csrf_token(server: &Inner, transaction_id: &str, browser_secret: &str) -> String {
@@ -42,7 +195,7 @@ pub(crate) fn binding_value(server: &Inner, transaction_id: &str) -> String {
 }
 
 /// Renders the consent page for an open transaction.
-pub(crate) fn consent_page(
+fn consent_page(
     server: &Inner,
     client: &ClientRecord,
     transaction: &Transaction,
@@ -143,31 +296,12 @@ pub(crate) async fn consent_post(
             )
         }
         "approve" => {
-            let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
-            let Ok(verifier) = server.sealer.open(key.as_bytes(), &sealed) else {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "This request cannot be continued. Start again from your application.",
-                );
-            };
-            let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
-            let challenge = pkce::s256_challenge(verifier.expose_secret());
-            let request = AuthorizeRequest {
-                redirect_uri: &server.callback_url,
-                state: &form.transaction,
-                code_challenge: &challenge,
-                nonce: &transaction.nonce,
-            };
-            let Ok(url) = server.upstream.authorization_url(&request) else {
-                return error_page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "The identity provider is misconfigured.",
-                );
-            };
-            let mut response = Redirect::to(url.as_str()).into_response();
-            let binding = set_cookie(issuer, BINDING_COOKIE, &binding_value(&server, &form.transaction), 600);
-            if let Ok(binding) = HeaderValue::from_str(&binding) {
-                response.headers_mut().append(SET_COOKIE, binding);
+            let mut response = server.to_upstream(&form.transaction, &key, &transaction);
+            if server.settings.consent == ConsentMode::Remember {
+                let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
+                if let Some(cookie) = remembered.cookie(&server) {
+                    response.headers_mut().append(SET_COOKIE, cookie);
+                }
             }
             response
         }

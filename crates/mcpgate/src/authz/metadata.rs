@@ -72,16 +72,25 @@ impl Inner {
 }
 
 /// Every path the document is served at: RFC 8414 §3 (path-inserted), OIDC Discovery
-/// (appended to the issuer) and the path-inserted OIDC form some clients try.
-fn paths(issuer_path: &str) -> Vec<String> {
+/// (appended to the issuer) and the path-inserted OIDC form some clients try. When the issuer
+/// has a path but shares the MCP server's origin, also at that origin's root: clients of the
+/// 2025-03-26 revision look there, having dropped the path of the MCP URL (B2).
+fn paths(issuer_path: &str, shares_mcp_origin: bool) -> Vec<String> {
     let mut paths = vec![
         format!("/.well-known/oauth-authorization-server{issuer_path}"),
         format!("/.well-known/openid-configuration{issuer_path}"),
     ];
     if !issuer_path.is_empty() {
         paths.push(format!("{issuer_path}/.well-known/openid-configuration"));
+        if shares_mcp_origin {
+            paths.push("/.well-known/oauth-authorization-server".to_owned());
+        }
     }
     paths
+}
+
+fn origin(url: &str) -> Option<url::Origin> {
+    url::Url::parse(url).ok().map(|u| u.origin())
 }
 
 pub(crate) fn routes(server: &Arc<Inner>) -> Router {
@@ -90,8 +99,11 @@ pub(crate) fn routes(server: &Arc<Inner>) -> Router {
         let document = document.clone();
         async move { document }
     });
-    let router =
-        paths(&server.issuer_path).into_iter().fold(Router::new(), |r, p| r.route(&p, handler.clone()));
+    let settings = &server.settings;
+    let shares_mcp_origin = origin(&settings.issuer).is_some_and(|o| Some(o) == origin(&settings.resource));
+    let router = paths(&server.issuer_path, shares_mcp_origin)
+        .into_iter()
+        .fold(Router::new(), |r, p| r.route(&p, handler.clone()));
     router.layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any))
 }
 
@@ -102,16 +114,17 @@ mod tests {
     #[test]
     fn path_inserted_forms() {
         assert_eq!(
-            paths(""),
+            paths("", true),
             ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]
         );
         assert_eq!(
-            paths("/tenant"),
+            paths("/tenant", false),
             [
                 "/.well-known/oauth-authorization-server/tenant",
                 "/.well-known/openid-configuration/tenant",
                 "/tenant/.well-known/openid-configuration"
             ]
         );
+        assert_eq!(paths("/tenant", true).last().unwrap(), "/.well-known/oauth-authorization-server");
     }
 }

@@ -25,7 +25,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
+pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
+pub use consent::ConsentMode;
 pub use metadata::AuthServerMetadata;
 pub use revocation::AccessTokenVerifier;
 
@@ -37,8 +38,9 @@ use crate::upstream::Upstream;
 /// Largest request body the endpoints read (E3).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What the operator configures.
+/// What the operator configures. Start from [`AuthServerSettings::new`] and change fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthServerSettings {
     /// Our issuer identifier: the public base URL, byte-for-byte as it appears everywhere.
     pub issuer: String,
@@ -52,6 +54,31 @@ pub struct AuthServerSettings {
     pub callback_path: String,
     /// How long a rotated-out refresh token still works (D4; 10 s is a good default).
     pub refresh_grace: std::time::Duration,
+    /// How long our access tokens live (D3; default one hour).
+    pub access_token_ttl: std::time::Duration,
+    /// When the user is asked to approve a client (C5; default [`ConsentMode::Always`]).
+    pub consent: ConsentMode,
+    /// Clients from the operator's configuration, alongside registered ones (B6).
+    pub clients: Vec<ConfiguredClient>,
+}
+
+impl AuthServerSettings {
+    /// Settings for `issuer` protecting `resource`, with the defaults: every redirect URI the
+    /// client-type rules accept, no scopes, callback at `/auth/callback`, a 10 s refresh grace
+    /// window, one-hour access tokens, consent always asked, no configured clients.
+    pub fn new(issuer: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            resource: resource.into(),
+            scopes_supported: Vec::new(),
+            allowed_redirects: RedirectAllowList::any(),
+            callback_path: "/auth/callback".into(),
+            refresh_grace: std::time::Duration::from_secs(10),
+            access_token_ttl: std::time::Duration::from_secs(3600),
+            consent: ConsentMode::Always,
+            clients: Vec::new(),
+        }
+    }
 }
 
 /// Errors in the settings.
@@ -60,6 +87,17 @@ pub enum SettingsError {
     /// The issuer must be an https URL (http only on loopback), without query or fragment.
     #[error("issuer {0:?} must be an https URL (http for loopback only) without query or fragment")]
     BadIssuer(String),
+    /// A configured client is unusable.
+    #[error("configured client {client_id:?}: {reason}")]
+    BadClient {
+        /// Its id.
+        client_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The access-token lifetime must be positive and not longer than the refresh tokens'.
+    #[error("access_token_ttl must be between 1 s and the refresh-token lifetime")]
+    BadAccessTokenTtl,
 }
 
 pub(crate) struct Inner {
@@ -77,6 +115,8 @@ pub(crate) struct Inner {
     pub revoked: revocation::RevokedGrants,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
+    /// The operator's clients, by id (B6).
+    pub configured_clients: std::collections::HashMap<String, ClientRecord>,
 }
 
 impl Inner {
@@ -114,6 +154,16 @@ impl AuthServer {
         if !secure || url.query().is_some() || url.fragment().is_some() || settings.issuer.ends_with('/') {
             return Err(bad());
         }
+        let ttl = settings.access_token_ttl;
+        if ttl.is_zero() || ttl > token::REFRESH_TOKEN_TTL {
+            return Err(SettingsError::BadAccessTokenTtl);
+        }
+        let digester = keyring.digester();
+        let configured_clients = settings
+            .clients
+            .iter()
+            .map(|c| c.to_record(&digester).map(|record| (record.client_id.clone(), record)))
+            .collect::<Result<_, _>>()?;
         let issuer_path = url.path().trim_end_matches('/').to_owned();
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
         let signer = issue::TokenSigner::new(keyring);
@@ -122,14 +172,15 @@ impl AuthServer {
             settings,
             issuer_path,
             store,
-            digester: keyring.digester(),
+            digester,
             cookie_mac: keyring.cookie_signer(),
             sealer: keyring.sealer(),
             upstream: Arc::new(upstream),
             signer,
             own_jwt,
-            revoked: revocation::RevokedGrants::new(),
+            revoked: revocation::RevokedGrants::new(ttl),
             callback_url,
+            configured_clients,
         };
         Ok(Self { inner: Arc::new(inner) })
     }

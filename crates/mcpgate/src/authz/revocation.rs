@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::Inner;
 use super::grant::{GRANTS, Grant};
-use super::token::{ACCESS_TOKEN_TTL, REFRESH_TOKENS, RefreshToken, parse_form};
+use super::token::{REFRESH_TOKENS, RefreshToken, parse_form};
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
@@ -27,8 +27,9 @@ use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, TokenVerifier, Ve
 pub(crate) struct RevokedGrants(Cache<String, ()>);
 
 impl RevokedGrants {
-    pub(crate) fn new() -> Self {
-        Self(Cache::builder().max_capacity(1_000_000).time_to_live(ACCESS_TOKEN_TTL).build())
+    /// Remembers each revocation for `ttl`, the lifetime of the access tokens it refuses.
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
+        Self(Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build())
     }
 
     pub(crate) fn insert(&self, grant_id: &str) {

@@ -21,15 +21,12 @@ use serde_json::json;
 use super::Inner;
 use super::client::{ClientRecord, GrantType};
 use super::grant::{AuthorizationCode, CODES, FAMILIES, GRANTS, Grant, RefreshFamily};
-use super::register::CLIENTS;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::{Collection, StoreExt};
 use crate::verify::unix_now;
 
 pub(crate) const REFRESH_TOKENS: Collection = Collection::new("refresh_tokens");
-/// Lifetime of our access tokens (D3).
-pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -95,8 +92,7 @@ impl Inner {
             (None, None) => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
         };
         let unknown = || invalid(ErrorCode::InvalidClient, "client authentication failed");
-        let client =
-            self.store.get_json::<ClientRecord>(CLIENTS, &client_id).await?.ok_or_else(unknown)?.value;
+        let client = self.find_client(&client_id).await?.ok_or_else(unknown)?;
         match (&client.secret_digest, secret) {
             (None, None) => Ok(client),
             (Some(digest), Some(secret)) => {
@@ -141,7 +137,7 @@ impl Inner {
             "client_id": grant.client_id,
             "scope": scopes.join(" "),
             "iat": now,
-            "exp": now + ACCESS_TOKEN_TTL.as_secs(),
+            "exp": now + self.settings.access_token_ttl.as_secs(),
             "jti": random_token().expose_secret(),
             "gid": grant.id,
         });
@@ -155,7 +151,7 @@ impl Inner {
         let mut body = json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+            "expires_in": self.settings.access_token_ttl.as_secs(),
             "scope": scopes.join(" "),
         });
         let mut digest = None;
