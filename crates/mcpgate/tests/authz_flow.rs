@@ -10,7 +10,6 @@ use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
 use mcpgate::authz::{AuthServer, AuthServerSettings};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::mcp::DemoServer;
-use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::ProtectedResource;
 use mcpgate::store::{self, Store};
 use mcpgate::upstream::{Upstream, discover};
@@ -26,43 +25,23 @@ use serde_json::{Value, json};
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:47011/callback";
 
+#[derive(Clone)]
 struct Flow {
-    idp: TestIdp,
+    idp: Arc<TestIdp>,
+    /// Where this instance listens.
     base: String,
     client_id: String,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     db: std::path::PathBuf,
 }
 
 async fn start() -> Flow {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let idp = TestIdp::start(&[&format!("{base}/auth/callback")]);
-    let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
-    let upstream = Upstream::new(
-        discovery
-            .upstream_config(CLIENT_ID, SecretString::from(CLIENT_SECRET), vec!["email".into()])
-            .unwrap(),
-    );
+    let idp = Arc::new(TestIdp::start(&[&format!("{base}/auth/callback")]));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    let store: Arc<dyn Store> = store::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let mut settings = AuthServerSettings::new(base.clone(), format!("{base}/mcp"));
-    settings.scopes_supported = vec!["mcp:read".into()];
-    settings.refresh_grace = std::time::Duration::from_secs(2);
-    let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
-    let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
-    // The MCP server this authorization server protects, in the same app.
-    let resource = ProtectedResource::new(&format!("{base}/mcp")).unwrap().authorization_server(base.clone());
-    let verifier: Arc<dyn TokenVerifier> =
-        Arc::new(CachedVerifier::new(server.access_token_verifier().unwrap()));
-    let mcp = StreamableHttpService::new(
-        || Ok(DemoServer::default()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let app = server.router().merge(resource.protect(verifier, mcp));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    serve_instance(listener, &base, &idp, &format!("sqlite://{}", db.display())).await;
 
     let registered: Value = reqwest::Client::new()
         .post(format!("{base}/register"))
@@ -74,7 +53,37 @@ async fn start() -> Flow {
         .json()
         .await
         .unwrap();
-    Flow { idp, base, client_id: registered["client_id"].as_str().unwrap().to_owned(), _dir: dir, db }
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    Flow { idp, base, client_id, _dir: Arc::new(dir), db }
+}
+
+/// One mcpgate instance for `issuer` on `listener`: the authorization server in front of `idp`,
+/// and the demo MCP server it protects, keeping its records at `store_url`. Every instance
+/// derives the same keys.
+async fn serve_instance(listener: tokio::net::TcpListener, issuer: &str, idp: &TestIdp, store_url: &str) {
+    let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
+    let upstream = Upstream::new(
+        discovery
+            .upstream_config(CLIENT_ID, SecretString::from(CLIENT_SECRET), vec!["email".into()])
+            .unwrap(),
+    );
+    let store: Arc<dyn Store> = store::open(store_url).await.unwrap();
+    let mut settings = AuthServerSettings::new(issuer, format!("{issuer}/mcp"));
+    settings.scopes_supported = vec!["mcp:read".into()];
+    settings.refresh_grace = std::time::Duration::from_secs(2);
+    let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
+    let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
+    // The MCP server this authorization server protects, in the same app.
+    let resource = ProtectedResource::new(&format!("{issuer}/mcp")).unwrap().authorization_server(issuer);
+    let verifier: Arc<dyn TokenVerifier> =
+        Arc::new(CachedVerifier::new(server.access_token_verifier().unwrap()));
+    let mcp = StreamableHttpService::new(
+        || Ok(DemoServer::default()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app = server.router().merge(resource.protect(verifier, mcp));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
 
 fn attribute(html: &str, name: &str) -> String {
@@ -420,4 +429,78 @@ async fn only_the_owning_client_may_revoke() {
     assert_eq!(revoke(&flow, refresh_token, other["client_id"].as_str().unwrap()).await, 400);
     let (status, _) = refresh(&flow, refresh_token, None).await;
     assert_eq!(status, 200, "the grant survives another client's attempt");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_flows_and_revocations() {
+    let redis = common::redis_server::RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Instance A is the public issuer; B is a second instance behind the same name. The test
+    // plays the load balancer by choosing which one each request goes to (cookies for
+    // 127.0.0.1 reach both ports).
+    let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (issuer, b_base) = (
+        format!("http://127.0.0.1:{}", a.local_addr().unwrap().port()),
+        format!("http://127.0.0.1:{}", b.local_addr().unwrap().port()),
+    );
+    let idp = Arc::new(TestIdp::start(&[&format!("{issuer}/auth/callback")]));
+    serve_instance(a, &issuer, &idp, &redis.url()).await;
+    serve_instance(b, &issuer, &idp, &redis.url()).await;
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{b_base}/register"))
+        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none",
+                     "grant_types": ["authorization_code", "refresh_token"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let on_a = Flow {
+        idp,
+        base: issuer.clone(),
+        client_id: registered["client_id"].as_str().unwrap().to_owned(),
+        _dir: Arc::new(dir),
+        db: std::path::PathBuf::new(),
+    };
+    let on_b = Flow { base: b_base.clone(), ..on_a.clone() };
+
+    // Registered on B, authorized and consented on A, back from the IdP on B, redeemed on A.
+    let (verifier, challenge) = pkce::new_pair();
+    let (browser, callback) = until_callback_with(&on_a, "judy", &challenge).await;
+    let callback = callback.as_str().replacen(&issuer, &b_base, 1);
+    let back = browser.get(callback).send().await.unwrap();
+    assert_eq!(back.status(), 303, "instance B finishes the sign-in A started");
+    let target = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code = target.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let verifier = secrecy::ExposeSecret::expose_secret(&verifier).to_owned();
+    let (status, _, tokens) = redeem(&on_a, &code, &verifier, CLIENT_REDIRECT).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    // Refreshed on B; both serve the MCP server to the new token.
+    let (status, refreshed) = refresh(&on_b, tokens["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let access2 = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(whoami_status(&on_a, access2).await, 200);
+    assert_eq!(whoami_status(&on_b, access2).await, 200, "served and cached on B before revocation");
+    assert_eq!(whoami_status(&on_b, access).await, 200);
+
+    // Revoked on A: refused on A at once, and on B within a second.
+    assert_eq!(revoke(&on_a, access2, &on_a.client_id).await, 200);
+    assert_eq!(whoami_status(&on_a, access2).await, 401);
+    let revoked_at = std::time::Instant::now();
+    while whoami_status(&on_b, access2).await != 401 {
+        assert!(revoked_at.elapsed() < std::time::Duration::from_secs(1), "B still accepts after 1 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(whoami_status(&on_b, access).await, 401, "every token of the grant");
+    let (status, _) = refresh(&on_b, refreshed["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 400);
+
+    // A third instance started afterwards knows the revocation from the store.
+    let c = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let on_c = Flow { base: format!("http://127.0.0.1:{}", c.local_addr().unwrap().port()), ..on_a.clone() };
+    serve_instance(c, &issuer, &on_a.idp, &redis.url()).await;
+    assert_eq!(whoami_status(&on_c, access2).await, 401);
 }

@@ -17,6 +17,7 @@ mod metadata;
 mod pages;
 mod register;
 mod revocation;
+mod revoked;
 mod token;
 
 use std::sync::Arc;
@@ -112,7 +113,7 @@ pub(crate) struct Inner {
     pub signer: issue::TokenSigner,
     /// Verifies our own access tokens (for revocation requests); no cache.
     pub own_jwt: crate::verify::JwtVerifier,
-    pub revoked: revocation::RevokedGrants,
+    pub revoked: revoked::RevokedGrants,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
     /// The operator's clients, by id (B6).
@@ -168,6 +169,7 @@ impl AuthServer {
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
         let signer = issue::TokenSigner::new(keyring);
         let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
+        let revoked = revoked::RevokedGrants::new(store.clone(), ttl);
         let inner = Inner {
             settings,
             issuer_path,
@@ -178,7 +180,7 @@ impl AuthServer {
             upstream: Arc::new(upstream),
             signer,
             own_jwt,
-            revoked: revocation::RevokedGrants::new(ttl),
+            revoked,
             callback_url,
             configured_clients,
         };

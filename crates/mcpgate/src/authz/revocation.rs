@@ -1,7 +1,5 @@
-//! Revocation (D6): `/revoke` (RFC 7009) for our refresh and access tokens, and the list of
-//! revoked grants that the verifier of our access tokens consults — a map lookup per request,
-//! never a store round trip. A revocation takes effect at once on the instance that made it;
-//! spreading it to other instances (through the store) is the next step.
+//! Revocation (D6): `/revoke` (RFC 7009) for our refresh and access tokens, and the verifier of
+//! our access tokens, which refuses those of revoked grants (see [`super::revoked`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,35 +9,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use moka::sync::Cache;
 use serde_json::Value;
 
 use super::Inner;
 use super::grant::{GRANTS, Grant};
+use super::revoked::RevokedGrants;
 use super::token::{REFRESH_TOKENS, RefreshToken, parse_form};
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
 use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, TokenVerifier, VerifyError};
-
-/// Grants revoked in this process, remembered as long as an access token of theirs can live.
-#[derive(Clone)]
-pub(crate) struct RevokedGrants(Cache<String, ()>);
-
-impl RevokedGrants {
-    /// Remembers each revocation for `ttl`, the lifetime of the access tokens it refuses.
-    pub(crate) fn new(ttl: std::time::Duration) -> Self {
-        Self(Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build())
-    }
-
-    pub(crate) fn insert(&self, grant_id: &str) {
-        self.0.insert(grant_id.to_owned(), ());
-    }
-
-    fn contains(&self, grant_id: &str) -> bool {
-        self.0.contains_key(grant_id)
-    }
-}
 
 /// Verifies our access tokens: the (cached) signature and claim checks, then the revocation list.
 pub struct AccessTokenVerifier {
@@ -62,6 +41,7 @@ impl AccessTokenVerifier {
 #[async_trait]
 impl TokenVerifier for AccessTokenVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        self.revoked.listen().await;
         let principal = self.jwt.verify(token).await?;
         match principal.claim("gid").and_then(Value::as_str) {
             Some(gid) if !self.revoked.contains(gid) => Ok(principal),

@@ -110,9 +110,12 @@ impl Inner {
     }
 
     /// Ends a grant: its record and its refresh family go, so its refresh tokens and codes
-    /// lead nowhere, and its access tokens are refused from now on (on this instance at once).
+    /// lead nowhere, and its access tokens are refused from now on: on this instance at once, on
+    /// the others sharing the store within a second.
     pub(crate) async fn revoke_grant(&self, grant_id: &str) {
-        self.revoked.insert(grant_id);
+        if let Err(e) = self.revoked.revoke(grant_id).await {
+            tracing::error!(error = %e, "publishing a revocation to other instances failed");
+        }
         for collection in [GRANTS, FAMILIES] {
             if let Err(e) = self.store.delete(collection, grant_id).await {
                 tracing::error!(error = %e, "revoking a grant failed");
