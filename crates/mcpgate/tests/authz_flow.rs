@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
-use mcpgate::authz::{AuthServer, AuthServerSettings};
+use mcpgate::authz::{AuthServer, AuthServerSettings, ProviderTokenError};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::mcp::DemoServer;
 use mcpgate::resource::ProtectedResource;
@@ -60,7 +60,12 @@ async fn start() -> Flow {
 /// One mcpgate instance for `issuer` on `listener`: the authorization server in front of `idp`,
 /// and the demo MCP server it protects, keeping its records at `store_url`. Every instance
 /// derives the same keys.
-async fn serve_instance(listener: tokio::net::TcpListener, issuer: &str, idp: &TestIdp, store_url: &str) {
+async fn serve_instance(
+    listener: tokio::net::TcpListener,
+    issuer: &str,
+    idp: &TestIdp,
+    store_url: &str,
+) -> AuthServer {
     let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
     let upstream = Upstream::new(
         discovery
@@ -84,6 +89,7 @@ async fn serve_instance(listener: tokio::net::TcpListener, issuer: &str, idp: &T
     );
     let app = server.router().merge(resource.protect(verifier, mcp));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    server
 }
 
 fn attribute(html: &str, name: &str) -> String {
@@ -431,22 +437,27 @@ async fn only_the_owning_client_may_revoke() {
     assert_eq!(status, 200, "the grant survives another client's attempt");
 }
 
-#[tokio::test]
-async fn two_instances_on_one_redis_share_flows_and_revocations() {
-    let redis = common::redis_server::RedisServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    // Instance A is the public issuer; B is a second instance behind the same name. The test
-    // plays the load balancer by choosing which one each request goes to (cookies for
-    // 127.0.0.1 reach both ports).
+/// Two instances, A and B, on one Redis, behind one issuer (A's address), in front of an IdP
+/// whose access tokens live `idp_access_ttl` seconds; a client registered on B.
+struct TwoInstances {
+    on_a: Flow,
+    on_b: Flow,
+    server_a: AuthServer,
+    server_b: AuthServer,
+}
+
+async fn two_instances(redis: &common::redis_server::RedisServer, idp_access_ttl: u64) -> TwoInstances {
+    // The test plays the load balancer by choosing which instance each request goes to
+    // (cookies for 127.0.0.1 reach both ports).
     let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (issuer, b_base) = (
         format!("http://127.0.0.1:{}", a.local_addr().unwrap().port()),
         format!("http://127.0.0.1:{}", b.local_addr().unwrap().port()),
     );
-    let idp = Arc::new(TestIdp::start(&[&format!("{issuer}/auth/callback")]));
-    serve_instance(a, &issuer, &idp, &redis.url()).await;
-    serve_instance(b, &issuer, &idp, &redis.url()).await;
+    let idp = Arc::new(TestIdp::start_with(&[&format!("{issuer}/auth/callback")], idp_access_ttl));
+    let server_a = serve_instance(a, &issuer, &idp, &redis.url()).await;
+    let server_b = serve_instance(b, &issuer, &idp, &redis.url()).await;
     let registered: Value = reqwest::Client::new()
         .post(format!("{b_base}/register"))
         .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none",
@@ -461,10 +472,18 @@ async fn two_instances_on_one_redis_share_flows_and_revocations() {
         idp,
         base: issuer.clone(),
         client_id: registered["client_id"].as_str().unwrap().to_owned(),
-        _dir: Arc::new(dir),
+        _dir: Arc::new(tempfile::tempdir().unwrap()),
         db: std::path::PathBuf::new(),
     };
-    let on_b = Flow { base: b_base.clone(), ..on_a.clone() };
+    let on_b = Flow { base: b_base, ..on_a.clone() };
+    TwoInstances { on_a, on_b, server_a, server_b }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_flows_and_revocations() {
+    let redis = common::redis_server::RedisServer::start().await;
+    let TwoInstances { on_a, on_b, .. } = two_instances(&redis, 600).await;
+    let (issuer, b_base) = (on_a.base.clone(), on_b.base.clone());
 
     // Registered on B, authorized and consented on A, back from the IdP on B, redeemed on A.
     let (verifier, challenge) = pkce::new_pair();
@@ -503,4 +522,67 @@ async fn two_instances_on_one_redis_share_flows_and_revocations() {
     let on_c = Flow { base: format!("http://127.0.0.1:{}", c.local_addr().unwrap().port()), ..on_a.clone() };
     serve_instance(c, &issuer, &on_a.idp, &redis.url()).await;
     assert_eq!(whoami_status(&on_c, access2).await, 401);
+}
+
+#[tokio::test]
+async fn provider_tokens_are_refreshed_once_across_instances_when_due() {
+    let redis = common::redis_server::RedisServer::start().await;
+    // The IdP's access tokens live 4 s and its refresh tokens rotate: a second refresh with
+    // one refresh token would be refused, and that refusal would revoke our grant.
+    let TwoInstances { on_a, on_b, server_a, server_b } = two_instances(&redis, 4).await;
+    let (code, verifier) = code_for(&on_a, "kim").await;
+    let (_, _, tokens) = redeem(&on_a, &code, &verifier, CLIENT_REDIRECT).await;
+    let principal = server_a
+        .access_token_verifier()
+        .unwrap()
+        .verify(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let expose = |t: secrecy::SecretString| secrecy::ExposeSecret::expose_secret(&t).to_owned();
+    let first = expose(server_a.provider_token(&principal).await.unwrap());
+    assert_eq!(expose(server_b.provider_token(&principal).await.unwrap()), first, "not due: no refresh");
+
+    // In its last quarter the token is due: sixteen callers on two instances, one refresh.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let server = if i % 2 == 0 { server_a.clone() } else { server_b.clone() };
+            let principal = principal.clone();
+            tokio::spawn(async move { server.provider_token(&principal).await })
+        })
+        .collect();
+    let mut fresh = std::collections::HashSet::new();
+    for call in calls {
+        fresh.insert(expose(call.await.unwrap().expect("every caller gets the refreshed token")));
+    }
+    assert_eq!(fresh.len(), 1, "one refresh, its result shared: {fresh:?}");
+    let fresh = fresh.into_iter().next().unwrap();
+    assert_ne!(fresh, first);
+    // It is a live token at the IdP.
+    let userinfo = reqwest::Client::new()
+        .get(format!("{}/me", on_a.idp.issuer))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 200);
+    // And our refresh grant still works on the grant whose upstream tokens rotated.
+    let (status, body) = refresh(&on_a, tokens["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The user revokes us at the IdP: the next due refresh is refused there, and our grant ends.
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/token/revocation", on_a.idp.issuer))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", fresh.as_str()), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // (oidc-provider ends the whole grant, refresh token included.)
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_eq!(server_b.provider_token(&principal).await.unwrap_err(), ProviderTokenError::Revoked);
+    assert_eq!(whoami_status(&on_b, &body["access_token"].as_str().unwrap()).await, 401, "our grant ended");
+    let (status, body) = refresh(&on_a, body["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }

@@ -22,7 +22,7 @@ pub(crate) const FAMILIES: Collection = Collection::new("refresh_families");
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(120);
 
 /// The upstream tokens as sealed at rest (D7).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct UpstreamSecrets {
     access_token: String,
     refresh_token: Option<String>,
@@ -42,6 +42,9 @@ pub(crate) struct Grant {
     /// `UpstreamSecrets`, sealed with this grant's id as associated data.
     pub upstream_sealed: String,
     pub upstream_expires_at: Option<u64>,
+    /// When the current upstream tokens were obtained (seconds since the epoch).
+    #[serde(default)]
+    pub upstream_obtained_at: u64,
     pub created_at: u64,
 }
 
@@ -86,11 +89,7 @@ impl Inner {
         tokens: &UpstreamTokens,
     ) -> Result<SecretString, StoreError> {
         let id = random_token().expose_secret().to_owned();
-        let secrets = UpstreamSecrets {
-            access_token: tokens.access_token.expose_secret().to_owned(),
-            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
-        };
-        let plain = serde_json::to_vec(&secrets).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let upstream_sealed = self.seal_upstream(&id, &tokens.access_token, tokens.refresh_token.as_ref())?;
         let grant = Grant {
             id: id.clone(),
             client_id: transaction.client_id.clone(),
@@ -99,8 +98,9 @@ impl Inner {
             name: identity.name,
             scopes: transaction.scopes.clone(),
             resource: transaction.resource.clone(),
-            upstream_sealed: URL_SAFE_NO_PAD.encode(self.sealer.seal(&grant_aad(&id), &plain)),
+            upstream_sealed,
             upstream_expires_at: tokens.expires_at,
+            upstream_obtained_at: unix_now(),
             created_at: unix_now(),
         };
         self.store.put_json(GRANTS, &id, &grant, None).await?;
@@ -120,9 +120,26 @@ impl Inner {
         Ok(code)
     }
 
-    /// The upstream tokens of a grant, opened.
-    #[allow(dead_code)] // used by the refresh and revocation steps
-    pub(crate) fn upstream_tokens(&self, grant: &Grant) -> Option<(SecretString, Option<SecretString>)> {
+    /// The upstream tokens, sealed for the grant `grant_id` (its id is the associated data, so
+    /// a sealed value cannot be moved to another grant).
+    pub(crate) fn seal_upstream(
+        &self,
+        grant_id: &str,
+        access: &SecretString,
+        refresh: Option<&SecretString>,
+    ) -> Result<String, StoreError> {
+        let secrets = UpstreamSecrets {
+            access_token: access.expose_secret().to_owned(),
+            refresh_token: refresh.map(|t| t.expose_secret().to_owned()),
+        };
+        let plain = secrecy::zeroize::Zeroizing::new(
+            serde_json::to_vec(&secrets).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+        Ok(URL_SAFE_NO_PAD.encode(self.sealer.seal(&grant_aad(grant_id), &plain)))
+    }
+
+    /// The upstream tokens of a grant, opened: the access token and the refresh token.
+    pub(crate) fn open_upstream(&self, grant: &Grant) -> Option<(SecretString, Option<SecretString>)> {
         let sealed = URL_SAFE_NO_PAD.decode(&grant.upstream_sealed).ok()?;
         let plain = self.sealer.open(&grant_aad(&grant.id), &sealed).ok()?;
         let secrets: UpstreamSecrets = serde_json::from_slice(plain.expose_secret()).ok()?;

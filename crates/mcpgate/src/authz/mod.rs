@@ -15,6 +15,7 @@ mod grant;
 mod issue;
 mod metadata;
 mod pages;
+mod provider_token;
 mod register;
 mod revocation;
 mod revoked;
@@ -29,6 +30,7 @@ use axum::routing::{get, post};
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
 pub use consent::ConsentMode;
 pub use metadata::AuthServerMetadata;
+pub use provider_token::ProviderTokenError;
 pub use revocation::AccessTokenVerifier;
 
 use crate::crypto::{KeyedMac, Keyring, Sealer};
@@ -198,6 +200,18 @@ impl AuthServer {
     pub fn access_token_verifier(&self) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
         let jwt = self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)?;
         Ok(AccessTokenVerifier::new(jwt, self.inner.revoked.clone()))
+    }
+
+    /// The signed-in user's access token at the provider, for a server that calls the
+    /// provider's API on their behalf: refreshed first when it is expired or near it, at most
+    /// once at a time per grant across every instance sharing the store (D5).
+    pub async fn provider_token(
+        &self,
+        principal: &crate::Principal,
+    ) -> Result<secrecy::SecretString, ProviderTokenError> {
+        let grant_id =
+            principal.claim("gid").and_then(serde_json::Value::as_str).ok_or(ProviderTokenError::Revoked)?;
+        self.inner.provider_access_token(grant_id).await
     }
 
     /// The endpoints and metadata documents, to merge at the root of the server's router.

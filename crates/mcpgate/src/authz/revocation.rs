@@ -89,7 +89,7 @@ impl Inner {
     /// Revokes the grant behind a revoked token, and its upstream token where the provider can.
     async fn revoke_everything(&self, grant_id: &str) {
         if let Ok(Some(grant)) = self.store.get_json::<Grant>(GRANTS, grant_id).await
-            && let Some((access, refresh)) = self.upstream_tokens(&grant.value)
+            && let Some((access, refresh)) = self.open_upstream(&grant.value)
         {
             let (token, hint) = match &refresh {
                 Some(refresh) => (refresh, "refresh_token"),

@@ -209,19 +209,21 @@ impl Inner {
                 asked
             }
         };
-        let grant =
-            self.store.get_json::<Grant>(GRANTS, &record.grant_id).await?.ok_or_else(bad_grant)?.value;
+        let grant = self.store.get_json::<Grant>(GRANTS, &record.grant_id).await?.ok_or_else(bad_grant)?;
         let family =
-            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.id).await?.ok_or_else(bad_grant)?;
+            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.value.id).await?.ok_or_else(bad_grant)?;
         let now = unix_now_ms();
         let grace = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
         let in_grace = family.value.previous.as_deref() == Some(digest.as_str())
             && now.saturating_sub(family.value.rotated_at_ms) <= grace;
         if family.value.current != digest && !in_grace {
             tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
-            self.revoke_grant(&grant.id).await;
+            self.revoke_grant(&grant.value.id).await;
             return Err(bad_grant());
         }
+        // D5: the user's provider tokens are renewed with ours when they are due; a provider
+        // that refuses ends the grant, one that is down leaves this refresh token usable.
+        let grant = self.refresh_upstream_if_due(grant).await?;
         let (response, new_digest) = self.issue_tokens(&grant, &scopes, true).await?;
         let new_digest = new_digest.ok_or_else(bad_grant)?;
         let next = if in_grace {

@@ -16,6 +16,11 @@ pub struct TestIdp {
 impl TestIdp {
     /// Starts the provider with one confidential client allowed to use `redirect_uris`.
     pub fn start(redirect_uris: &[&str]) -> Self {
+        Self::start_with(redirect_uris, 600)
+    }
+
+    /// Starts the provider issuing access tokens that live `access_token_ttl` seconds.
+    pub fn start_with(redirect_uris: &[&str], access_token_ttl: u64) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp");
         assert!(
             std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
@@ -28,6 +33,7 @@ impl TestIdp {
             .env("IDP_CLIENT_ID", CLIENT_ID)
             .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
             .env("IDP_REDIRECT_URIS", redirect_uris.join(" "))
+            .env("IDP_ACCESS_TOKEN_TTL", access_token_ttl.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

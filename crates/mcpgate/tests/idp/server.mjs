@@ -7,6 +7,7 @@
 //   IDP_CLIENT_ID      the client mcpgate is (default "mcpgate")
 //   IDP_CLIENT_SECRET  its secret (default "mcpgate-test-secret")
 //   IDP_REDIRECT_URIS  space-separated callback URLs of that client
+//   IDP_ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 600)
 // On start it prints one line: `issuer=<url>`.
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
@@ -51,7 +52,7 @@ const provider = new Provider(issuer, {
     accountId: id,
     claims: async () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}` }),
   }),
-  ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, RefreshToken: 86400, Interaction: 600, Session: 3600, Grant: 86400 },
+  ttl: { AccessToken: Number(process.env.IDP_ACCESS_TOKEN_TTL ?? 600), AuthorizationCode: 60, IdToken: 600, RefreshToken: 86400, Interaction: 600, Session: 3600, Grant: 86400 },
 });
 
 server.on('request', provider.callback());

@@ -1,0 +1,160 @@
+//! The user's provider tokens (D5): a grant's sealed upstream tokens, refreshed at the provider
+//! when the access token is expired or near it — at most once at a time per grant across every
+//! instance on the store. The instance that takes the grant's lock record refreshes and writes
+//! the result into the grant; the others wait for that write and use it.
+//!
+//! A terminal refusal by the provider (`invalid_grant`: the user revoked us there) revokes our
+//! grant; an unreachable or failing provider does not, and the caller gets a retryable error.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Inner;
+use super::grant::{GRANTS, Grant};
+use crate::store::{Collection, StoreError, StoreExt, Versioned};
+use crate::upstream::UpstreamError;
+use crate::verify::unix_now;
+
+const REFRESH_LOCKS: Collection = Collection::new("upstream_refresh_locks");
+/// A lock outlives any one refresh attempt (the upstream call times out well before), and
+/// frees itself if its holder dies mid-refresh.
+const LOCK_TTL: Duration = Duration::from_secs(30);
+/// How often a waiting instance looks for the holder's result.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+/// Refresh this long before expiry at most; short-lived tokens in their last quarter.
+const MAX_MARGIN_SECS: u64 = 60;
+
+/// Why no fresh provider token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderTokenError {
+    /// The grant is gone: revoked here, or refused by the provider (which revokes it).
+    #[error("the grant was revoked")]
+    Revoked,
+    /// The provider's token expired and it gave no refresh token: the user must sign in again.
+    #[error("the provider token expired and cannot be refreshed")]
+    Expired,
+    /// The provider or the store is unavailable now; retry later.
+    #[error("the provider token cannot be refreshed now: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ProviderTokenError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Whether the grant's upstream access token should be refreshed before use.
+fn needs_refresh(grant: &Grant, now: u64) -> bool {
+    let Some(expires_at) = grant.upstream_expires_at else { return false };
+    let lifetime = expires_at.saturating_sub(grant.upstream_obtained_at);
+    now + (lifetime / 4).min(MAX_MARGIN_SECS) >= expires_at
+}
+
+impl Inner {
+    /// The grant's upstream access token, refreshed at the provider first when it is expired or
+    /// near it. `Expired` only when it is past its expiry and cannot be refreshed.
+    pub(crate) async fn provider_access_token(
+        &self,
+        grant_id: &str,
+    ) -> Result<SecretString, ProviderTokenError> {
+        let grant =
+            self.store.get_json::<Grant>(GRANTS, grant_id).await?.ok_or(ProviderTokenError::Revoked)?;
+        let grant = self.refresh_upstream_if_due(grant).await?;
+        let (access, _) = self.open_upstream(&grant).ok_or(ProviderTokenError::Revoked)?;
+        match grant.upstream_expires_at {
+            Some(expires_at) if expires_at <= unix_now() => Err(ProviderTokenError::Expired),
+            _ => Ok(access),
+        }
+    }
+
+    /// The grant, with its upstream tokens refreshed if they are due and can be. A grant
+    /// without an upstream refresh token is returned as it is.
+    pub(crate) async fn refresh_upstream_if_due(
+        &self,
+        mut grant: Versioned<Grant>,
+    ) -> Result<Grant, ProviderTokenError> {
+        let id = grant.value.id.clone();
+        loop {
+            if !needs_refresh(&grant.value, unix_now()) {
+                return Ok(grant.value);
+            }
+            let Some((_, Some(refresh_token))) = self.open_upstream(&grant.value) else {
+                return Ok(grant.value);
+            };
+            let holder = crate::crypto::random_token();
+            let lock = self
+                .store
+                .put_if_absent(REFRESH_LOCKS, &id, holder.expose_secret().as_bytes(), Some(LOCK_TTL))
+                .await?;
+            if lock.is_some() {
+                let outcome = self.refresh_upstream(&grant, &refresh_token).await;
+                if let Err(e) = self.store.delete(REFRESH_LOCKS, &id).await {
+                    tracing::warn!(error = %e, "releasing an upstream refresh lock failed; it expires");
+                }
+                match outcome? {
+                    Some(refreshed) => return Ok(refreshed),
+                    // The grant changed meanwhile (another refresh, or revocation): look again.
+                    None => {}
+                }
+            } else {
+                self.await_other_refresh(&grant).await?;
+            }
+            grant = self.store.get_json::<Grant>(GRANTS, &id).await?.ok_or(ProviderTokenError::Revoked)?;
+        }
+    }
+
+    /// Refreshes at the provider (holding the lock) and writes the result into the grant;
+    /// `None` when the grant changed since it was read.
+    async fn refresh_upstream(
+        &self,
+        grant: &Versioned<Grant>,
+        refresh_token: &SecretString,
+    ) -> Result<Option<Grant>, ProviderTokenError> {
+        let tokens = match self.upstream.refresh(refresh_token).await {
+            Ok(tokens) => tokens,
+            Err(UpstreamError::Rejected { error, .. }) => {
+                tracing::warn!(%error, "the provider refused to refresh; revoking the grant");
+                self.revoke_grant(&grant.value.id).await;
+                return Err(ProviderTokenError::Revoked);
+            }
+            Err(e) => return Err(ProviderTokenError::Unavailable(e.to_string())),
+        };
+        // Providers that do not rotate keep the old refresh token valid.
+        let refresh = tokens.refresh_token.as_ref().unwrap_or(refresh_token);
+        let refreshed = Grant {
+            upstream_sealed: self.seal_upstream(&grant.value.id, &tokens.access_token, Some(refresh))?,
+            upstream_expires_at: tokens.expires_at,
+            upstream_obtained_at: unix_now(),
+            ..grant.value.clone()
+        };
+        // Compare-and-swap: a grant revoked meanwhile is not brought back.
+        let swapped =
+            self.store.compare_and_swap_json(GRANTS, &refreshed.id, grant.version, &refreshed, None).await?;
+        Ok(swapped.map(|_| refreshed))
+    }
+
+    /// Waits while another instance holds the grant's refresh lock: until the grant changes,
+    /// or the lock goes without a change (the holder failed: retry later).
+    async fn await_other_refresh(&self, grant: &Versioned<Grant>) -> Result<(), ProviderTokenError> {
+        let deadline = tokio::time::Instant::now() + LOCK_TTL;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(WAIT_STEP).await;
+            match self.store.get(GRANTS, &grant.value.id).await? {
+                None => return Err(ProviderTokenError::Revoked),
+                Some(current) if current.version != grant.version => return Ok(()),
+                Some(_) => {}
+            }
+            if self.store.get(REFRESH_LOCKS, &grant.value.id).await?.is_none() {
+                // Released with the grant unchanged, unless it changed in between.
+                return match self.store.get(GRANTS, &grant.value.id).await? {
+                    None => Err(ProviderTokenError::Revoked),
+                    Some(current) if current.version != grant.version => Ok(()),
+                    Some(_) => Err(ProviderTokenError::Unavailable("the provider refresh failed".into())),
+                };
+            }
+        }
+        Err(ProviderTokenError::Unavailable("timed out waiting for another refresh".into()))
+    }
+}
