@@ -93,11 +93,10 @@ impl Inner {
                 if let Err(e) = self.store.delete(REFRESH_LOCKS, &id).await {
                     tracing::warn!(error = %e, "releasing an upstream refresh lock failed; it expires");
                 }
-                match outcome? {
-                    Some(refreshed) => return Ok(refreshed),
-                    // The grant changed meanwhile (another refresh, or revocation): look again.
-                    None => {}
+                if let Some(refreshed) = outcome? {
+                    return Ok(refreshed);
                 }
+                // The grant changed meanwhile (another refresh, or revocation): look again.
             } else {
                 self.await_other_refresh(&grant).await?;
             }
