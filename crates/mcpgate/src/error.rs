@@ -109,6 +109,18 @@ impl From<crate::authz::ProviderTokenError> for OAuthError {
     }
 }
 
+impl From<crate::authz::ClientLookupError> for OAuthError {
+    fn from(e: crate::authz::ClientLookupError) -> Self {
+        match e {
+            crate::authz::ClientLookupError::Store(e) => e.into(),
+            // At the token and revocation endpoints an unusable document is an unknown client.
+            crate::authz::ClientLookupError::Document(e) => {
+                OAuthError::new(ErrorCode::InvalidClient, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         // The detail goes to the log, not to the client.

@@ -26,15 +26,35 @@ impl Default for OutboundTimeouts {
 /// A client for identity-provider calls: timeouts set, redirects not followed (a redirect from
 /// a JWKS or introspection endpoint is a configuration error to surface, not to chase).
 pub fn outbound_client(timeouts: OutboundTimeouts) -> reqwest::Client {
+    outbound_client_builder(timeouts)
+        .build()
+        // Building fails only when the TLS backend cannot initialise, which no input can cause;
+        // fall back to reqwest's defaults rather than panic.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The settings of [`outbound_client`], for a client that needs more (a DNS resolver).
+pub(crate) fn outbound_client_builder(timeouts: OutboundTimeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // Building fails only when the TLS backend cannot initialise, which no input can cause;
-        // fall back to reqwest's defaults rather than panic.
-        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Freshness from a Cache-Control value: `max-age`, with `no-cache`/`no-store` as zero
+/// (they win over any `max-age`); `None` when the header says nothing about freshness.
+pub(crate) fn cache_control_ttl(value: &str) -> Option<Duration> {
+    let mut ttl = None;
+    for directive in value.split(',') {
+        let (name, arg) = directive.trim().split_once('=').unwrap_or((directive.trim(), ""));
+        match name.to_ascii_lowercase().as_str() {
+            "no-cache" | "no-store" => return Some(Duration::ZERO),
+            "max-age" => ttl = arg.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs),
+            _ => {}
+        }
+    }
+    ttl
 }
 
 /// A response whose body was read whole, within a size bound.
@@ -78,4 +98,18 @@ pub async fn send_bounded(
         body.extend_from_slice(&chunk);
     }
     Ok(BoundedResponse { status, headers, body: body.freeze() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_age_and_no_store() {
+        assert_eq!(cache_control_ttl("public, max-age=3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(cache_control_ttl("max-age=\"120\", must-revalidate"), Some(Duration::from_secs(120)));
+        assert_eq!(cache_control_ttl("no-store"), Some(Duration::ZERO));
+        assert_eq!(cache_control_ttl("public"), None);
+        assert_eq!(cache_control_ttl("max-age=abc"), None);
+    }
 }

@@ -18,6 +18,7 @@ pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod principal;
+pub mod ratelimit;
 pub mod redirect;
 pub mod resource;
 pub mod store;

@@ -14,7 +14,7 @@ use http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::client::ClientRecord;
+use super::client::{ClientLookupError, ClientRecord};
 use super::pages::error_page;
 use super::{Inner, consent};
 use crate::crypto::{pkce, random_token};
@@ -125,7 +125,10 @@ async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizePar
     let client = match server.find_client(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This client is not registered."),
-        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+        Err(ClientLookupError::Document(e)) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(ClientLookupError::Store(_)) => {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.");
+        }
     };
     let redirect_uri = match params.redirect_uri.as_deref() {
         Some(requested) if client.redirect_uris.iter().any(|r| r.matches(requested)) => requested.to_owned(),

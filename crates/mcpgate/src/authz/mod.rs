@@ -8,6 +8,7 @@
 
 mod authorize;
 mod callback;
+mod cimd;
 mod client;
 mod consent;
 mod cookies;
@@ -27,6 +28,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
+pub(crate) use client::ClientLookupError;
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
 pub use consent::ConsentMode;
 pub use metadata::AuthServerMetadata;
@@ -63,6 +66,8 @@ pub struct AuthServerSettings {
     pub consent: ConsentMode,
     /// Clients from the operator's configuration, alongside registered ones (B6).
     pub clients: Vec<ConfiguredClient>,
+    /// Whether URL client ids (client ID metadata documents, B5) are accepted, and from where.
+    pub metadata_documents: MetadataDocumentPolicy,
 }
 
 impl AuthServerSettings {
@@ -80,6 +85,7 @@ impl AuthServerSettings {
             access_token_ttl: std::time::Duration::from_secs(3600),
             consent: ConsentMode::Always,
             clients: Vec::new(),
+            metadata_documents: MetadataDocumentPolicy::default(),
         }
     }
 }
@@ -120,6 +126,8 @@ pub(crate) struct Inner {
     pub callback_url: String,
     /// The operator's clients, by id (B6).
     pub configured_clients: std::collections::HashMap<String, ClientRecord>,
+    /// Clients described by metadata documents (B5).
+    pub metadata_documents: cimd::MetadataDocuments,
 }
 
 impl Inner {
@@ -172,6 +180,7 @@ impl AuthServer {
         let signer = issue::TokenSigner::new(keyring);
         let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
         let revoked = revoked::RevokedGrants::new(store.clone(), ttl);
+        let settings_documents = settings.metadata_documents;
         let inner = Inner {
             settings,
             issuer_path,
@@ -185,6 +194,7 @@ impl AuthServer {
             revoked,
             callback_url,
             configured_clients,
+            metadata_documents: cimd::MetadataDocuments::new(settings_documents),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

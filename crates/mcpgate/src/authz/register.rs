@@ -29,7 +29,7 @@ const MAX_NAME_CHARS: usize = 200;
 
 /// The metadata mcpgate reads; other members are ignored (RFC 7591 §2 allows it).
 #[derive(Debug, Deserialize)]
-struct RegistrationRequest {
+pub(crate) struct RegistrationRequest {
     redirect_uris: Option<Vec<String>>,
     token_endpoint_auth_method: Option<String>,
     grant_types: Option<Vec<String>>,
@@ -44,11 +44,16 @@ fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAu
 }
 
 impl Inner {
-    /// Validates a registration request into a client record (secret digest not yet set).
-    fn validate_registration(&self, request: RegistrationRequest) -> Result<ClientRecord, OAuthError> {
+    /// Validates client metadata into a client record (secret digest not yet set), for
+    /// registration and for metadata documents; `default_auth` applies when the metadata names
+    /// no token endpoint authentication method.
+    pub(crate) fn validate_registration(
+        &self,
+        request: RegistrationRequest,
+        default_auth: TokenEndpointAuthMethod,
+    ) -> Result<ClientRecord, OAuthError> {
         let auth_method = match request.token_endpoint_auth_method.as_deref() {
-            // RFC 7591 §2: the default is client_secret_basic.
-            None => TokenEndpointAuthMethod::ClientSecretBasic,
+            None => default_auth,
             Some(name) => TokenEndpointAuthMethod::parse(name).ok_or_else(|| {
                 metadata_error(
                     "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic",
@@ -124,7 +129,8 @@ impl Inner {
 pub(crate) async fn register(State(server): State<Arc<Inner>>, body: Bytes) -> Result<Response, OAuthError> {
     let request: RegistrationRequest = serde_json::from_slice(&body)
         .map_err(|e| metadata_error(format!("request is not valid client metadata: {e}")))?;
-    let mut client = server.validate_registration(request)?;
+    // RFC 7591 §2: the default method is client_secret_basic.
+    let mut client = server.validate_registration(request, TokenEndpointAuthMethod::ClientSecretBasic)?;
     let secret = client.auth_method.is_confidential().then(random_token);
     if let Some(secret) = &secret {
         client.secret_digest = Some(server.digester.tag(secret.expose_secret().as_bytes()).to_base64());

@@ -9,7 +9,7 @@ use http::header::CACHE_CONTROL;
 use tokio::sync::Mutex;
 
 use super::{KeySet, VerifyError};
-use crate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
+use crate::http_client::{OutboundTimeouts, cache_control_ttl, outbound_client, send_bounded};
 
 /// Tuning of the JWKS cache.
 #[derive(Debug, Clone)]
@@ -193,33 +193,4 @@ enum Decision {
     Use(Arc<KeySet>),
     Unavailable,
     Fetch(u64),
-}
-
-/// Freshness from a Cache-Control value: `max-age`, with `no-cache`/`no-store` as zero
-/// (the caller's lower bound then applies).
-fn cache_control_ttl(value: &str) -> Option<Duration> {
-    let mut ttl = None;
-    for directive in value.split(',').map(str::trim) {
-        let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
-        match name.to_ascii_lowercase().as_str() {
-            "no-cache" | "no-store" => return Some(Duration::ZERO),
-            "max-age" => ttl = arg.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs),
-            _ => {}
-        }
-    }
-    ttl
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_max_age_and_no_store() {
-        assert_eq!(cache_control_ttl("public, max-age=3600"), Some(Duration::from_secs(3600)));
-        assert_eq!(cache_control_ttl("max-age=\"120\", must-revalidate"), Some(Duration::from_secs(120)));
-        assert_eq!(cache_control_ttl("no-store"), Some(Duration::ZERO));
-        assert_eq!(cache_control_ttl("public"), None);
-        assert_eq!(cache_control_ttl("max-age=abc"), None);
-    }
 }
