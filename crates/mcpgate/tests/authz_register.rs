@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use mcpgate::authz::{AuthServer, AuthServerSettings, ClientRecord};
+use mcpgate::authz::{AuthServer, AuthServerSettings, ClientRecord, RateLimits};
 use mcpgate::crypto::{Keyring, RootSecret};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::store::{self, Collection, Store, StoreExt};
@@ -20,6 +20,8 @@ fn settings(issuer: &str, allowed: RedirectAllowList) -> AuthServerSettings {
     let mut settings = AuthServerSettings::new(issuer, "https://mcp.example.com/mcp");
     settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into()];
     settings.allowed_redirects = allowed;
+    // These tests register many clients in a row; the limits have their own test.
+    settings.rate_limits = RateLimits::off();
     settings
 }
 

@@ -14,6 +14,7 @@ mod consent;
 mod cookies;
 mod grant;
 mod issue;
+mod limits;
 mod metadata;
 mod pages;
 mod provider_token;
@@ -32,6 +33,7 @@ pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub(crate) use client::ClientLookupError;
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
 pub use consent::ConsentMode;
+pub use limits::RateLimits;
 pub use metadata::AuthServerMetadata;
 pub use provider_token::ProviderTokenError;
 pub use revocation::AccessTokenVerifier;
@@ -68,6 +70,8 @@ pub struct AuthServerSettings {
     pub clients: Vec<ConfiguredClient>,
     /// Whether URL client ids (client ID metadata documents, B5) are accepted, and from where.
     pub metadata_documents: MetadataDocumentPolicy,
+    /// Rate limits per client address on registration, authorization and tokens (E3).
+    pub rate_limits: RateLimits,
 }
 
 impl AuthServerSettings {
@@ -86,6 +90,7 @@ impl AuthServerSettings {
             consent: ConsentMode::Always,
             clients: Vec::new(),
             metadata_documents: MetadataDocumentPolicy::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -128,6 +133,8 @@ pub(crate) struct Inner {
     pub configured_clients: std::collections::HashMap<String, ClientRecord>,
     /// Clients described by metadata documents (B5).
     pub metadata_documents: cimd::MetadataDocuments,
+    /// The endpoints' rate limiters (E3).
+    pub limits: limits::EndpointLimits,
 }
 
 impl Inner {
@@ -181,6 +188,7 @@ impl AuthServer {
         let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
         let revoked = revoked::RevokedGrants::new(store.clone(), ttl);
         let settings_documents = settings.metadata_documents;
+        let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
             settings,
             issuer_path,
@@ -195,6 +203,7 @@ impl AuthServer {
             callback_url,
             configured_clients,
             metadata_documents: cimd::MetadataDocuments::new(settings_documents),
+            limits,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -227,14 +236,25 @@ impl AuthServer {
     /// The endpoints and metadata documents, to merge at the root of the server's router.
     pub fn router(&self) -> Router {
         let path = |endpoint: &str| format!("{}{endpoint}", self.inner.issuer_path);
-        Router::new()
-            .route(&path("/register"), post(register::register))
+        // Each limited group has its own limiter, shared by its routes and by every router.
+        let limited = |routes: Router<Arc<Inner>>, limit: &Option<limits::EndpointLimit>| match limit {
+            None => routes,
+            Some(limit) => routes.layer(axum::middleware::from_fn_with_state(limit.clone(), limits::enforce)),
+        };
+        let limits = &self.inner.limits;
+        let register = Router::new().route(&path("/register"), post(register::register));
+        let authorize = Router::new()
             .route(&path("/authorize"), get(authorize::authorize_get).post(authorize::authorize_post))
-            .route(&path("/consent"), post(consent::consent_post))
-            .route(&path(&self.inner.settings.callback_path), get(callback::callback))
+            .route(&path("/consent"), post(consent::consent_post));
+        let token = Router::new()
             .route(&path("/token"), post(token::token))
+            .route(&path("/revoke"), post(revocation::revoke));
+        Router::new()
+            .merge(limited(register, &limits.register))
+            .merge(limited(authorize, &limits.authorize))
+            .merge(limited(token, &limits.token))
+            .route(&path(&self.inner.settings.callback_path), get(callback::callback))
             .route(&path("/jwks.json"), get(token::jwks))
-            .route(&path("/revoke"), post(revocation::revoke))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
             .merge(metadata::routes(&self.inner))
