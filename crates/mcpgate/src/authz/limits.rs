@@ -91,7 +91,7 @@ impl EndpointLimit {
     /// Who is asking: the proxy's header when configured, else the connection's peer.
     fn client_key(&self, request: &Request) -> String {
         let from_header = self.client_ip_header.as_ref().and_then(|name| {
-            let last = request.headers().get_all(name).iter().last()?.to_str().ok()?;
+            let last = request.headers().get_all(name).iter().next_back()?.to_str().ok()?;
             last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
         });
         let peer = || request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
