@@ -18,6 +18,7 @@ pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod principal;
+mod proxy;
 pub mod ratelimit;
 pub mod redirect;
 pub mod resource;
@@ -26,3 +27,4 @@ pub mod upstream;
 pub mod verify;
 
 pub use principal::Principal;
+pub use proxy::{OAuthProxy, OAuthProxyBuilder, ProxyBuildError};

@@ -206,7 +206,9 @@ fn has_ambiguous_path(raw: &str) -> bool {
 /// `None` (the default) leaves the client-type rules alone; a list narrows them: a URI must
 /// match one pattern, and an empty list accepts nothing. A pattern is a URI where `*` may stand
 /// for the port (`http://localhost:*`), for the leftmost host labels (`https://*.example.com/cb`,
-/// at least one label), or end the path (`https://app.example.com/oauth/*`).
+/// at least one label), or end the path (`https://app.example.com/oauth/*`). A pattern without
+/// a path allows every path on its origin: `http://localhost:*` admits the
+/// `http://localhost:6274/oauth/callback` of a local client, as operators mean it to.
 #[derive(Debug, Clone, Default)]
 pub struct RedirectAllowList {
     patterns: Option<Vec<String>>,
@@ -298,9 +300,8 @@ fn pattern_matches(pattern: &str, uri: &str) -> bool {
     let port_ok = p_port == "*" || norm(p_port, p_scheme) == norm(u_port, u_scheme);
     let tail_ok = match p_tail.strip_suffix('*') {
         Some(prefix) => u_tail.starts_with(prefix),
-        None => {
-            p_tail == u_tail || (p_tail.is_empty() && u_tail == "/") || (p_tail == "/" && u_tail.is_empty())
-        }
+        None if p_tail.is_empty() => true,
+        None => p_tail == u_tail || (p_tail == "/" && u_tail.is_empty()),
     };
     host_ok && port_ok && tail_ok
 }
@@ -398,7 +399,9 @@ mod tests {
         let ok = |raw: &str| list.validate(raw, Native).is_ok();
         assert!(ok("http://localhost:1234"));
         assert!(ok("http://localhost:1234/"));
-        assert!(!ok("http://localhost:1234/callback"), "the pattern has no path wildcard");
+        assert!(ok("http://localhost:1234/callback"), "no path in the pattern: any path");
+        assert!(ok("http://localhost:6274/oauth/callback?x=1"));
+        assert!(!ok("http://localhost.evil.example:1234/cb"), "the host is still exact");
         assert!(ok("https://app.example.com/cb"));
         assert!(ok("https://a.b.example.com/cb"));
         assert!(!ok("https://example.com/cb"), "* stands for at least one label");

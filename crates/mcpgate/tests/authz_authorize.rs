@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::idp::hidden_input;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -94,8 +96,8 @@ impl Fixture {
         let html = body_text(page).await;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([
-                ("transaction", hidden(&html, "transaction").as_str()),
-                ("csrf", hidden(&html, "csrf").as_str()),
+                ("transaction", hidden_input(&html, "transaction").as_str()),
+                ("csrf", hidden_input(&html, "csrf").as_str()),
                 ("decision", "approve"),
             ])
             .finish();
@@ -122,12 +124,6 @@ fn location(response: &Response<Body>) -> url::Url {
 
 fn query(url: &url::Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap() + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
 fn cookie_pair(response: &Response<Body>, name: &str) -> Option<String> {
@@ -220,7 +216,7 @@ async fn consent_needs_the_browser_that_saw_the_page() {
     let page = f.authorize(&f.params(&challenge)).await;
     let cookie = cookie_pair(&page, "__Host-mcpgate-csrf").unwrap();
     let html = body_text(page).await;
-    let (transaction, csrf) = (hidden(&html, "transaction"), hidden(&html, "csrf"));
+    let (transaction, csrf) = (hidden_input(&html, "transaction"), hidden_input(&html, "csrf"));
     let post = |cookie: Option<&str>, csrf: &str, decision: &str| {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("transaction", transaction.as_str()), ("csrf", csrf), ("decision", decision)])
@@ -260,8 +256,8 @@ async fn denial_sends_access_denied_and_ends_the_transaction() {
     let form = |decision: &str| {
         url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([
-                ("transaction", hidden(&html, "transaction").as_str()),
-                ("csrf", hidden(&html, "csrf").as_str()),
+                ("transaction", hidden_input(&html, "transaction").as_str()),
+                ("csrf", hidden_input(&html, "csrf").as_str()),
                 ("decision", decision),
             ])
             .finish()

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
+use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, approve_and_log_in, browser};
 use mcpgate::authz::{AuthServer, AuthServerSettings, ProviderTokenError};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::mcp::DemoServer;
@@ -92,12 +92,6 @@ async fn serve_instance(
     server
 }
 
-fn attribute(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap() + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
 /// Authorize → consent (approve) → upstream login. Returns the browser and the URL the IdP sent
 /// it back to (our callback), not yet requested.
 async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) {
@@ -117,22 +111,7 @@ async fn until_callback_with(flow: &Flow, user: &str, challenge: &str) -> (reqwe
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", &format!("{}/mcp", flow.base));
-    let page = browser.get(authorize).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let approved = browser
-        .post(format!("{}/consent", flow.base))
-        .form(&[
-            ("transaction", attribute(&html, "transaction")),
-            ("csrf", attribute(&html, "csrf")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), 303);
-    let to_idp = approved.headers()["location"].to_str().unwrap().to_owned();
-    let callback = log_in(&browser, &flow.idp.issuer, &to_idp, user).await;
+    let callback = approve_and_log_in(&browser, &authorize, &flow.idp.issuer, user).await;
     assert!(callback.as_str().starts_with(&format!("{}/auth/callback", flow.base)), "{callback}");
     (browser, callback)
 }

@@ -252,7 +252,8 @@ async fn the_operator_allow_list_narrows_registration() {
     let (server, _) = server_with(ISSUER, RedirectAllowList::only(["http://localhost:*"])).await;
     let ok = register(
         &server,
-        json!({"redirect_uris": ["http://localhost:5173"], "token_endpoint_auth_method": "none"}),
+        json!({"redirect_uris": ["http://localhost:5173", "http://localhost:6274/oauth/callback"],
+               "token_endpoint_auth_method": "none"}),
     )
     .await;
     assert_eq!(ok.0, 201);

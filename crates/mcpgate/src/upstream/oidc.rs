@@ -95,3 +95,17 @@ impl OidcDiscovery {
         })
     }
 }
+
+impl super::Upstream {
+    /// An OpenID Connect provider from its discovery document at `discovery_url`, where we are
+    /// `client_id` with `client_secret`, asking for `scopes` beyond `openid`.
+    pub async fn oidc(
+        discovery_url: &str,
+        client_id: impl Into<String>,
+        client_secret: secrecy::SecretString,
+        scopes: Vec<String>,
+    ) -> Result<Self, UpstreamError> {
+        let discovery = discover(discovery_url).await?;
+        Ok(Self::new(discovery.upstream_config(client_id, client_secret, scopes)?))
+    }
+}

@@ -96,3 +96,38 @@ pub async fn log_in(browser: &reqwest::Client, issuer: &str, authorize_url: &str
     }
     panic!("the IdP interaction did not finish in 20 steps");
 }
+
+/// The value of the hidden input `name` in an HTML form.
+pub fn hidden_input(html: &str, name: &str) -> String {
+    attribute(html, &format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name}"))
+        .to_owned()
+}
+
+/// A browser's way through mcpgate and the IdP: opens `authorize_url` (mcpgate's), approves
+/// the consent page, and logs in at the IdP (`idp_issuer`) as `user`. Returns the URL the IdP
+/// sends the browser back to (mcpgate's callback), not yet requested.
+pub async fn approve_and_log_in(
+    browser: &reqwest::Client,
+    authorize_url: &url::Url,
+    idp_issuer: &str,
+    user: &str,
+) -> url::Url {
+    let page = browser.get(authorize_url.clone()).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the consent page");
+    let html = page.text().await.unwrap();
+    let action = attribute(&html, "action=\"").expect("the consent form");
+    let approved = browser
+        .post(authorize_url.join(action).unwrap())
+        .form(&[
+            ("transaction", hidden_input(&html, "transaction")),
+            ("csrf", hidden_input(&html, "csrf")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+    let to_idp = approved.headers()["location"].to_str().unwrap().to_owned();
+    log_in(browser, idp_issuer, &to_idp, user).await
+}

@@ -1,0 +1,203 @@
+//! The OAuth proxy assembled: one builder that turns a public URL, an upstream provider, a
+//! store and the root secret into an axum [`Router`] serving the authorization server, the
+//! protected-resource metadata and the MCP service behind the bearer layer.
+//!
+//! ```no_run
+//! # async fn run(mcp: axum::routing::MethodRouter) -> Result<(), Box<dyn std::error::Error>> {
+//! use mcpgate::OAuthProxy;
+//! use mcpgate::upstream::Upstream;
+//!
+//! let upstream = Upstream::oidc(
+//!     "https://accounts.example.com/.well-known/openid-configuration",
+//!     "client-id-at-the-provider",
+//!     std::env::var("PROVIDER_SECRET")?.into(),
+//!     vec!["email".into()],
+//! )
+//! .await?;
+//! let proxy = OAuthProxy::builder("https://mcp.example.com")
+//!     .upstream(upstream)
+//!     .keyring(mcpgate::crypto::Keyring::from_env("MCPGATE_SECRET")?)
+//!     .store(mcpgate::store::open("sqlite://mcpgate.db").await?)
+//!     .scopes(["mcp:read"])
+//!     .build()?;
+//! let app = proxy.protect(mcp); // the MCP service `mcp` at /mcp, behind OAuth
+//! # let _ = app; Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::Request;
+
+use crate::authz::{AuthServer, AuthServerSettings, ConsentMode, SettingsError};
+use crate::crypto::Keyring;
+use crate::redirect::RedirectAllowList;
+use crate::resource::{ProtectedResource, ResourceConfigError};
+use crate::store::Store;
+use crate::upstream::Upstream;
+use crate::verify::{CachedVerifier, JwtConfigError, TokenVerifier};
+
+/// Why the proxy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyBuildError {
+    /// No upstream provider was given.
+    #[error("an upstream provider is required")]
+    MissingUpstream,
+    /// No keyring (root secret) was given.
+    #[error("a keyring (the root secret) is required")]
+    MissingKeyring,
+    /// No store was given.
+    #[error("a store is required (memory://, sqlite://… or redis://…)")]
+    MissingStore,
+    /// The authorization server's settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The resource URL is unusable.
+    #[error(transparent)]
+    Resource(#[from] ResourceConfigError),
+    /// The verifier of our tokens could not be made.
+    #[error(transparent)]
+    Verifier(#[from] JwtConfigError),
+}
+
+/// Builds an [`OAuthProxy`]; see the module documentation.
+pub struct OAuthProxyBuilder {
+    settings: AuthServerSettings,
+    mcp_path: String,
+    upstream: Option<Upstream>,
+    keyring: Option<Keyring>,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl std::fmt::Debug for OAuthProxyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProxyBuilder").field("issuer", &self.settings.issuer).finish_non_exhaustive()
+    }
+}
+
+impl OAuthProxyBuilder {
+    /// Where the MCP service is served under the base URL (default `/mcp`).
+    pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
+        self.mcp_path = path.into();
+        self.settings.resource = format!("{}{}", self.settings.issuer, self.mcp_path);
+        self
+    }
+
+    /// The provider users log in at.
+    pub fn upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// The root secret every key is derived from.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Where clients, grants and tokens' digests are kept.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The scopes clients may ask for.
+    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.settings.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// When users are asked to approve a client (default: always).
+    pub fn consent(mut self, mode: ConsentMode) -> Self {
+        self.settings.consent = mode;
+        self
+    }
+
+    /// Which redirect URIs registration accepts (default: any the client-type rules accept).
+    pub fn allowed_redirects(mut self, allowed: RedirectAllowList) -> Self {
+        self.settings.allowed_redirects = allowed;
+        self
+    }
+
+    /// Any other setting of the authorization server.
+    pub fn configure(mut self, change: impl FnOnce(&mut AuthServerSettings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
+    /// The proxy.
+    pub fn build(self) -> Result<OAuthProxy, ProxyBuildError> {
+        let upstream = self.upstream.ok_or(ProxyBuildError::MissingUpstream)?;
+        let keyring = self.keyring.ok_or(ProxyBuildError::MissingKeyring)?;
+        let store = self.store.ok_or(ProxyBuildError::MissingStore)?;
+        let resource_url = self.settings.resource.clone();
+        let issuer = self.settings.issuer.clone();
+        let mut resource = ProtectedResource::new(&resource_url)?.authorization_server(issuer);
+        for scope in &self.settings.scopes_supported {
+            resource = resource.scope_supported(scope.clone());
+        }
+        let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
+        let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(server.access_token_verifier()?));
+        Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
+    }
+}
+
+/// The authorization server and the protected resource, ready to serve.
+#[derive(Clone)]
+pub struct OAuthProxy {
+    server: AuthServer,
+    resource: ProtectedResource,
+    verifier: Arc<dyn TokenVerifier>,
+    mcp_path: String,
+}
+
+impl std::fmt::Debug for OAuthProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProxy").field("server", &self.server).field("mcp_path", &self.mcp_path).finish()
+    }
+}
+
+impl OAuthProxy {
+    /// A builder for the proxy at `base_url`, the public URL users and clients reach: it is
+    /// the issuer, and the MCP service is served under it at `/mcp` unless changed.
+    pub fn builder(base_url: impl Into<String>) -> OAuthProxyBuilder {
+        let issuer = base_url.into().trim_end_matches('/').to_owned();
+        let mcp_path = "/mcp".to_owned();
+        OAuthProxyBuilder {
+            settings: AuthServerSettings::new(issuer.clone(), format!("{issuer}{mcp_path}")),
+            mcp_path,
+            upstream: None,
+            keyring: None,
+            store: None,
+        }
+    }
+
+    /// Everything in one router: the authorization server's endpoints and metadata, the
+    /// protected-resource metadata, and `mcp` at the MCP path behind the bearer layer.
+    pub fn protect<S>(&self, mcp: S) -> Router
+    where
+        S: tower::Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.server.router().merge(self.resource.protect(self.verifier.clone(), mcp))
+    }
+
+    /// The authorization server, for composing routes differently or for
+    /// [`AuthServer::provider_token`].
+    pub fn auth_server(&self) -> &AuthServer {
+        &self.server
+    }
+
+    /// The verifier of the access tokens this proxy issues (cached, revocation-aware).
+    pub fn verifier(&self) -> Arc<dyn TokenVerifier> {
+        self.verifier.clone()
+    }
+
+    /// The protected resource (its URL, metadata and challenge).
+    pub fn resource(&self) -> &ProtectedResource {
+        &self.resource
+    }
+}
