@@ -22,7 +22,7 @@ sleep 1
 
 run() { # port token -> requests/s
   TOKEN="$2" wrk -t2 -c16 -d"${secs}s" -s bench/echo.lua "http://127.0.0.1:$1/mcp" >"$work/out"
-  grep -q "non-200 responses: 0" "$work/out" || { cat "$work/out" >&2; echo "errors in run" >&2; exit 1; }
+  grep -q "unexpected responses: 0" "$work/out" || { cat "$work/out" >&2; echo "errors in run" >&2; exit 1; }
   awk '/Requests\/sec/ {print $2}' "$work/out"
 }
 run 18081 "$(cat "$work/token")" >/dev/null # warm-up: JWKS fetch, connection set-up

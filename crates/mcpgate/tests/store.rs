@@ -211,6 +211,31 @@ async fn sqlite_data_survives_closing_and_reopening_the_file() {
 }
 
 #[tokio::test]
+async fn sqlite_schema_versions_are_checked_and_earlier_databases_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database written by a newer mcpgate is refused, not silently downgraded.
+    let newer = dir.path().join("newer.db");
+    rusqlite::Connection::open(&newer).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let error = store::SqliteStore::open(&newer).await.unwrap_err();
+    assert!(matches!(error, StoreError::Config(ref e) if e.contains("newer")), "{error}");
+
+    // One made by the releases that used sqlx (its bookkeeping table, no user_version) keeps
+    // its records.
+    let earlier = dir.path().join("earlier.db");
+    let conn = rusqlite::Connection::open(&earlier).unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_records.sql")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY);
+         INSERT INTO records VALUES ('grants', 'old', x'6b657074', 7, NULL);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = store::SqliteStore::open(&earlier).await.unwrap();
+    let got = store.get(GRANTS, "old").await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.version), (&b"kept"[..], 7));
+}
+
+#[tokio::test]
 async fn sqlite_reclaims_expired_rows_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
