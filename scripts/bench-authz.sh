@@ -15,10 +15,12 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 store=${3:-sqlite://$work/bench.db}
 port=18090
 
-target/release/examples/bench_authz --port "$port" --store "$store" --out "$work" --grants 64 >"$work/server.out" 2>&1 &
+# A refresh token works once: every round gets its own 64 grants.
+target/release/examples/bench_authz --port "$port" --store "$store" --out "$work" --grants $((64 * rounds)) \
+  >"$work/server.out" 2>&1 &
 for _ in $(seq 100); do grep -q ready "$work/server.out" 2>/dev/null && break; sleep 0.2; done
 grep -q ready "$work/server.out" || { cat "$work/server.out" >&2; exit 1; }
-export CLIENT_ID TOKENS="$work/refresh_tokens" WRK_THREADS=2
+export CLIENT_ID TOKENS WRK_THREADS=2
 CLIENT_ID=$(cat "$work/client_id")
 
 run() { # script -> requests/s
@@ -30,6 +32,8 @@ run() { # script -> requests/s
 declare -A results
 for i in $(seq "$rounds"); do
   line="round $i:"
+  TOKENS="$work/refresh_tokens.$i"
+  sed -n "$(( (i - 1) * 64 + 1 )),$(( i * 64 ))p" "$work/refresh_tokens" >"$TOKENS"
   for endpoint in register authorize refresh; do
     r=$(run "$endpoint")
     results[$endpoint]+="$r "

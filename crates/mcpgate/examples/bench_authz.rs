@@ -60,18 +60,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let issuer = format!("http://127.0.0.1:{}", args.port);
     let provider = provider().await;
-    let upstream = || Upstream::new(UpstreamConfig {
-        authorization_endpoint: format!("{provider}/authorize"),
-        token_endpoint: format!("{provider}/token"),
-        revocation_endpoint: None,
-        client_id: "mcpgate".into(),
-        client_secret: SecretString::from("bench"),
-        client_auth: ClientAuthMethod::ClientSecretBasic,
-        scopes: vec![],
-        extra_authorize_params: vec![],
-        identity: IdentitySource::UserInfo { url: format!("{provider}/userinfo"), subject_claim: "sub".into() },
-        timeouts: Default::default(),
-    });
+    let upstream = || {
+        Upstream::new(UpstreamConfig {
+            authorization_endpoint: format!("{provider}/authorize"),
+            token_endpoint: format!("{provider}/token"),
+            revocation_endpoint: None,
+            client_id: "mcpgate".into(),
+            client_secret: SecretString::from("bench"),
+            client_auth: ClientAuthMethod::ClientSecretBasic,
+            scopes: vec![],
+            extra_authorize_params: vec![],
+            identity: IdentitySource::UserInfo {
+                url: format!("{provider}/userinfo"),
+                subject_claim: "sub".into(),
+            },
+            timeouts: Default::default(),
+        })
+    };
     let mut settings = AuthServerSettings::new(issuer.clone(), format!("{issuer}/mcp"));
     settings.scopes_supported = vec!["mcp:read".into()];
     settings.rate_limits = RateLimits::off();
@@ -87,8 +92,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let registered: Value = http
         .post(format!("{issuer}/register"))
-        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "bench",
-                      "grant_types": ["authorization_code", "refresh_token"]}))
+        .json(
+            &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "bench",
+                      "grant_types": ["authorization_code", "refresh_token"]}),
+        )
         .send()
         .await?
         .json()
@@ -113,7 +120,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// One grant through the real endpoints: authorize → provider → callback → code → tokens.
-async fn sign_in(http: &reqwest::Client, issuer: &str, client_id: &str) -> Result<String, Box<dyn std::error::Error>> {
+async fn sign_in(
+    http: &reqwest::Client,
+    issuer: &str,
+    client_id: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
     let (verifier, challenge) = pkce::new_pair();
     let mut authorize = url::Url::parse(&format!("{issuer}/authorize"))?;
     authorize
@@ -126,14 +137,11 @@ async fn sign_in(http: &reqwest::Client, issuer: &str, client_id: &str) -> Resul
     let to_provider = http.get(authorize).send().await?;
     let location = url::Url::parse(to_provider.headers()["location"].to_str()?)?;
     let state = location.query_pairs().find(|(k, _)| k == "state").ok_or("no state")?.1.into_owned();
-    let cookie = to_provider.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let cookie =
+        to_provider.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
     let mut callback = url::Url::parse(&format!("{issuer}/auth/callback"))?;
     callback.query_pairs_mut().append_pair("code", "any").append_pair("state", &state);
-    let back = http
-        .get(callback)
-        .header("cookie", cookie)
-        .send()
-        .await?;
+    let back = http.get(callback).header("cookie", cookie).send().await?;
     let to_client = url::Url::parse(back.headers()["location"].to_str()?)?;
     let code = to_client.query_pairs().find(|(k, _)| k == "code").ok_or("no code")?.1.into_owned();
     let tokens: Value = http

@@ -1,31 +1,26 @@
 //! `/authorize` (C1–C4): check the client and its redirect URI before anything else (errors
 //! until then are HTML pages, never redirects), then PKCE, `resource` and scopes (errors from
-//! then on go to the redirect URI), then open a transaction and show the consent page.
+//! then on go to the redirect URI), then open a (sealed) transaction and show the consent page.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, http::StatusCode};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::client::{ClientLookupError, ClientRecord};
 use super::pages::error_page;
+use super::transaction::{TRANSACTION_TTL, Transaction};
 use super::{Inner, consent};
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
-use crate::store::{Collection, StoreExt};
 use crate::verify::unix_now;
 
-/// Where open authorization transactions live, keyed by the digest of their id.
-pub(crate) const TRANSACTIONS: Collection = Collection::new("transactions");
-/// How long a user has to consent and log in upstream.
-pub(crate) const TRANSACTION_TTL: Duration = Duration::from_secs(600);
+/// The longest client `state` carried (it travels sealed in the provider's `state`).
+const MAX_CLIENT_STATE: usize = 1024;
 
 /// The parameters of an authorization request (query for GET, form for POST).
 #[derive(Debug, Default, Deserialize)]
@@ -38,23 +33,6 @@ pub(crate) struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     resource: Option<String>,
-}
-
-/// An authorization in progress: what the client asked for, between `/authorize` and the
-/// upstream callback. Stored under the digest of its id, which travels as the upstream `state`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Transaction {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub client_state: Option<String>,
-    pub code_challenge: String,
-    pub scopes: Vec<String>,
-    pub resource: String,
-    /// Our PKCE verifier towards the provider, sealed to this transaction.
-    pub upstream_verifier: String,
-    /// The OIDC nonce sent upstream.
-    pub nonce: String,
-    pub created_at: u64,
 }
 
 /// An error after the redirect URI is known: sent back to the client (C1).
@@ -170,26 +148,27 @@ async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizePar
         return fail(ErrorCode::InvalidScope, "none of the requested scopes is allowed");
     };
 
-    let transaction_id = random_token();
-    let key = server.digester.tag(transaction_id.expose_secret().as_bytes()).to_base64();
+    if params.state.as_ref().is_some_and(|s| s.len() > MAX_CLIENT_STATE) {
+        return fail(ErrorCode::InvalidRequest, "state is too long");
+    }
+
     let (upstream_verifier, _) = pkce::new_pair();
-    let sealed = server.sealer.seal(key.as_bytes(), upstream_verifier.expose_secret().as_bytes());
     let transaction = Transaction {
+        id: random_token().expose_secret().to_owned(),
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
         client_state: params.state.clone(),
         code_challenge: code_challenge.to_owned(),
         scopes,
         resource: resource.clone(),
-        upstream_verifier: URL_SAFE_NO_PAD.encode(sealed),
+        upstream_verifier: upstream_verifier.expose_secret().to_owned(),
         nonce: random_token().expose_secret().to_owned(),
-        created_at: unix_now(),
+        expires_at: unix_now() + TRANSACTION_TTL.as_secs(),
     };
-    if let Err(e) = server.store.put_json(TRANSACTIONS, &key, &transaction, Some(TRANSACTION_TTL)).await {
-        tracing::error!(error = %e, "cannot store an authorization transaction");
-        return fail(ErrorCode::TemporarilyUnavailable, "storage unavailable");
-    }
-    consent::ask_or_continue(&server, headers, &client, &transaction, transaction_id.expose_secret(), &key)
+    let Ok(handle) = server.seal_transaction(&transaction) else {
+        return fail(ErrorCode::ServerError, "the request could not be recorded");
+    };
+    consent::ask_or_continue(&server, headers, &client, &transaction, &handle)
 }
 
 /// The host (or scheme, for private-use URIs) a redirect URI sends the browser to, for display.

@@ -1,6 +1,6 @@
 //! The upstream callback (C7): the provider sends the browser back here with its code and our
-//! transaction id as `state`. The browser must carry the binding cookie set at approval; the
-//! transaction is consumed atomically (a replayed state finds nothing); the code is exchanged
+//! sealed transaction as `state`. The browser must carry the binding cookie set at approval; the
+//! transaction is marked used atomically (a replayed state finds it used); the code is exchanged
 //! with our own PKCE verifier; identity is established; a grant and a one-time code are stored;
 //! and the browser goes back to the client with `code`, its `state` and exactly one `iss`.
 
@@ -8,20 +8,17 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::Inner;
-use super::authorize::{TRANSACTIONS, Transaction, redirect_error};
+use super::authorize::redirect_error;
 use super::consent::{BINDING_COOKIE, binding_value};
 use super::cookies::{cookie_name, read_cookie};
 use super::pages::error_page;
 use crate::crypto::constant_time_eq;
 use crate::error::ErrorCode;
-use crate::store::StoreExt;
 use crate::upstream::UpstreamError;
 
 /// What the provider sends back.
@@ -48,17 +45,14 @@ pub(crate) async fn callback(
     if !bound {
         return error_page(StatusCode::FORBIDDEN, "This sign-in was not started in this browser.");
     }
-    let key = server.digester.tag(state.as_bytes()).to_base64();
-    let transaction = match server.store.take_json::<Transaction>(TRANSACTIONS, &key).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "This sign-in has expired or was already used. Start again.",
-            );
-        }
+    let gone =
+        || error_page(StatusCode::BAD_REQUEST, "This sign-in has expired or was already used. Start again.");
+    let Ok(transaction) = server.open_transaction(state) else { return gone() };
+    match server.use_transaction(&transaction).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return gone(),
         Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
-    };
+    }
     let issuer = server.settings.issuer.as_str();
     let client_state = transaction.client_state.as_deref();
     let back = |code: ErrorCode, description: &str| {
@@ -72,11 +66,7 @@ pub(crate) async fn callback(
     let Some(code) = params.code.as_deref() else {
         return back(ErrorCode::ServerError, "the identity provider returned no code");
     };
-    let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
-    let Ok(verifier) = server.sealer.open(key.as_bytes(), &sealed) else {
-        return back(ErrorCode::ServerError, "the sign-in could not be completed");
-    };
-    let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
+    let verifier = transaction.upstream_verifier();
 
     let upstream = async {
         let tokens = server.upstream.exchange_code(code, &server.callback_url, &verifier).await?;

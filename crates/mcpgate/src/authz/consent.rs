@@ -17,17 +17,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
-use super::authorize::{TRANSACTIONS, Transaction, csp_source, redirect_error, redirect_target};
+use super::authorize::{csp_source, redirect_error, redirect_target};
 use super::client::ClientRecord;
 use super::cookies::{cookie_name, read_cookie, set_cookie};
 use super::pages::{error_page, escape, page};
+use super::transaction::{Transaction, Unusable};
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
-use crate::store::StoreExt;
 use crate::upstream::AuthorizeRequest;
 use crate::verify::unix_now;
 
@@ -130,8 +130,7 @@ pub(crate) fn ask_or_continue(
     headers: &HeaderMap,
     client: &ClientRecord,
     transaction: &Transaction,
-    transaction_id: &str,
-    key: &str,
+    handle: &str,
 ) -> Response {
     let skip = match server.settings.consent {
         ConsentMode::Always => false,
@@ -146,28 +145,20 @@ pub(crate) fn ask_or_continue(
         }
     };
     if skip {
-        server.to_upstream(transaction_id, key, transaction)
+        server.to_upstream(handle, transaction)
     } else {
-        consent_page(server, client, transaction, transaction_id)
+        consent_page(server, client, transaction, handle)
     }
 }
 
 impl Inner {
-    /// Sends the browser to the provider for the transaction, with the binding cookie the
-    /// callback will require.
-    fn to_upstream(&self, transaction_id: &str, key: &str, transaction: &Transaction) -> Response {
-        let sealed = URL_SAFE_NO_PAD.decode(&transaction.upstream_verifier).unwrap_or_default();
-        let Ok(verifier) = self.sealer.open(key.as_bytes(), &sealed) else {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "This request cannot be continued. Start again from your application.",
-            );
-        };
-        let verifier = SecretString::from(String::from_utf8_lossy(verifier.expose_secret()).into_owned());
-        let challenge = pkce::s256_challenge(verifier.expose_secret());
+    /// Sends the browser to the provider for the transaction (its sealed handle is the
+    /// `state`), with the binding cookie the callback will require.
+    fn to_upstream(&self, handle: &str, transaction: &Transaction) -> Response {
+        let challenge = pkce::s256_challenge(transaction.upstream_verifier().expose_secret());
         let request = AuthorizeRequest {
             redirect_uri: &self.callback_url,
-            state: transaction_id,
+            state: handle,
             code_challenge: &challenge,
             nonce: &transaction.nonce,
         };
@@ -175,8 +166,7 @@ impl Inner {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The identity provider is misconfigured.");
         };
         let mut response = Redirect::to(url.as_str()).into_response();
-        let binding =
-            set_cookie(&self.settings.issuer, BINDING_COOKIE, &binding_value(self, transaction_id), 600);
+        let binding = set_cookie(&self.settings.issuer, BINDING_COOKIE, &binding_value(self, handle), 600);
         if let Ok(binding) = HeaderValue::from_str(&binding) {
             response.headers_mut().append(SET_COOKIE, binding);
         }
@@ -270,23 +260,28 @@ pub(crate) async fn consent_post(
             "This form was not shown in this browser. Start again from your application.",
         );
     }
-    let key = server.digester.tag(form.transaction.as_bytes()).to_base64();
-    let transaction = match server.store.get_json::<Transaction>(TRANSACTIONS, &key).await {
-        Ok(Some(t)) => t.value,
-        Ok(None) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "This request has expired. Start again from your application.",
-            );
-        }
-        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    let expired = || {
+        error_page(StatusCode::BAD_REQUEST, "This request has expired. Start again from your application.")
     };
+    let Ok(transaction) = server.open_transaction(&form.transaction) else { return expired() };
+    // A denied request cannot be approved afterwards.
+    match server.transaction_used(&transaction).await {
+        Ok(false) => {}
+        Ok(true) => return expired(),
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    }
     let issuer = server.settings.issuer.as_str();
     let client_state = transaction.client_state.as_deref();
     match form.decision.as_str() {
         "deny" => {
-            // The transaction ends here; a later approval of the same page finds nothing.
-            let _ = server.store.take(TRANSACTIONS, &key).await;
+            // The transaction ends here; a later approval of the same page finds it used.
+            match server.use_transaction(&transaction).await {
+                Ok(Ok(())) => {}
+                Ok(Err(Unusable::Used | Unusable::Invalid)) => return expired(),
+                Err(_) => {
+                    return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.");
+                }
+            }
             redirect_error(
                 issuer,
                 &transaction.redirect_uri,
@@ -296,7 +291,7 @@ pub(crate) async fn consent_post(
             )
         }
         "approve" => {
-            let mut response = server.to_upstream(&form.transaction, &key, &transaction);
+            let mut response = server.to_upstream(&form.transaction, &transaction);
             if server.settings.consent == ConsentMode::Remember {
                 let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
                 if let Some(cookie) = remembered.cookie(&server) {

@@ -84,7 +84,7 @@ impl Inner {
     /// Returns the code, to hand to the client once.
     pub(crate) async fn create_grant(
         &self,
-        transaction: &super::authorize::Transaction,
+        transaction: &super::transaction::Transaction,
         identity: UpstreamIdentity,
         tokens: &UpstreamTokens,
     ) -> Result<SecretString, StoreError> {

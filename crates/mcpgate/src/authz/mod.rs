@@ -22,6 +22,7 @@ mod register;
 mod revocation;
 mod revoked;
 mod token;
+mod transaction;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@
 //! connection. The driver is rusqlite (direct calls into SQLite, statements cached): sqlx's
 //! per-statement hand-off to a worker thread cost ≈ 7× SQLite's own work here (BENCHMARKS.md).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,12 +80,15 @@ struct Job {
     reply: oneshot::Sender<Result<Applied, StoreError>>,
 }
 
+/// A record's value and version, as read.
+type StoredValue = (Vec<u8>, i64);
+
 /// One read: a live record's value and version, or (`key` empty) a liveness probe.
 struct Read {
     collection: Collection,
     key: String,
     now: i64,
-    reply: oneshot::Sender<Result<Option<(Vec<u8>, i64)>, StoreError>>,
+    reply: oneshot::Sender<Result<Option<StoredValue>, StoreError>>,
 }
 
 /// The SQLite store.
@@ -141,10 +144,6 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, rusqlite::Error>
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Pages are read through a memory map and kept in a larger cache: under load the write path
-    // was otherwise dominated by copying pages in from the file.
-    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
-    conn.pragma_update(None, "cache_size", -32 * 1024)?;
     Ok(conn)
 }
 
@@ -160,10 +159,11 @@ fn migrate_steps(conn: &mut Connection) -> Result<Result<(), StoreError>, rusqli
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let mut applied = usize::try_from(version).unwrap_or(0);
     // Databases made by releases that used sqlx have the first schema and no user_version.
-    let legacy: bool =
-        tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')", [], |r| {
-            r.get(0)
-        })?;
+    let legacy: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
     if applied == 0 && legacy {
         applied = 1;
     }
@@ -195,9 +195,10 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         let path = path.to_owned();
-        let (writer_conn, reader_conns, checkpoint_conn) = tokio::task::spawn_blocking(move || open_connections(&path))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))??;
+        let (writer_conn, reader_conns, checkpoint_conn) =
+            tokio::task::spawn_blocking(move || open_connections(&path))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))??;
 
         let (writes, jobs) = mpsc::channel(1024);
         let writer = std::thread::Builder::new()
@@ -230,7 +231,7 @@ impl SqliteStore {
         outcome.await.map_err(|_| closed())?
     }
 
-    async fn read(&self, collection: Collection, key: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+    async fn read(&self, collection: Collection, key: &str) -> Result<Option<StoredValue>, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let read = Read { collection, key: key.to_owned(), now: now_ms(), reply };
         self.reads.send(read).map_err(|_| closed())?;
@@ -261,7 +262,7 @@ impl SqliteStore {
 }
 
 /// The write connection (schema migrated, WAL on) and the read-only ones.
-fn open_connections(path: &PathBuf) -> Result<(Connection, Vec<Connection>, Connection), StoreError> {
+fn open_connections(path: &Path) -> Result<(Connection, Vec<Connection>, Connection), StoreError> {
     let mut writer = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
         .map_err(unavailable)?;
     let mode: String =
@@ -306,16 +307,29 @@ fn apply(conn: &Connection, write: &Write) -> Result<Applied, rusqlite::Error> {
             .optional()
             .map(|row| Applied { rows: 0, returned: row.map(|expires_at| (None, expires_at)) }),
         Write::Take { collection, key } => conn
-            .prepare_cached("DELETE FROM records WHERE collection = ? AND key = ? RETURNING value, expires_at")?
+            .prepare_cached(
+                "DELETE FROM records WHERE collection = ? AND key = ? RETURNING value, expires_at",
+            )?
             .query_row(params![collection.name(), key], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get(1)?)))
             .optional()
-            .map(|row| Applied { rows: 0, returned: row.map(|(value, expires_at)| (Some(value), expires_at)) }),
+            .map(|row| Applied {
+                rows: 0,
+                returned: row.map(|(value, expires_at)| (Some(value), expires_at)),
+            }),
         Write::Swap { collection, key, expected, value, version, expires_at, now } => conn
             .prepare_cached(
                 "UPDATE records SET value = ?, version = ?, expires_at = ?
                  WHERE collection = ? AND key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
             )?
-            .execute(params![value, to_sql(*version), expires_at, collection.name(), key, to_sql(*expected), now])
+            .execute(params![
+                value,
+                to_sql(*version),
+                expires_at,
+                collection.name(),
+                key,
+                to_sql(*expected),
+                now
+            ])
             .map(done),
         Write::Reclaim { now } => conn
             .prepare_cached("DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?")?
