@@ -206,7 +206,8 @@ async fn the_token_reaches_the_mcp_server_as_the_upstream_user() {
     assert_eq!(tokens["scope"], "mcp:read");
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(access.split('.').count(), 3, "our JWT, never the IdP's token");
-    assert_eq!(tokens["refresh_token"].as_str().unwrap().len(), 43);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh_token.split('.').count(), 3, "<grant>.<generation>.<mac>: {refresh_token}");
 
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", flow.base)).auth_header(access),
@@ -318,6 +319,14 @@ async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
     let (code, verifier) = code_for(&flow, "frank").await;
     let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // A forgery naming the grant (its id is in every access token) is refused, and does not
+    // end the grant: only a genuine retired token counts as reuse.
+    let gid = r1.split('.').next().unwrap();
+    for forged in [format!("{gid}.0.forged"), format!("{gid}.7.{}", r1.rsplit('.').next().unwrap())] {
+        let (status, body) = refresh(&flow, &forged, None).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{forged}");
+    }
 
     let (status, second) = refresh(&flow, &r1, None).await;
     assert_eq!(status, 200, "{second}");

@@ -48,18 +48,57 @@ pub(crate) struct Grant {
     pub created_at: u64,
 }
 
-/// A grant's refresh-token family (D4): the one current token, and the one it replaced, which
-/// stays usable for a short grace window after the rotation (a lost response). Any other member
+/// A grant's refresh-token family (D4): the current token, and the one it replaced, which
+/// stays usable for a short grace window after the rotation (a lost response). An older member
 /// presented again means the family leaked, and the grant is revoked. Keyed by grant id.
+///
+/// A refresh token is `<grant id>.<generation>.<mac>`: the MAC (keyed, over the grant, the
+/// generation and this family's random salt) proves the token was issued here, so the family
+/// stores neither tokens nor their digests — only which generation is current — and a refresh
+/// reads the grant and its family and swaps the family, with no record per token. A token
+/// whose MAC fails is refused without touching the grant (a forgery naming a grant cannot
+/// revoke it); a genuine token of an older generation is reuse.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RefreshFamily {
-    /// Digest of the current refresh token.
-    pub current: String,
-    /// Digest of the token the current one replaced.
-    pub previous: Option<String>,
+    /// Random, per family: tokens cannot be derived from the key alone.
+    pub salt: String,
+    /// The current generation.
+    pub current: u64,
+    /// The generation the current one replaced, usable within the grace window.
+    pub previous: Option<u64>,
     /// When `previous` was replaced (milliseconds since the epoch): the grace window starts
     /// here and is not extended by using it.
     pub rotated_at_ms: u64,
+    /// The scopes of the current token (a refresh may narrow them).
+    pub scopes: Vec<String>,
+}
+
+/// Which member of its family a presented refresh token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FamilyMember {
+    Current,
+    Previous,
+    /// A genuine token of an older generation: reuse.
+    Retired,
+}
+
+/// A refresh token taken apart: its grant and generation, and its MAC (unchecked).
+pub(crate) struct PresentedRefreshToken<'a> {
+    pub grant_id: &'a str,
+    generation: u64,
+    mac: &'a str,
+}
+
+impl<'a> PresentedRefreshToken<'a> {
+    /// The parts of `token`, if it has our shape.
+    pub(crate) fn parse(token: &'a str) -> Option<Self> {
+        let mut parts = token.split('.');
+        let (grant_id, generation, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || grant_id.is_empty() || mac.is_empty() {
+            return None;
+        }
+        Some(Self { grant_id, generation: generation.parse().ok()?, mac })
+    }
 }
 
 /// A one-time authorization code, stored under its keyed digest.
@@ -118,6 +157,46 @@ impl Inner {
         let key = self.digester.tag(code.expose_secret().as_bytes()).to_base64();
         self.store.put_json(CODES, &key, &record, Some(CODE_TTL)).await?;
         Ok(code)
+    }
+
+    fn refresh_mac_input(grant_id: &str, generation: u64, salt: &str) -> Vec<u8> {
+        format!("refresh\0{grant_id}\0{generation}\0{salt}").into_bytes()
+    }
+
+    /// The refresh token of `generation` in the family of `grant_id`.
+    pub(crate) fn refresh_token(
+        &self,
+        grant_id: &str,
+        family: &RefreshFamily,
+        generation: u64,
+    ) -> SecretString {
+        let mac = self.digester.tag(&Self::refresh_mac_input(grant_id, generation, &family.salt)).to_base64();
+        SecretString::from(format!("{grant_id}.{generation}.{mac}"))
+    }
+
+    /// Which member of `family` a presented token is; `None` when it is not a token this
+    /// family issued (its MAC fails under every secret, compared in constant time).
+    pub(crate) fn family_member(
+        &self,
+        family: &RefreshFamily,
+        token: &PresentedRefreshToken<'_>,
+    ) -> Option<FamilyMember> {
+        let input = Self::refresh_mac_input(token.grant_id, token.generation, &family.salt);
+        let genuine = self
+            .digester
+            .candidates(&input)
+            .iter()
+            .any(|mac| crate::crypto::constant_time_eq(mac.to_base64().as_bytes(), token.mac.as_bytes()));
+        if !genuine || token.generation > family.current {
+            return None;
+        }
+        Some(if token.generation == family.current {
+            FamilyMember::Current
+        } else if Some(token.generation) == family.previous {
+            FamilyMember::Previous
+        } else {
+            FamilyMember::Retired
+        })
     }
 
     /// The upstream tokens, sealed for the grant `grant_id` (its id is the associated data, so

@@ -12,9 +12,9 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::Inner;
-use super::grant::{GRANTS, Grant};
+use super::grant::{FAMILIES, GRANTS, Grant, PresentedRefreshToken, RefreshFamily};
 use super::revoked::RevokedGrants;
-use super::token::{REFRESH_TOKENS, RefreshToken, parse_form};
+use super::token::parse_form;
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
@@ -57,9 +57,10 @@ impl TokenVerifier for AccessTokenVerifier {
 
 impl Inner {
     /// The grant a token belongs to, if it is ours and was issued to `client_id`: an access
-    /// JWT we signed, or a refresh token we stored.
+    /// JWT we signed, or a refresh token one of our families issued. (A refresh token's middle
+    /// part is a decimal generation; a JWT's is base64 JSON, which never is.)
     async fn grant_of(&self, token: &str, client_id: &str) -> Result<Option<String>, OAuthError> {
-        if token.split('.').count() == 3 {
+        let Some(presented) = PresentedRefreshToken::parse(token) else {
             let Ok(principal) = self.own_jwt.verify(token).await else { return Ok(None) };
             let gid = principal.claim("gid").and_then(Value::as_str).map(str::to_owned);
             return match principal.client_id() {
@@ -69,21 +70,23 @@ impl Inner {
                     "the token was issued to another client",
                 )),
             };
+        };
+        let Some(grant) = self.store.get_json::<Grant>(GRANTS, presented.grant_id).await? else {
+            return Ok(None);
+        };
+        let Some(family) = self.store.get_json::<RefreshFamily>(FAMILIES, presented.grant_id).await? else {
+            return Ok(None);
+        };
+        if self.family_member(&family.value, &presented).is_none() {
+            return Ok(None);
         }
-        for digest in self.digester.candidates(token.as_bytes()) {
-            if let Some(record) =
-                self.store.get_json::<RefreshToken>(REFRESH_TOKENS, &digest.to_base64()).await?
-            {
-                if record.value.client_id != client_id {
-                    return Err(OAuthError::new(
-                        ErrorCode::UnauthorizedClient,
-                        "the token was issued to another client",
-                    ));
-                }
-                return Ok(Some(record.value.grant_id));
-            }
+        if grant.value.client_id != client_id {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the token was issued to another client",
+            ));
         }
-        Ok(None)
+        Ok(Some(grant.value.id))
     }
 
     /// Revokes the grant behind a revoked token, and its upstream token where the provider can.

@@ -15,28 +15,20 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, GrantType};
-use super::grant::{AuthorizationCode, CODES, FAMILIES, GRANTS, Grant, RefreshFamily};
+use super::grant::{
+    AuthorizationCode, CODES, FAMILIES, FamilyMember, GRANTS, Grant, PresentedRefreshToken, RefreshFamily,
+};
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::{Collection, StoreExt};
+use crate::store::StoreExt;
 use crate::verify::unix_now;
 
-pub(crate) const REFRESH_TOKENS: Collection = Collection::new("refresh_tokens");
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// A refresh token, stored under its keyed digest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RefreshToken {
-    pub grant_id: String,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-}
 
 fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
     OAuthError::new(code, description)
@@ -123,15 +115,14 @@ impl Inner {
         }
     }
 
-    /// Our access token and, for clients registered for the refresh grant, a fresh refresh
-    /// token, for `grant` narrowed to `scopes`. Returns the answer and the digest of the refresh
-    /// token, for the family.
-    async fn issue_tokens(
+    /// The token response: our access token for `grant` narrowed to `scopes`, and the refresh
+    /// token when there is one.
+    fn issue_tokens(
         &self,
         grant: &Grant,
         scopes: &[String],
-        with_refresh: bool,
-    ) -> Result<(Response, Option<String>), OAuthError> {
+        refresh_token: Option<SecretString>,
+    ) -> Response {
         let now = unix_now();
         let mut claims = json!({
             "iss": self.settings.issuer,
@@ -157,20 +148,10 @@ impl Inner {
             "expires_in": self.settings.access_token_ttl.as_secs(),
             "scope": scopes.join(" "),
         });
-        let mut digest = None;
-        if with_refresh {
-            let refresh_token = random_token();
-            let record = RefreshToken {
-                grant_id: grant.id.clone(),
-                client_id: grant.client_id.clone(),
-                scopes: scopes.to_vec(),
-            };
-            let key = self.digester.tag(refresh_token.expose_secret().as_bytes()).to_base64();
-            self.store.put_json(REFRESH_TOKENS, &key, &record, Some(REFRESH_TOKEN_TTL)).await?;
+        if let Some(refresh_token) = refresh_token {
             body["refresh_token"] = json!(refresh_token.expose_secret());
-            digest = Some(key);
         }
-        Ok((token_response(body), digest))
+        token_response(body)
     }
 
     /// The `refresh_token` grant (D4): rotate on every use, atomically; the replaced token works
@@ -185,59 +166,62 @@ impl Inner {
         };
         let bad_grant =
             || invalid(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked");
-        // Look the token up under every secret's digest key, so rotation of the root secret
-        // does not log everyone out.
-        let mut found = None;
-        for digest in self.digester.candidates(presented.as_bytes()) {
-            let key = digest.to_base64();
-            if let Some(record) = self.store.get_json::<RefreshToken>(REFRESH_TOKENS, &key).await? {
-                found = Some((key, record.value));
-                break;
-            }
-        }
-        let (digest, record) = found.ok_or_else(bad_grant)?;
-        if record.client_id != client.client_id {
+        let presented = PresentedRefreshToken::parse(presented).ok_or_else(bad_grant)?;
+        let grant = self.store.get_json::<Grant>(GRANTS, presented.grant_id).await?.ok_or_else(bad_grant)?;
+        if grant.value.client_id != client.client_id {
             return Err(bad_grant());
         }
+        let family =
+            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.value.id).await?.ok_or_else(bad_grant)?;
+        // Not a token this family issued: refused, and the grant left alone.
+        let member = self.family_member(&family.value, &presented).ok_or_else(bad_grant)?;
+        let now = unix_now_ms();
+        let grace = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
+        let in_grace =
+            member == FamilyMember::Previous && now.saturating_sub(family.value.rotated_at_ms) <= grace;
+        if member != FamilyMember::Current && !in_grace {
+            tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
+            self.revoke_grant(&grant.value.id).await;
+            return Err(bad_grant());
+        }
+        let allowed = &family.value.scopes;
         let scopes = match params.get("scope") {
-            None => record.scopes.clone(),
+            None => allowed.clone(),
             Some(asked) => {
                 let asked: Vec<String> = asked.split_ascii_whitespace().map(str::to_owned).collect();
-                if !asked.iter().all(|s| record.scopes.contains(s)) {
+                if !asked.iter().all(|s| allowed.contains(s)) {
                     return Err(invalid(ErrorCode::InvalidScope, "a refresh cannot widen the scopes"));
                 }
                 asked
             }
         };
-        let grant = self.store.get_json::<Grant>(GRANTS, &record.grant_id).await?.ok_or_else(bad_grant)?;
-        let family =
-            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.value.id).await?.ok_or_else(bad_grant)?;
-        let now = unix_now_ms();
-        let grace = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
-        let in_grace = family.value.previous.as_deref() == Some(digest.as_str())
-            && now.saturating_sub(family.value.rotated_at_ms) <= grace;
-        if family.value.current != digest && !in_grace {
-            tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
-            self.revoke_grant(&grant.value.id).await;
-            return Err(bad_grant());
-        }
         // D5: the user's provider tokens are renewed with ours when they are due; a provider
         // that refuses ends the grant, one that is down leaves this refresh token usable.
         let grant = self.refresh_upstream_if_due(grant).await?;
-        let (response, new_digest) = self.issue_tokens(&grant, &scopes, true).await?;
-        let new_digest = new_digest.ok_or_else(bad_grant)?;
         let next = if in_grace {
             // Replace the unreceived current token; the grace window keeps its start.
-            RefreshFamily { current: new_digest, ..family.value.clone() }
+            RefreshFamily {
+                current: family.value.current + 1,
+                scopes: scopes.clone(),
+                ..family.value.clone()
+            }
         } else {
-            RefreshFamily { current: new_digest, previous: Some(digest), rotated_at_ms: now }
+            RefreshFamily {
+                current: family.value.current + 1,
+                previous: Some(family.value.current),
+                rotated_at_ms: now,
+                scopes: scopes.clone(),
+                salt: family.value.salt.clone(),
+            }
         };
         let swapped = self
             .store
             .compare_and_swap_json(FAMILIES, &grant.id, family.version, &next, Some(REFRESH_TOKEN_TTL))
             .await?;
         // Of concurrent refreshes with one token, one rotates; the others are refused.
-        swapped.map(|_| response).ok_or_else(bad_grant)
+        swapped.ok_or_else(bad_grant)?;
+        let refresh_token = self.refresh_token(&grant.id, &next, next.current);
+        Ok(self.issue_tokens(&grant, &scopes, Some(refresh_token)))
     }
 
     async fn authorization_code_grant(
@@ -293,13 +277,20 @@ impl Inner {
             self.revoke_grant(&code_record.grant_id).await;
             return Err(bad_grant());
         }
-        let with_refresh = client.grant_types.contains(&GrantType::RefreshToken);
-        let (response, refresh_digest) = self.issue_tokens(&grant, &code_record.scopes, with_refresh).await?;
-        if let Some(current) = refresh_digest {
-            let family = RefreshFamily { current, previous: None, rotated_at_ms: unix_now_ms() };
+        let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
+            let family = RefreshFamily {
+                salt: random_token().expose_secret().to_owned(),
+                current: 0,
+                previous: None,
+                rotated_at_ms: unix_now_ms(),
+                scopes: code_record.scopes.clone(),
+            };
             self.store.put_json(FAMILIES, &grant.id, &family, Some(REFRESH_TOKEN_TTL)).await?;
-        }
-        Ok(response)
+            Some(self.refresh_token(&grant.id, &family, family.current))
+        } else {
+            None
+        };
+        Ok(self.issue_tokens(&grant, &code_record.scopes, refresh_token))
     }
 }
 
