@@ -570,7 +570,7 @@ async fn provider_tokens_are_refreshed_once_across_instances_when_due() {
     // (oidc-provider ends the whole grant, refresh token included.)
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     assert_eq!(server_b.provider_token(&principal).await.unwrap_err(), ProviderTokenError::Revoked);
-    assert_eq!(whoami_status(&on_b, &body["access_token"].as_str().unwrap()).await, 401, "our grant ended");
+    assert_eq!(whoami_status(&on_b, body["access_token"].as_str().unwrap()).await, 401, "our grant ended");
     let (status, body) = refresh(&on_a, body["refresh_token"].as_str().unwrap(), None).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
