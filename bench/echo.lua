@@ -13,16 +13,5 @@ if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
 
--- Each wrk thread runs its own copy of this script: errors are counted per thread (a global,
--- so that `done`, which runs in the main state, can read every thread's count).
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-bad = 0
-response = function(status, headers, body)
-  if status ~= 200 then bad = bad + 1 end
-end
-done = function(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do total = total + thread:get("bad") end
-  io.write(string.format("unexpected responses: %d\n", total))
-end
+expected_status = 200
+dofile("bench/count.lua")

@@ -57,6 +57,15 @@ async fn authorize(server: &AuthServer, client_id: &str, redirect_uri: &str) -> 
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+async fn metadata(server: &AuthServer) -> Value {
+    let response = server
+        .router()
+        .oneshot(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap()
+}
+
 /// Serves `document` at `/clients/<name>.json`; returns that URL.
 async fn serve(mock: &MockServer, name: &str, document: impl FnOnce(&str) -> Value, cache: &str) -> String {
     let url = format!("{}/clients/{name}.json", mock.uri());
@@ -104,13 +113,7 @@ async fn the_document_is_the_client_and_is_cached() {
     assert_eq!(server.router().oneshot(revoke).await.unwrap().status(), 200);
 
     // The metadata says documents are accepted.
-    let metadata = server
-        .router()
-        .oneshot(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let metadata: Value =
-        serde_json::from_slice(&axum::body::to_bytes(metadata.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let metadata = metadata(&server).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
 }
 
@@ -191,12 +194,6 @@ async fn documents_can_be_turned_off() {
     let (status, page) = authorize(&server, "https://client.example/c.json", REDIRECT).await;
     assert_eq!(status, 400);
     assert!(page.contains("not registered"));
-    let metadata = server
-        .router()
-        .oneshot(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let metadata: Value =
-        serde_json::from_slice(&axum::body::to_bytes(metadata.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let metadata = metadata(&server).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], false);
 }

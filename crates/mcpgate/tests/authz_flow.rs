@@ -43,6 +43,12 @@ async fn start() -> Flow {
     let db = dir.path().join("state.db");
     serve_instance(listener, &base, &idp, &format!("sqlite://{}", db.display())).await;
 
+    let client_id = register_client(&base).await;
+    Flow { idp, base, client_id, _dir: Arc::new(dir), db }
+}
+
+/// Registers a public client for the code and refresh grants at `base`; its id.
+async fn register_client(base: &str) -> String {
     let registered: Value = reqwest::Client::new()
         .post(format!("{base}/register"))
         .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test client",
@@ -53,8 +59,7 @@ async fn start() -> Flow {
         .json()
         .await
         .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap().to_owned();
-    Flow { idp, base, client_id, _dir: Arc::new(dir), db }
+    registered["client_id"].as_str().unwrap().to_owned()
 }
 
 /// One mcpgate instance for `issuer` on `listener`: the authorization server in front of `idp`,
@@ -376,16 +381,7 @@ async fn revoke(flow: &Flow, token: &str, client_id: &str) -> u16 {
 }
 
 async fn whoami_status(flow: &Flow, access: &str) -> u16 {
-    let response = reqwest::Client::new()
-        .post(format!("{}/mcp", flow.base))
-        .bearer_auth(access)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}))
-        .send()
-        .await
-        .unwrap();
-    response.status().as_u16()
+    common::process::initialize_status(&format!("{}/mcp", flow.base), access).await
 }
 
 #[tokio::test]
@@ -446,20 +442,10 @@ async fn two_instances(redis: &common::redis_server::RedisServer, idp_access_ttl
     let idp = Arc::new(TestIdp::start_with(&[&format!("{issuer}/auth/callback")], idp_access_ttl));
     let server_a = serve_instance(a, &issuer, &idp, &redis.url()).await;
     let server_b = serve_instance(b, &issuer, &idp, &redis.url()).await;
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{b_base}/register"))
-        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none",
-                     "grant_types": ["authorization_code", "refresh_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let on_a = Flow {
         idp,
         base: issuer.clone(),
-        client_id: registered["client_id"].as_str().unwrap().to_owned(),
+        client_id: register_client(&b_base).await,
         _dir: Arc::new(tempfile::tempdir().unwrap()),
         db: std::path::PathBuf::new(),
     };

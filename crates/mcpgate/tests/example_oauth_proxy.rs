@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use common::process::{Running, example_path, free_port};
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, approve_and_log_in, browser};
@@ -17,32 +18,6 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-
-/// `cargo test` builds examples beside the test binaries: target/<profile>/examples/.
-fn example_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join("oauth_proxy_server");
-    assert!(
-        path.exists(),
-        "{} not built: run the whole test suite (cargo test builds examples)",
-        path.display()
-    );
-    path
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn whoami(mcp_url: &str, access_token: &str) -> Result<Value, String> {
     let transport = StreamableHttpClientTransport::from_config(
@@ -60,7 +35,7 @@ async fn an_mcp_client_goes_from_the_401_to_whoami_refresh_and_revocation() {
     let base = format!("http://127.0.0.1:{port}");
     let idp = TestIdp::start(&[&format!("{base}/auth/callback")]);
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(example_path())
+    let child = Command::new(example_path("oauth_proxy_server"))
         .args(["--port", &port.to_string()])
         .args(["--oidc-discovery-url", &format!("{}/.well-known/openid-configuration", idp.issuer)])
         .args(["--client-id", CLIENT_ID, "--client-secret-env", "TEST_IDP_SECRET"])
@@ -183,15 +158,5 @@ async fn an_mcp_client_goes_from_the_401_to_whoami_refresh_and_revocation() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    let after = http
-        .post(&mcp_url)
-        .bearer_auth(access2)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 401);
-    assert!(after.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert_eq!(common::process::initialize_status(&mcp_url, access2).await, 401);
 }

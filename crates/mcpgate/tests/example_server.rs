@@ -3,8 +3,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use common::process::{Running, example_path, free_port};
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,35 +15,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-/// `cargo test` builds examples beside the test binaries: target/<profile>/examples/.
-fn example_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join("resource_server");
-    assert!(
-        path.exists(),
-        "{} not built: run the whole test suite (cargo test builds examples)",
-        path.display()
-    );
-    path
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start(args: &[&str]) -> (Running, String) {
     let port = free_port();
-    let child = Command::new(example_path())
+    let child = Command::new(example_path("resource_server"))
         .args(["--port", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod idp;
+pub mod process;
 pub mod redis_server;
 
 use std::net::SocketAddr;
