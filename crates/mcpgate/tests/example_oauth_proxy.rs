@@ -29,6 +29,11 @@ async fn whoami(mcp_url: &str, access_token: &str) -> Result<Value, String> {
     Ok(serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap())
 }
 
+/// A form POST answered with JSON.
+async fn post_form(url: &str, form: &[(&str, &str)]) -> Value {
+    reqwest::Client::new().post(url).form(form).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn an_mcp_client_goes_from_the_401_to_whoami_refresh_and_revocation() {
     let port = free_port();
@@ -113,40 +118,29 @@ async fn an_mcp_client_goes_from_the_401_to_whoami_refresh_and_revocation() {
 
     // 4. Tokens, and the tool sees the IdP's user.
     let token_endpoint = server["token_endpoint"].as_str().unwrap();
-    let tokens: Value = http
-        .post(token_endpoint)
-        .form(&[
+    let tokens = post_form(
+        token_endpoint,
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("code_verifier", verifier.expose_secret()),
             ("redirect_uri", redirect),
             ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     let access = tokens["access_token"].as_str().expect("an access token");
     let identity = whoami(&mcp_url, access).await.unwrap();
     assert_eq!(identity["subject"], "laura");
     assert_eq!(identity["client_id"], client_id);
 
     // 5. Refresh; the new access token works.
-    let refreshed: Value = http
-        .post(token_endpoint)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = post_form(
+        token_endpoint,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)],
+    )
+    .await;
     let access2 = refreshed["access_token"].as_str().expect("a refreshed access token");
     assert_eq!(whoami(&mcp_url, access2).await.unwrap()["subject"], "laura");
 
