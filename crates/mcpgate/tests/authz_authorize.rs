@@ -127,12 +127,21 @@ fn query(url: &url::Url) -> HashMap<String, String> {
 }
 
 fn cookie_pair(response: &Response<Body>, name: &str) -> Option<String> {
+    cookie_named(response, |n| n == name)
+}
+
+/// The binding cookie set by an approval (one name per transaction).
+fn binding_cookie(response: &Response<Body>) -> Option<String> {
+    cookie_named(response, |n| n.starts_with("__Host-mcpgate-bind-"))
+}
+
+fn cookie_named(response: &Response<Body>, wanted: impl Fn(&str) -> bool) -> Option<String> {
     response
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
+        .find(|v| v.split_once('=').is_some_and(|(name, _)| wanted(name)))
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
@@ -243,7 +252,7 @@ async fn consent_needs_the_browser_that_saw_the_page() {
     assert_eq!(q["code_challenge_method"], "S256");
     assert_ne!(q["code_challenge"], challenge, "the client's challenge never leaves mcpgate");
     assert!(!q.contains_key("resource"), "resource is not forwarded upstream");
-    assert!(cookie_pair(&approved, "__Host-mcpgate-bind").is_some(), "approval binds the browser");
+    assert!(binding_cookie(&approved).is_some(), "approval binds the browser");
 }
 
 #[tokio::test]
@@ -297,7 +306,7 @@ async fn authorize_also_accepts_post() {
 fn goes_upstream(response: &Response<Body>) -> bool {
     response.status() == 303
         && location(response).as_str().starts_with(IDP_AUTHORIZE)
-        && cookie_pair(response, "__Host-mcpgate-bind").is_some()
+        && binding_cookie(response).is_some()
 }
 
 #[tokio::test]
@@ -439,4 +448,35 @@ async fn unusable_configured_clients_are_refused_at_start() {
         let error = AuthServer::new(settings, store, &keyring, upstream()).unwrap_err();
         assert!(matches!(error, SettingsError::BadClient { .. }), "{error}");
     }
+}
+
+#[tokio::test]
+async fn sign_ins_started_side_by_side_in_one_browser_all_stay_valid() {
+    let f = Fixture::start().await;
+    let (_, challenge) = pkce::new_pair();
+    // Two consent pages open at once: the second reuses the browser's secret.
+    let first = f.authorize(&f.params(&challenge)).await;
+    let cookie = cookie_pair(&first, "__Host-mcpgate-csrf").unwrap();
+    let second = f.authorize_with(&f.params(&challenge), &[("cookie", cookie.as_str())]).await;
+    assert_eq!(cookie_pair(&second, "__Host-mcpgate-csrf").as_deref(), Some(cookie.as_str()));
+    let (first, second) = (body_text(first).await, body_text(second).await);
+    let approve = |html: &str| {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("transaction", hidden_input(html, "transaction").as_str()),
+                ("csrf", hidden_input(html, "csrf").as_str()),
+                ("decision", "approve"),
+            ])
+            .finish();
+        Request::post("/consent")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.as_str())
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (a, b) = (f.send(approve(&first)).await, f.send(approve(&second)).await);
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303), "both forms are valid");
+    let (a, b) = (binding_cookie(&a).unwrap(), binding_cookie(&b).unwrap());
+    let name = |c: &str| c.split_once('=').unwrap().0.to_owned();
+    assert_ne!(name(&a), name(&b), "each binding has its own cookie: neither overwrites the other");
 }

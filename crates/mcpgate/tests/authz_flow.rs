@@ -97,15 +97,8 @@ async fn serve_instance(
     server
 }
 
-/// Authorize → consent (approve) → upstream login. Returns the browser and the URL the IdP sent
-/// it back to (our callback), not yet requested.
-async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) {
-    let (_, challenge) = pkce::new_pair();
-    until_callback_with(flow, user, &challenge).await
-}
-
-async fn until_callback_with(flow: &Flow, user: &str, challenge: &str) -> (reqwest::Client, url::Url) {
-    let browser = browser();
+/// The client's authorization request, with `state=xyz`.
+fn authorize_url(flow: &Flow, challenge: &str) -> url::Url {
     let mut authorize = url::Url::parse(&format!("{}/authorize", flow.base)).unwrap();
     authorize
         .query_pairs_mut()
@@ -116,7 +109,20 @@ async fn until_callback_with(flow: &Flow, user: &str, challenge: &str) -> (reqwe
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", &format!("{}/mcp", flow.base));
-    let callback = approve_and_log_in(&browser, &authorize, &flow.idp.issuer, user).await;
+    authorize
+}
+
+/// Authorize → consent (approve) → upstream login. Returns the browser and the URL the IdP sent
+/// it back to (our callback), not yet requested.
+async fn until_callback(flow: &Flow, user: &str) -> (reqwest::Client, url::Url) {
+    let (_, challenge) = pkce::new_pair();
+    until_callback_with(flow, user, &challenge).await
+}
+
+async fn until_callback_with(flow: &Flow, user: &str, challenge: &str) -> (reqwest::Client, url::Url) {
+    let browser = browser();
+    let callback =
+        approve_and_log_in(&browser, &authorize_url(flow, challenge), &flow.idp.issuer, user).await;
     assert!(callback.as_str().starts_with(&format!("{}/auth/callback", flow.base)), "{callback}");
     (browser, callback)
 }
@@ -156,6 +162,25 @@ async fn the_callback_needs_the_binding_cookie() {
     let stranger = browser();
     let response = stranger.get(callback.clone()).send().await.unwrap();
     assert_eq!(response.status(), 403, "another browser cannot finish this sign-in");
+}
+
+#[tokio::test]
+async fn two_sign_ins_in_one_browser_both_finish() {
+    let flow = start().await;
+    let browser = browser();
+    let mut callbacks = Vec::new();
+    for _ in 0..2 {
+        let (_, challenge) = pkce::new_pair();
+        callbacks.push(
+            approve_and_log_in(&browser, &authorize_url(&flow, &challenge), &flow.idp.issuer, "nina").await,
+        );
+    }
+    // The first one finishes last: the second approval did not overwrite its binding.
+    for callback in callbacks.into_iter().rev() {
+        let back = browser.get(callback).send().await.unwrap();
+        assert_eq!(back.status(), 303);
+        assert!(back.headers()["location"].to_str().unwrap().contains("code="));
+    }
 }
 
 #[tokio::test]

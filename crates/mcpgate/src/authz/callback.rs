@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::Inner;
 use super::authorize::redirect_error;
-use super::consent::{BINDING_COOKIE, binding_value};
+use super::consent::{binding_cookie, binding_value};
 use super::cookies::{cookie_name, read_cookie};
 use super::pages::error_page;
 use crate::crypto::constant_time_eq;
@@ -39,7 +39,7 @@ pub(crate) async fn callback(
         return error_page(StatusCode::BAD_REQUEST, "The identity provider's answer has no state.");
     };
     // The browser that approved must be the one that returns (before the transaction is used).
-    let cookie = cookie_name(&server.settings.issuer, BINDING_COOKIE);
+    let cookie = cookie_name(&server.settings.issuer, &binding_cookie(&server, state));
     let bound = read_cookie(&headers, &cookie)
         .is_some_and(|value| constant_time_eq(value.as_bytes(), binding_value(&server, state).as_bytes()));
     if !bound {

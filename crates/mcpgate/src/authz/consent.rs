@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
@@ -147,7 +147,7 @@ pub(crate) fn ask_or_continue(
     if skip {
         server.to_upstream(handle, transaction)
     } else {
-        consent_page(server, client, transaction, handle)
+        consent_page(server, headers, client, transaction, handle)
     }
 }
 
@@ -166,14 +166,24 @@ impl Inner {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The identity provider is misconfigured.");
         };
         let mut response = Redirect::to(url.as_str()).into_response();
-        let binding = set_cookie(&self.settings.issuer, BINDING_COOKIE, &binding_value(self, handle), 600);
+        let binding = set_cookie(
+            &self.settings.issuer,
+            &binding_cookie(self, handle),
+            &binding_value(self, handle),
+            600,
+        );
         if let Ok(binding) = HeaderValue::from_str(&binding) {
             response.headers_mut().append(SET_COOKIE, binding);
         }
         response
     }
 }
-pub(crate) const BINDING_COOKIE: &str = "mcpgate-bind";
+/// The binding cookie's name for a transaction: one per transaction, so that sign-ins started
+/// in parallel in one browser do not overwrite each other's binding.
+pub(crate) fn binding_cookie(server: &Inner, handle: &str) -> String {
+    let tag = server.cookie_mac.tag(format!("bind-name\0{handle}").as_bytes()).to_base64();
+    format!("mcpgate-bind-{}", &tag[..12])
+}
 
 fn csrf_token(server: &Inner, transaction_id: &str, browser_secret: &str) -> String {
     server.cookie_mac.tag(format!("csrf\0{transaction_id}\0{browser_secret}").as_bytes()).to_base64()
@@ -184,14 +194,30 @@ pub(crate) fn binding_value(server: &Inner, transaction_id: &str) -> String {
     server.cookie_mac.tag(format!("bind\0{transaction_id}").as_bytes()).to_base64()
 }
 
+/// The browser's secret for CSRF tokens: the one its cookie already holds, so that consent
+/// pages open side by side in one browser all stay valid, else a new one.
+fn browser_secret(server: &Inner, headers: &HeaderMap) -> SecretString {
+    let name = cookie_name(&server.settings.issuer, CSRF_COOKIE);
+    match read_cookie(headers, &name) {
+        Some(value)
+            if value.len() == 43
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            SecretString::from(value.to_owned())
+        }
+        _ => random_token(),
+    }
+}
+
 /// Renders the consent page for an open transaction.
 fn consent_page(
     server: &Inner,
+    headers: &HeaderMap,
     client: &ClientRecord,
     transaction: &Transaction,
     transaction_id: &str,
 ) -> Response {
-    let browser_secret = random_token();
+    let browser_secret = browser_secret(server, headers);
     let csrf = csrf_token(server, transaction_id, browser_secret.expose_secret());
     let name = client.client_name.as_deref().unwrap_or("An unnamed application");
     let scopes = if transaction.scopes.is_empty() {
