@@ -9,7 +9,7 @@ use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
 use mcpgate::crypto::pkce;
 use mcpgate::http_client::OutboundTimeouts;
 use mcpgate::upstream::{
-    AuthorizeRequest, IdentitySource, Upstream, UpstreamConfig, UpstreamError, discover,
+    AuthorizeRequest, IdentitySource, ScopeMapper, Upstream, UpstreamConfig, UpstreamError, discover,
 };
 use mcpgate::verify::ClientAuthMethod;
 use secrecy::{ExposeSecret, SecretString};
@@ -30,8 +30,13 @@ async fn upstream_for(idp: &TestIdp) -> Upstream {
 /// Logs `user` in through the upstream's authorization URL; the code, and the verifier.
 async fn code_for(idp: &TestIdp, upstream: &Upstream, user: &str, nonce: &str) -> (String, SecretString) {
     let (verifier, challenge) = pkce::new_pair();
-    let request =
-        AuthorizeRequest { redirect_uri: CALLBACK, state: "txn-1", code_challenge: &challenge, nonce };
+    let request = AuthorizeRequest {
+        redirect_uri: CALLBACK,
+        state: "txn-1",
+        code_challenge: &challenge,
+        nonce,
+        scopes: &[],
+    };
     let url = upstream.authorization_url(&request).unwrap();
     let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(query["code_challenge_method"], "S256");
@@ -163,10 +168,64 @@ async fn errors_in_a_200_are_refusals_and_slow_or_dead_providers_are_unavailable
             state: "s",
             code_challenge: "c",
             nonce: "n",
+            scopes: &["mcp:read".into()],
         })
         .unwrap();
     let query: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     assert_eq!(query["prompt"], "consent", "provider extras are added");
     assert!(!query.contains_key("nonce"), "no nonce for a provider without id_tokens");
     assert!(!query.contains_key("resource"), "resource is never forwarded by default");
+    assert_eq!(query["scope"], "read:user", "without a mapper the client's scopes stay here");
+}
+
+#[test]
+fn a_scope_mapper_asks_the_provider_for_the_clients_scopes_its_way() {
+    // Entra's way: custom API scopes prefixed with the application id URI; others dropped.
+    let mapper: ScopeMapper =
+        std::sync::Arc::new(|scope: &str| scope.strip_prefix("mcp:").map(|s| format!("api://app-id/{s}")));
+    let upstream =
+        Upstream::new(plain_config("http://127.0.0.1:1/token".into(), OutboundTimeouts::default()))
+            .with_scope_mapper(mapper);
+    let granted = ["mcp:read".to_owned(), "mcp:write".to_owned(), "other".to_owned(), "mcp:read".to_owned()];
+    let url = upstream
+        .authorization_url(&AuthorizeRequest {
+            redirect_uri: CALLBACK,
+            state: "s",
+            code_challenge: "c",
+            nonce: "n",
+            scopes: &granted,
+        })
+        .unwrap();
+    let scope = url.query_pairs().find(|(k, _)| k == "scope").unwrap().1.into_owned();
+    assert_eq!(scope, "read:user api://app-id/read api://app-id/write");
+}
+
+#[tokio::test]
+async fn identity_can_come_from_the_token_response_with_its_tokens_removed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "access_token": "bot-token", "token_type": "bot",
+            "authed_user": {"id": "U123", "scope": "identity.basic", "access_token": "user-token"},
+            "team": {"id": "T9", "name": "Example"}})))
+        .mount(&server)
+        .await;
+    let mut config = plain_config(format!("{}/token", server.uri()), OutboundTimeouts::default());
+    config.identity = IdentitySource::TokenResponse { subject_pointer: "/authed_user/id".into() };
+    let upstream = Upstream::new(config);
+    let verifier = SecretString::from("v".repeat(43));
+    let tokens = upstream.exchange_code("c", CALLBACK, &verifier).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "bot-token");
+    let identity = upstream.identity(&tokens, "n").await.unwrap();
+    assert_eq!(identity.subject, "U123");
+    assert_eq!(identity.claims["team"]["name"], "Example");
+    let claims = serde_json::to_string(&identity.claims).unwrap();
+    assert!(!claims.contains("access_token"), "no token among the claims: {claims}");
+    assert!(!claims.contains("user-token") && !claims.contains("bot-token"));
+
+    let mut config = plain_config(format!("{}/token", server.uri()), OutboundTimeouts::default());
+    config.identity = IdentitySource::TokenResponse { subject_pointer: "/user/id".into() };
+    let upstream = Upstream::new(config);
+    let tokens = upstream.exchange_code("c", CALLBACK, &verifier).await.unwrap();
+    assert!(matches!(upstream.identity(&tokens, "n").await, Err(UpstreamError::Invalid(_))));
 }

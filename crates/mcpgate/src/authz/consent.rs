@@ -161,6 +161,7 @@ impl Inner {
             state: handle,
             code_challenge: &challenge,
             nonce: &transaction.nonce,
+            scopes: &transaction.scopes,
         };
         let Ok(url) = self.upstream.authorization_url(&request) else {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The identity provider is misconfigured.");

@@ -53,6 +53,8 @@ pub struct UpstreamTokens {
     pub id_token: Option<SecretString>,
     /// The scope granted, when the provider says.
     pub scope: Option<String>,
+    /// The rest of the token response (its tokens removed): some providers name the user here.
+    pub response: Map<String, Value>,
 }
 
 /// Who logged in at the provider.
@@ -86,7 +88,16 @@ pub enum IdentitySource {
         /// The member holding the user id (`sub`, `id`, …).
         subject_claim: String,
     },
+    /// The token response itself, for providers that name the user there (Slack's
+    /// `authed_user.id`, Dropbox's `account_id`); its members become the claims.
+    TokenResponse {
+        /// A JSON pointer (RFC 6901) to the user id, e.g. `/authed_user/id`.
+        subject_pointer: String,
+    },
 }
+
+/// Maps a scope a client was granted to the scope asked of the provider (`None` drops it).
+pub type ScopeMapper = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A provider's endpoints and our registration there.
 pub struct UpstreamConfig {
@@ -123,6 +134,8 @@ pub struct AuthorizeRequest<'a> {
     pub code_challenge: &'a str,
     /// The OIDC nonce.
     pub nonce: &'a str,
+    /// The scopes the client was granted (asked of the provider only through a scope mapper).
+    pub scopes: &'a [String],
 }
 
 #[derive(Deserialize)]
@@ -140,6 +153,7 @@ struct TokenResponse {
 pub struct Upstream {
     config: UpstreamConfig,
     http: reqwest::Client,
+    scope_mapper: Option<ScopeMapper>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -151,6 +165,16 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// Removes every member that holds a token, at any depth.
+fn strip_tokens(members: &mut Map<String, Value>) {
+    members.retain(|name, _| !matches!(name.as_str(), "access_token" | "refresh_token" | "id_token"));
+    for value in members.values_mut() {
+        if let Value::Object(inner) = value {
+            strip_tokens(inner);
+        }
+    }
+}
+
 fn form_urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
@@ -159,7 +183,30 @@ impl Upstream {
     /// A client for the provider described by `config`.
     pub fn new(config: UpstreamConfig) -> Self {
         let http = outbound_client(config.timeouts);
-        Self { config, http }
+        Self { config, http, scope_mapper: None }
+    }
+
+    /// Asks the provider, beside the configured scopes, for the scopes each client was granted,
+    /// mapped by `mapper` (a provider hook: Entra wants custom API scopes as
+    /// `api://<client-id>/<scope>`). Without it the provider is asked for the configured scopes
+    /// only.
+    pub fn with_scope_mapper(mut self, mapper: ScopeMapper) -> Self {
+        self.scope_mapper = Some(mapper);
+        self
+    }
+
+    /// The scopes asked of the provider for a client granted `granted`: the configured ones,
+    /// then the mapped grants, each once.
+    fn upstream_scopes(&self, granted: &[String]) -> Vec<String> {
+        let mut scopes = self.config.scopes.clone();
+        if let Some(mapper) = &self.scope_mapper {
+            for scope in granted.iter().filter_map(|s| mapper(s)) {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        scopes
     }
 
     /// The provider's authorization endpoint.
@@ -180,8 +227,9 @@ impl Upstream {
                 .append_pair("state", request.state)
                 .append_pair("code_challenge", request.code_challenge)
                 .append_pair("code_challenge_method", "S256");
-            if !self.config.scopes.is_empty() {
-                query.append_pair("scope", &self.config.scopes.join(" "));
+            let scopes = self.upstream_scopes(request.scopes);
+            if !scopes.is_empty() {
+                query.append_pair("scope", &scopes.join(" "));
             }
             if matches!(self.config.identity, IdentitySource::IdToken { .. }) {
                 query.append_pair("nonce", request.nonce);
@@ -214,9 +262,15 @@ impl Upstream {
         if response.status.is_server_error() {
             return Err(UpstreamError::Unavailable(format!("token endpoint answered {}", response.status)));
         }
-        let parsed: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
-            UpstreamError::Invalid(format!("token endpoint answered {} without JSON", response.status))
-        })?;
+        let invalid_json =
+            || UpstreamError::Invalid(format!("token endpoint answered {} without JSON", response.status));
+        let mut members: Map<String, Value> =
+            serde_json::from_slice(&response.body).map_err(|_| invalid_json())?;
+        let parsed: TokenResponse =
+            serde_json::from_value(Value::Object(members.clone())).map_err(|_| invalid_json())?;
+        // What stays in the clear response is what is not a token (nested ones too: Slack
+        // puts the user's token inside `authed_user`).
+        strip_tokens(&mut members);
         // Some providers (GitHub) report errors with a 200: the body decides.
         if let Some(error) = parsed.error {
             return Err(UpstreamError::Rejected { error, description: parsed.error_description });
@@ -231,6 +285,7 @@ impl Upstream {
             expires_at: expires_in.map(|secs| unix_now().saturating_add(secs)),
             id_token: parsed.id_token.map(Into::into),
             scope: parsed.scope,
+            response: members,
         })
     }
 
@@ -323,6 +378,19 @@ impl Upstream {
                     Some(Value::String(s)) if !s.is_empty() => s.clone(),
                     Some(Value::Number(n)) => n.to_string(),
                     _ => return Err(UpstreamError::Invalid(format!("user info has no {subject_claim}"))),
+                };
+                Ok(identity_from(subject, claims))
+            }
+            IdentitySource::TokenResponse { subject_pointer } => {
+                let claims = tokens.response.clone();
+                let subject = match Value::Object(claims.clone()).pointer(subject_pointer) {
+                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => {
+                        return Err(UpstreamError::Invalid(format!(
+                            "the token response has no user id at {subject_pointer}"
+                        )));
+                    }
                 };
                 Ok(identity_from(subject, claims))
             }
