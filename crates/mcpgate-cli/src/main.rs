@@ -1,6 +1,12 @@
-//! `mcpgate`: the gateway binary. So far it generates root secrets (`keygen`); the gateway
-//! commands (`serve`, `check`, `demo`) are built on the library in the issues that follow.
+//! `mcpgate`: the gateway binary. So far it generates root secrets (`keygen`) and checks a
+//! configuration file (`check`); `serve` and `demo` follow.
 #![forbid(unsafe_code)]
+
+mod check;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mcpgate::crypto::RootSecret;
@@ -21,10 +27,23 @@ enum Command {
     /// To rotate, put the new secret first and keep the old one after a comma:
     /// MCPGATE_SECRET="<new>,<old>".
     Keygen,
+    /// Check a configuration file: its keys, its secrets, and what the provider publishes.
+    ///
+    /// Exit status 0: all is well; 2: the configuration is wrong (each problem is named with
+    /// its key and line); 1: something could not be reached.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
-fn main() {
+fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Keygen => println!("{}", RootSecret::generate().to_base64().expose_secret()),
+        Command::Keygen => {
+            println!("{}", RootSecret::generate().to_base64().expose_secret());
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => check::run(&config),
     }
 }

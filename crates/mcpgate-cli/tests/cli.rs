@@ -29,3 +29,96 @@ fn version_and_help() {
     assert!(!no_args.status.success());
     assert!(String::from_utf8(no_args.stderr).unwrap().contains("keygen"));
 }
+
+/// `mcpgate check --config <file with text>` with `env` added to the environment.
+fn check(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcpgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .env_remove("MCPGATE_SECRET")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code().unwrap(), text(output.stdout), text(output.stderr))
+}
+
+fn proxy_config(discovery_url: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:8000"
+
+[upstream]
+url = "http://127.0.0.1:3000/mcp"
+
+[auth]
+client_id = "mcpgate"
+client_secret_env = "TEST_IDP_SECRET"
+scopes = ["mcp:read"]
+
+[auth.oidc]
+discovery_url = "{discovery_url}"
+"#
+    )
+}
+
+const SECRET: (&str, &str) = ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA");
+const IDP_SECRET: (&str, &str) = ("TEST_IDP_SECRET", "s3cret-at-the-idp");
+
+#[tokio::test]
+async fn check_accepts_a_good_file_whose_provider_answers() {
+    let idp = wiremock::MockServer::start().await;
+    let issuer = idp.uri();
+    wiremock::Mock::given(wiremock::matchers::path("/.well-known/openid-configuration"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")})))
+        .mount(&idp)
+        .await;
+    let config = proxy_config(&format!("{issuer}/.well-known/openid-configuration"));
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || check(&config, &[SECRET, IDP_SECRET])).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok — OAuth proxy for provider oidc"), "{stdout}");
+    assert!(!stdout.contains(IDP_SECRET.1) && !stderr.contains(IDP_SECRET.1), "no secret is printed");
+}
+
+#[test]
+fn check_names_each_broken_key_with_its_line_and_exits_2() {
+    let broken = proxy_config("https://idp.example/.well-known/openid-configuration")
+        .replace("scopes = [\"mcp:read\"]", "scopes = \"mcp:read\"");
+    let (code, _, stderr) = check(&broken, &[SECRET, IDP_SECRET]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("line 10: auth.scopes:"), "{stderr}");
+
+    let unknown = proxy_config("https://idp.example/x").replace("[upstream]", "[upstream]\ntimeout = 3");
+    let (code, _, stderr) = check(&unknown, &[SECRET, IDP_SECRET]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("line 5: upstream.timeout: unknown field"), "{stderr}");
+
+    // Secrets that are not where the file says.
+    let (code, _, stderr) = check(&proxy_config("https://idp.example/x"), &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("secrets.secret_env: the root secret is unusable"), "{stderr}");
+    assert!(
+        stderr.contains("auth.client_secret_env: the environment variable TEST_IDP_SECRET is not set"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = check("this is not toml", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) =
+        check(&proxy_config("x"), &[SECRET, IDP_SECRET, ("MCPGATE_SERVER__LISTEN", "nowhere")]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("MCPGATE_SERVER__LISTEN: server.listen:"), "{stderr}");
+}
+
+#[test]
+fn check_exits_1_when_the_provider_cannot_be_reached() {
+    let config = proxy_config("http://127.0.0.1:1/.well-known/openid-configuration");
+    let (code, _, stderr) = check(&config, &[SECRET, IDP_SECRET]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("auth.oidc.discovery_url: cannot fetch the discovery document"), "{stderr}");
+}

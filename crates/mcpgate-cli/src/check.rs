@@ -1,0 +1,201 @@
+//! `mcpgate check --config FILE`: validates the file, resolves its secrets and fetches what the
+//! provider publishes, reporting each problem with the key it concerns. Exit status: 0 when
+//! all is well, 2 for a bad configuration, 1 when something could not be reached.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mcpgate::crypto::Keyring;
+use mcpgate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
+use mcpgate::upstream::{UpstreamError, discover};
+
+use crate::config::{AuthMode, Config, Origin, Problem, Source};
+
+/// Bad configuration.
+pub const BAD_CONFIG: u8 = 2;
+/// A runtime failure (something could not be reached).
+pub const RUNTIME_FAILURE: u8 = 1;
+
+/// A problem and whether it is the configuration's fault (else the network's).
+struct Finding {
+    problem: Problem,
+    configuration: bool,
+}
+
+fn at(key: &str, message: impl Into<String>, configuration: bool) -> Finding {
+    Finding {
+        problem: Problem { key: key.into(), origin: Origin::File, message: message.into() },
+        configuration,
+    }
+}
+
+/// Reads and loads a configuration file with the process environment's overrides.
+pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            key: String::new(),
+            origin: Origin::File,
+            message: format!("cannot read the file: {e}"),
+        }]
+    })?;
+    Source::new(text, std::env::vars()).load()
+}
+
+/// Runs the check, printing what it finds.
+pub fn run(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{}: {problem}", path.display());
+            }
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let mut findings = resolve_secrets(&config);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(RUNTIME_FAILURE);
+        }
+    };
+    findings.extend(runtime.block_on(fetch_published(&config)));
+    if findings.is_empty() {
+        println!("{}: ok — {}", path.display(), summary(&config));
+        return ExitCode::SUCCESS;
+    }
+    for finding in &findings {
+        eprintln!("{}: {}", path.display(), finding.problem);
+    }
+    if findings.iter().any(|f| f.configuration) {
+        ExitCode::from(BAD_CONFIG)
+    } else {
+        ExitCode::from(RUNTIME_FAILURE)
+    }
+}
+
+/// The root secret and the provider client secret, from where the file says they are.
+fn resolve_secrets(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let secrets = &config.secrets;
+    let root = match &secrets.secret_file {
+        Some(file) => Keyring::from_file(Path::new(file)).map_err(|e| ("secrets.secret_file", e.to_string())),
+        None => Keyring::from_env(&secrets.secret_env).map_err(|e| ("secrets.secret_env", e.to_string())),
+    };
+    if let Err((key, why)) = root {
+        let hint = "make one with `mcpgate keygen`";
+        findings.push(at(key, format!("the root secret is unusable: {why} ({hint})"), true));
+    }
+    if config.auth.mode == AuthMode::Proxy {
+        let auth = &config.auth;
+        if let Some(var) = &auth.client_secret_env
+            && std::env::var(var).map_or(true, |v| v.trim().is_empty())
+        {
+            findings.push(at(
+                "auth.client_secret_env",
+                format!("the environment variable {var} is not set"),
+                true,
+            ));
+        }
+        if let Some(file) = &auth.client_secret_file
+            && std::fs::read_to_string(file).map_or(true, |v| v.trim().is_empty())
+        {
+            findings.push(at("auth.client_secret_file", format!("cannot read a secret from {file}"), true));
+        }
+    }
+    findings
+}
+
+/// The provider's discovery document (proxy mode) or the authorization server's keys
+/// (resource mode), fetched and checked.
+async fn fetch_published(config: &Config) -> Vec<Finding> {
+    let auth = &config.auth;
+    match auth.mode {
+        AuthMode::Proxy => {
+            let Some(oidc) = &auth.oidc else { return Vec::new() };
+            match discover(&oidc.discovery_url).await {
+                Ok(_) => Vec::new(),
+                Err(UpstreamError::Unavailable(why)) => {
+                    vec![at(
+                        "auth.oidc.discovery_url",
+                        format!("cannot fetch the discovery document: {why}"),
+                        false,
+                    )]
+                }
+                Err(e) => vec![at(
+                    "auth.oidc.discovery_url",
+                    format!("the discovery document is unusable: {e}"),
+                    true,
+                )],
+            }
+        }
+        AuthMode::Resource => {
+            let Some(resource) = &auth.resource else { return Vec::new() };
+            let http = outbound_client(OutboundTimeouts::default());
+            let key = "auth.resource.jwks_uri";
+            match send_bounded(http.get(&resource.jwks_uri), 256 * 1024).await {
+                Err(e) => vec![at(key, format!("cannot fetch the keys: {e}"), false)],
+                Ok(response) if !response.status.is_success() => {
+                    vec![at(key, format!("the keys' URL answered {}", response.status), false)]
+                }
+                Ok(response) => {
+                    let keys = serde_json::from_slice::<serde_json::Value>(&response.body)
+                        .ok()
+                        .and_then(|doc| doc.get("keys").and_then(|k| k.as_array()).map(Vec::len));
+                    match keys {
+                        Some(n) if n > 0 => Vec::new(),
+                        _ => vec![at(key, "the answer is not a JWK set with keys", true)],
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the gateway will do, in a few lines.
+fn summary(config: &Config) -> String {
+    let upstream_config = &config.upstream;
+    let upstream = match (&upstream_config.url, &upstream_config.command) {
+        (Some(url), _) => url.clone(),
+        (None, Some(command)) => {
+            let per = if upstream_config.per_session { "one per session" } else { "shared" };
+            format!("stdio `{}` ({per})", command.join(" "))
+        }
+        (None, None) => "nothing".into(),
+    };
+    let auth = &config.auth;
+    let mode = match auth.mode {
+        AuthMode::Proxy => {
+            let redirects = match &auth.allowed_redirect_uris {
+                None => "any redirect URI the client rules accept".to_owned(),
+                Some(patterns) => format!("redirect URIs matching {patterns:?}"),
+            };
+            format!(
+                "OAuth proxy for provider {}, scopes {:?}, consent {:?}, {redirects}",
+                auth.provider, auth.scopes, auth.consent
+            )
+        }
+        AuthMode::Resource => match &auth.resource {
+            Some(resource) => format!(
+                "resource server for tokens of {} (audience {}, authorization servers {:?})",
+                resource.issuer,
+                resource.audience.as_deref().unwrap_or("the MCP URL"),
+                resource.authorization_servers
+            ),
+            None => "resource server".into(),
+        },
+    };
+    let forwarded = match (upstream_config.forward_identity, upstream_config.forward_provider_token) {
+        (true, true) => "identity and provider token forwarded",
+        (true, false) => "identity forwarded",
+        (false, true) => "provider token forwarded",
+        (false, false) => "nothing forwarded",
+    };
+    format!(
+        "{mode}; MCP at {}{} → {upstream} ({forwarded}); store {}",
+        config.public_url(),
+        config.server.mcp_path,
+        config.store.url
+    )
+}

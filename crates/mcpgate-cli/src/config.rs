@@ -1,0 +1,653 @@
+//! The gateway's configuration: one TOML file (documented key by key in
+//! `mcpgate.example.toml`), every key overridable by an environment variable named after its
+//! path (`MCPGATE_SERVER__LISTEN` for `server.listen`), secrets only by reference (`*_env`,
+//! `*_file`).
+//!
+//! Every problem names its key and where it came from — the file's line, or the environment
+//! variable — so `mcpgate check` can point at it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use mcpgate::authz::ConsentMode;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[upstream]`: the MCP server behind the gateway.
+    pub upstream: UpstreamConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[secrets]`.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// `[server]`: where the gateway listens and how it is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The public URL clients reach (the issuer); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the MCP endpoint is served.
+    #[serde(default = "default_mcp_path")]
+    pub mcp_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen(), public_url: None, mcp_path: default_mcp_path() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+fn default_mcp_path() -> String {
+    "/mcp".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[upstream]`: an MCP server over Streamable HTTP (`url`), or a stdio command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The upstream's Streamable HTTP endpoint.
+    pub url: Option<String>,
+    /// A stdio MCP server to start: program and arguments.
+    pub command: Option<Vec<String>>,
+    /// With `command`: one child per MCP session (else one shared child).
+    #[serde(default)]
+    pub per_session: bool,
+    /// Send the caller's identity as `X-Mcpgate-*` headers.
+    #[serde(default = "yes")]
+    pub forward_identity: bool,
+    /// Send the user's provider access token as `X-Mcpgate-Provider-Token`.
+    #[serde(default)]
+    pub forward_provider_token: bool,
+}
+
+/// Who issues the tokens the gateway accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// mcpgate's own authorization server, proxying a provider.
+    #[default]
+    Proxy,
+    /// Tokens from an existing authorization server, verified against its keys.
+    Resource,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `proxy` (default) or `resource`.
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// The upstream provider (proxy mode): `oidc`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Our client id at the provider.
+    pub client_id: Option<String>,
+    /// The environment variable holding our client secret at the provider.
+    pub client_secret_env: Option<String>,
+    /// Or the file holding it.
+    pub client_secret_file: Option<String>,
+    /// The scopes clients may ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `always` (default), `remember` or `off`.
+    #[serde(default, deserialize_with = "consent_mode")]
+    pub consent: ConsentMode,
+    /// Redirect-URI patterns registration accepts; absent: any the client-type rules accept.
+    pub allowed_redirect_uris: Option<Vec<String>>,
+    /// `[auth.oidc]`.
+    pub oidc: Option<OidcConfig>,
+    /// `[auth.resource]`.
+    pub resource: Option<ResourceAuthConfig>,
+}
+
+fn default_provider() -> String {
+    "oidc".into()
+}
+
+fn consent_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ConsentMode, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+/// `[auth.oidc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's discovery document.
+    pub discovery_url: String,
+}
+
+/// `[auth.resource]` (resource mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAuthConfig {
+    /// The authorization server's JWKS.
+    pub jwks_uri: String,
+    /// Its issuer (`iss`).
+    pub issuer: String,
+    /// The audience tokens must carry; default: the MCP URL.
+    pub audience: Option<String>,
+    /// Authorization servers named in the resource metadata; default: the issuer.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory://`, `sqlite://PATH` (default `sqlite://.mcpgate/mcpgate.db`) or `redis://…`.
+    #[serde(default = "default_store")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { url: default_store() }
+    }
+}
+
+fn default_store() -> String {
+    "sqlite://.mcpgate/mcpgate.db".into()
+}
+
+/// `[secrets]`: where the root secret comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The environment variable holding it (default `MCPGATE_SECRET`).
+    #[serde(default = "default_secret_env")]
+    pub secret_env: String,
+    /// Or a file holding it.
+    pub secret_file: Option<String>,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self { secret_env: default_secret_env(), secret_file: None }
+    }
+}
+
+fn default_secret_env() -> String {
+    "MCPGATE_SECRET".into()
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of the file (1-based).
+    Line(usize),
+    /// An environment variable.
+    Env(String),
+    /// Neither: a key that is missing, or the file as a whole.
+    File,
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key it concerns (`auth.oidc.discovery_url`), empty for the file as a whole.
+    pub key: String,
+    /// Where.
+    pub origin: Origin,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.origin {
+            Origin::Line(line) => write!(f, "line {line}: ")?,
+            Origin::Env(var) => write!(f, "{var}: ")?,
+            Origin::File => {}
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// A configuration file with the environment's overrides applied, keeping track of where
+/// each key came from.
+pub struct Source {
+    text: String,
+    env: HashMap<String, String>,
+}
+
+/// The prefix of override variables; `__` separates the path's parts.
+const ENV_PREFIX: &str = "MCPGATE_";
+
+impl Source {
+    /// The file's text and the process environment.
+    pub fn new(text: String, environment: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { text, env: environment.into_iter().collect() }
+    }
+
+    /// Parses, applies overrides and checks; every problem found, or the configuration.
+    pub fn load(&self) -> Result<Config, Vec<Problem>> {
+        let mut table: toml::Table = match toml::from_str(&self.text) {
+            Ok(table) => table,
+            Err(e) => {
+                let origin = e.span().map(|s| Origin::Line(self.line_of(s.start))).unwrap_or(Origin::File);
+                return Err(vec![Problem { key: String::new(), origin, message: e.message().to_owned() }]);
+            }
+        };
+        let overridden = self.apply_overrides(&mut table)?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            vec![self.problem_at(&path, e.inner().message(), &overridden)]
+        })?;
+        let problems = validate(&config);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems
+                .into_iter()
+                .map(|(key, message)| self.problem_at(&key, &message, &overridden))
+                .collect())
+        }
+    }
+
+    /// Applies `MCPGATE_A__B=value` as `a.b = value`: `true`/`false` as booleans, `[...]` as a
+    /// TOML array, anything else as a string. Returns which keys came from which variable.
+    fn apply_overrides(&self, table: &mut toml::Table) -> Result<HashMap<String, String>, Vec<Problem>> {
+        let mut overridden = HashMap::new();
+        let mut problems = Vec::new();
+        let mut vars: Vec<_> =
+            self.env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__")).collect();
+        vars.sort();
+        for (var, raw) in vars {
+            let path: Vec<String> =
+                var[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+            let key = path.join(".");
+            let value = match raw.trim() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                array if array.starts_with('[') => {
+                    match toml::from_str::<toml::Table>(&format!("v = {array}")) {
+                        Ok(mut parsed) => parsed.remove("v").unwrap_or(toml::Value::Array(Vec::new())),
+                        Err(e) => {
+                            let message = format!("not a TOML array: {}", e.message());
+                            problems.push(Problem { key, origin: Origin::Env(var.clone()), message });
+                            continue;
+                        }
+                    }
+                }
+                _ => toml::Value::String(raw.clone()),
+            };
+            if insert_at(table, &path, value).is_err() {
+                let message = "overrides a key whose parent is not a table".to_owned();
+                problems.push(Problem { key, origin: Origin::Env(var.clone()), message });
+                continue;
+            }
+            overridden.insert(key, var.clone());
+        }
+        if problems.is_empty() { Ok(overridden) } else { Err(problems) }
+    }
+
+    /// A problem at `key` (a dotted path, possibly empty), located in the environment or the
+    /// file; for a missing key, its table's line.
+    fn problem_at(&self, key: &str, message: &str, overridden: &HashMap<String, String>) -> Problem {
+        // For a missing field the path ends at its table; make the key say which field.
+        let field = between_backticks(message);
+        let key = if key == "." { "" } else { key };
+        let full_key = match field {
+            Some(field) if message.starts_with("missing field") => {
+                if key.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{key}.{field}")
+                }
+            }
+            _ => key.to_owned(),
+        };
+        let mut message = message.to_owned();
+        if message.starts_with("unknown field")
+            && field.is_some_and(|f| f.contains("secret") && !f.ends_with("_env") && !f.ends_with("_file"))
+        {
+            message =
+                format!("{message} (secrets are given by reference: use the key's `_env` or `_file` form)");
+        }
+        let origin = match overridden.get(&full_key).or_else(|| overridden.get(key)) {
+            Some(var) => Origin::Env(var.clone()),
+            None => {
+                self.locate(&full_key).or_else(|| self.locate(key)).map(Origin::Line).unwrap_or(Origin::File)
+            }
+        };
+        Problem { key: full_key, origin, message }
+    }
+
+    /// The line where `key` (dotted) is written in the file, if it is.
+    fn locate(&self, key: &str) -> Option<usize> {
+        let root = toml::de::DeTable::parse(&self.text).ok()?;
+        let mut table = root.get_ref();
+        let mut span = None;
+        for part in key.split('.').filter(|p| !p.is_empty()) {
+            let (name, value) = table.iter().find(|(name, _)| name.get_ref().as_ref() == part)?;
+            span = Some(name.span());
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) => table = inner,
+                _ => break,
+            }
+        }
+        span.map(|s| self.line_of(s.start))
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        self.text.get(..offset).map_or(1, |before| before.matches('\n').count() + 1)
+    }
+}
+
+/// Sets `value` at `path` in `table`, making the tables on the way; `Err` when a part of the
+/// way is not a table.
+fn insert_at(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), ()> {
+    match path {
+        [] => Err(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            match table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                toml::Value::Table(inner) => insert_at(inner, rest, value),
+                _ => Err(()),
+            }
+        }
+    }
+}
+
+fn between_backticks(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(&message[start..end])
+}
+
+/// The checks beyond the types: (key, message) for each problem.
+fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: &str| problems.push((key.to_owned(), message.to_owned()));
+
+    if !config.server.mcp_path.starts_with('/') {
+        problem("server.mcp_path", "must start with /");
+    }
+    if let Some(url) = &config.server.public_url
+        && let Err(why) = check_public_url(url)
+    {
+        problem("server.public_url", &why);
+    }
+    let upstream = &config.upstream;
+    match (&upstream.url, &upstream.command) {
+        (Some(_), Some(_)) => problem("upstream", "give either url or command, not both"),
+        (None, None) => {
+            problem("upstream", "give url (a Streamable HTTP server) or command (a stdio server)")
+        }
+        (Some(url), None) => {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                problem("upstream.url", "must be an http or https URL");
+            }
+        }
+        (None, Some(command)) => {
+            if command.first().is_none_or(|program| program.trim().is_empty()) {
+                problem("upstream.command", "must name a program: [\"program\", \"arg\", …]");
+            }
+        }
+    }
+    if upstream.per_session && upstream.command.is_none() {
+        problem("upstream.per_session", "applies only to a stdio command");
+    }
+
+    let auth = &config.auth;
+    match auth.mode {
+        AuthMode::Proxy => {
+            if auth.client_id.as_deref().is_none_or(str::is_empty) {
+                problem("auth.client_id", "is required in proxy mode (our client id at the provider)");
+            }
+            match (&auth.client_secret_env, &auth.client_secret_file) {
+                (None, None) => {
+                    problem("auth.client_secret_env", "is required in proxy mode (or client_secret_file)")
+                }
+                (Some(_), Some(_)) => problem(
+                    "auth.client_secret_env",
+                    "give client_secret_env or client_secret_file, not both",
+                ),
+                _ => {}
+            }
+            match auth.provider.as_str() {
+                "oidc" => match &auth.oidc {
+                    None => problem("auth.oidc.discovery_url", "is required for provider = \"oidc\""),
+                    Some(oidc) if url::Url::parse(&oidc.discovery_url).is_err() => {
+                        problem("auth.oidc.discovery_url", "is not a URL");
+                    }
+                    Some(_) => {}
+                },
+                other => problem("auth.provider", &format!("unknown provider {other:?} (known: oidc)")),
+            }
+            if auth.resource.is_some() {
+                problem("auth.resource", "applies only to mode = \"resource\"");
+            }
+        }
+        AuthMode::Resource => match &auth.resource {
+            None => problem(
+                "auth.resource.jwks_uri",
+                "is required in resource mode ([auth.resource] jwks_uri, issuer)",
+            ),
+            Some(resource) => {
+                if url::Url::parse(&resource.jwks_uri).is_err() {
+                    problem("auth.resource.jwks_uri", "is not a URL");
+                }
+                if resource.issuer.is_empty() {
+                    problem("auth.resource.issuer", "must not be empty");
+                }
+            }
+        },
+    }
+    let store = &config.store.url;
+    if !["memory://", "sqlite://", "redis://", "rediss://"].iter().any(|scheme| store.starts_with(scheme)) {
+        problem("store.url", "must be memory://, sqlite://PATH or redis://HOST:PORT");
+    }
+    if config.secrets.secret_env.is_empty() && config.secrets.secret_file.is_none() {
+        problem("secrets.secret_env", "name the variable holding the root secret (or give secret_file)");
+    }
+    problems
+}
+
+/// The public URL is our issuer: https, or http on a loopback host; no query or fragment.
+fn check_public_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must be https (http only on a loopback host)".into()),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The public URL: `server.public_url`, else `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:9000"
+
+[upstream]
+url = "http://127.0.0.1:3000/mcp"
+
+[auth]
+client_id = "abc"
+client_secret_env = "IDP_SECRET"
+scopes = ["mcp:read"]
+consent = "remember"
+
+[auth.oidc]
+discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
+        Source::new(text.to_owned(), env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).load()
+    }
+
+    fn only_problem(text: &str, env: &[(&str, &str)]) -> Problem {
+        let problems = load(text, env).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn the_annotated_example_file_is_a_valid_configuration() {
+        let example = include_str!("../../../mcpgate.example.toml");
+        let config = load(example, &[]).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.auth.client_secret_env.as_deref(), Some("MCPGATE_IDP_SECRET"));
+        assert_eq!(config.public_url(), "http://127.0.0.1:8000");
+    }
+
+    #[test]
+    fn a_good_file_loads_with_defaults() {
+        let config = load(GOOD, &[]).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.server.mcp_path, "/mcp");
+        assert_eq!(config.public_url(), "http://127.0.0.1:9000");
+        assert_eq!(config.auth.consent, ConsentMode::Remember);
+        assert_eq!(config.store.url, "sqlite://.mcpgate/mcpgate.db");
+        assert_eq!(config.secrets.secret_env, "MCPGATE_SECRET");
+        assert!(config.upstream.forward_identity && !config.upstream.forward_provider_token);
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_missing_keys_name_the_key_and_line() {
+        let unknown =
+            only_problem(&GOOD.replace("consent = \"remember\"", "consent = \"remember\"\ncolour = 1"), &[]);
+        assert_eq!((unknown.key.as_str(), &unknown.origin), ("auth.colour", &Origin::Line(13)), "{unknown}");
+
+        let wrong = only_problem(&GOOD.replace("scopes = [\"mcp:read\"]", "scopes = \"mcp:read\""), &[]);
+        assert_eq!((wrong.key.as_str(), &wrong.origin), ("auth.scopes", &Origin::Line(11)), "{wrong}");
+        assert!(wrong.message.contains("sequence") || wrong.message.contains("array"), "{wrong}");
+
+        let bad_mode = only_problem(&GOOD.replace("\"remember\"", "\"sometimes\""), &[]);
+        assert_eq!(bad_mode.key, "auth.consent");
+        assert!(bad_mode.message.contains("always, remember or off"), "{bad_mode}");
+
+        let missing = only_problem("[auth]\nclient_id = \"x\"\n", &[]);
+        assert_eq!(missing.key, "upstream", "{missing}");
+        assert!(missing.message.contains("missing field"));
+
+        let syntax = only_problem("[server\nlisten = 1", &[]);
+        assert_eq!(syntax.origin, Origin::Line(1), "{syntax}");
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_with_the_way_to_give_them() {
+        let inline = only_problem(
+            &GOOD.replace("client_secret_env = \"IDP_SECRET\"", "client_secret = \"hunter2\""),
+            &[],
+        );
+        assert_eq!(inline.key, "auth.client_secret");
+        assert!(inline.message.contains("_env"), "{inline}");
+        assert!(!inline.to_string().contains("hunter2"), "the secret is not repeated");
+    }
+
+    #[test]
+    fn environment_variables_override_any_key_and_are_named_in_problems() {
+        let config = load(
+            GOOD,
+            &[
+                ("MCPGATE_SERVER__LISTEN", "0.0.0.0:8443"),
+                ("MCPGATE_AUTH__SCOPES", "[\"a\", \"b\"]"),
+                ("MCPGATE_UPSTREAM__FORWARD_PROVIDER_TOKEN", "true"),
+                (
+                    "MCPGATE_AUTH__OIDC__DISCOVERY_URL",
+                    "https://other.example/.well-known/openid-configuration",
+                ),
+                ("MCPGATE_SECRET", "not-an-override"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(config.auth.scopes, ["a", "b"]);
+        assert!(config.upstream.forward_provider_token);
+        assert!(config.auth.oidc.unwrap().discovery_url.starts_with("https://other.example"));
+
+        let bad = only_problem(GOOD, &[("MCPGATE_SERVER__LISTEN", "not an address")]);
+        assert_eq!(
+            (bad.key.as_str(), &bad.origin),
+            ("server.listen", &Origin::Env("MCPGATE_SERVER__LISTEN".into()))
+        );
+        let unknown = only_problem(GOOD, &[("MCPGATE_AUTH__COLOUR", "x")]);
+        assert_eq!(unknown.origin, Origin::Env("MCPGATE_AUTH__COLOUR".into()), "{unknown}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported_at_their_keys() {
+        let text = r#"
+[server]
+public_url = "http://mcp.example.com"
+mcp_path = "mcp"
+
+[upstream]
+url = "http://127.0.0.1:3000/mcp"
+command = ["server"]
+
+[auth]
+provider = "oidc"
+
+[store]
+url = "postgres://db"
+"#;
+        let problems = load(text, &[]).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.mcp_path",
+                "server.public_url",
+                "upstream",
+                "auth.client_id",
+                "auth.client_secret_env",
+                "auth.oidc.discovery_url",
+                "store.url"
+            ],
+            "{problems:?}"
+        );
+        assert_eq!(problems[1].origin, Origin::Line(3));
+        assert_eq!(problems[6].origin, Origin::Line(14));
+    }
+}
