@@ -1,9 +1,11 @@
-//! `mcpgate`: the gateway binary. So far it generates root secrets (`keygen`) and checks a
-//! configuration file (`check`); `serve` and `demo` follow.
+//! `mcpgate`: the gateway binary: `serve` (in front of a Streamable HTTP upstream so far),
+//! `check`, `keygen`; `demo` and stdio upstreams follow.
 #![forbid(unsafe_code)]
 
 mod check;
 mod config;
+mod gateway;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Serve the gateway: OAuth in front of the upstream MCP server of the configuration.
+    ///
+    /// Exit status 2: the configuration is wrong; 1: something could not be reached or started.
+    Serve {
+        /// The configuration file (TOML); `mcpgate.example.toml` documents every key.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,5 +55,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => check::run(&config),
+        Command::Serve { config } => serve::run(&config),
     }
 }

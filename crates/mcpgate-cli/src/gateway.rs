@@ -1,0 +1,331 @@
+//! The reverse proxy to an upstream MCP server over Streamable HTTP: POST (JSON or SSE
+//! answers), the GET event stream and DELETE of a session pass through with their MCP headers;
+//! bodies stream both ways, never buffered whole, so SSE events reach the client as the
+//! upstream sends them. Timeouts bound connecting and waiting for the response head only.
+//!
+//! The client's credentials and hop-by-hop headers never reach the upstream, nor any
+//! `X-Mcpgate-*` header the client sent; the caller's identity (set by the bearer layer in front)
+//! is added as `X-Mcpgate-Subject`, `X-Mcpgate-Client-Id`, `X-Mcpgate-Scopes`, and optionally
+//! the user's provider token. An upstream that cannot be reached gets a 502 with a
+//! JSON-RPC-shaped error, not a hang.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mcpgate::Principal;
+use mcpgate::authz::AuthServer;
+use secrecy::ExposeSecret;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+const IDENTITY_PREFIX: &str = "x-mcpgate-";
+
+/// What the gateway tells the upstream about the caller.
+#[derive(Clone, Default)]
+pub struct Forwarding {
+    /// `X-Mcpgate-Subject`, `-Client-Id`, `-Scopes`.
+    pub identity: bool,
+    /// `X-Mcpgate-Provider-Token`, from this authorization server's grants.
+    pub provider_token: Option<AuthServer>,
+}
+
+/// The proxy, as a tower service.
+#[derive(Clone)]
+pub struct McpProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpConnector, Body>,
+    upstream: Uri,
+    head_timeout: Duration,
+    forwarding: Forwarding,
+}
+
+impl McpProxy {
+    /// A proxy to the MCP endpoint `upstream` (an http URL), waiting at most `connect` to
+    /// connect and `head` for the response head.
+    pub fn new(upstream: Uri, connect: Duration, head: Duration, forwarding: Forwarding) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self { inner: Arc::new(Inner { client, upstream, head_timeout: head, forwarding }) }
+    }
+}
+
+/// A JSON-RPC-shaped error answer (the client's request id is not known here: `null`).
+fn json_rpc_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body =
+        serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}});
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+}
+
+impl Inner {
+    /// The request as the upstream gets it.
+    async fn upstream_request(&self, request: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+        let (mut parts, body) = request.into_parts();
+        let principal = parts.extensions.remove::<Principal>();
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers);
+        for name in [header::AUTHORIZATION, header::COOKIE, header::HOST] {
+            headers.remove(&name);
+        }
+        let forged: Vec<HeaderName> =
+            headers.keys().filter(|name| name.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
+        for name in forged {
+            headers.remove(&name);
+        }
+        if let Some(principal) = &principal {
+            if self.forwarding.identity {
+                let mut add = |name: &'static str, value: &str| {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        headers.insert(HeaderName::from_static(name), value);
+                    }
+                };
+                add("x-mcpgate-subject", principal.subject());
+                if let Some(client_id) = principal.client_id() {
+                    add("x-mcpgate-client-id", client_id);
+                }
+                add("x-mcpgate-scopes", &principal.scopes().join(" "));
+            }
+            if let Some(server) = &self.forwarding.provider_token {
+                match server.provider_token(principal).await {
+                    Ok(token) => {
+                        if let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) {
+                            value.set_sensitive(true);
+                            headers.insert(HeaderName::from_static("x-mcpgate-provider-token"), value);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no provider token to forward");
+                        return Err(json_rpc_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the provider token is unavailable",
+                        ));
+                    }
+                }
+            }
+        }
+        // The upstream's own path and query, whatever path the gateway serves it at.
+        let mut uri = self.upstream.clone().into_parts();
+        if let Some(query) = parts.uri.query() {
+            let path = self.upstream.path();
+            uri.path_and_query = format!("{path}?{query}").parse().ok();
+        }
+        parts.uri =
+            Uri::from_parts(uri).map_err(|_| json_rpc_error(StatusCode::BAD_REQUEST, "bad request URI"))?;
+        parts.version = http::Version::HTTP_11;
+        Ok(Request::from_parts(parts, body))
+    }
+
+    async fn forward(&self, request: Request<Body>) -> Response<Body> {
+        let request = match self.upstream_request(request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
+        match tokio::time::timeout(self.head_timeout, self.client.request(request)).await {
+            Err(_) => {
+                json_rpc_error(StatusCode::GATEWAY_TIMEOUT, "the upstream MCP server did not answer in time")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream MCP server unreachable");
+                json_rpc_error(StatusCode::BAD_GATEWAY, "the upstream MCP server is unavailable")
+            }
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                // The body streams through: SSE events go out as they come in.
+                Response::from_parts(parts, Body::new(body))
+            }
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for McpProxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.forward(request).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::response::sse::{Event, Sse};
+    use axum::routing::{get, post};
+    use futures::StreamExt;
+    use mcpgate::resource::ProtectedResource;
+    use mcpgate::verify::{FixedVerifier, TokenVerifier};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// An upstream that answers with the headers it received, and an SSE stream that sends an
+    /// event, waits, and sends another.
+    async fn upstream() -> String {
+        let echo_headers = |headers: HeaderMap| async move {
+            let seen: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").into()))
+                .collect();
+            let mut response = axum::Json(serde_json::Value::Object(seen)).into_response();
+            response.headers_mut().insert("mcp-session-id", HeaderValue::from_static("s-1"));
+            response.headers_mut().insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+            response.headers_mut().insert("x-private", HeaderValue::from_static("hop"));
+            response
+        };
+        let stream = || async {
+            let events = futures::stream::iter(0..2).then(|i| async move {
+                if i == 1 {
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                }
+                Ok::<_, Infallible>(Event::default().data(format!("event {i}")))
+            });
+            Sse::new(events)
+        };
+        let app = Router::new().route("/mcp", post(echo_headers)).route("/sse", get(stream));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    use axum::response::IntoResponse;
+
+    fn protected(upstream: &str, path: &str) -> Router {
+        let proxy = McpProxy::new(
+            format!("{upstream}{path}").parse().unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Forwarding { identity: true, provider_token: None },
+        );
+        let verifier: Arc<dyn TokenVerifier> = Arc::new(FixedVerifier::new().with_token(
+            &secrecy::SecretString::from("alice-token"),
+            Principal::new("alice").with_client_id("cli").with_scopes(["mcp:read"]),
+        ));
+        ProtectedResource::new("https://gw.example.com/mcp").unwrap().protect(verifier, proxy)
+    }
+
+    #[tokio::test]
+    async fn the_upstream_sees_the_callers_identity_and_none_of_its_credentials_or_forgeries() {
+        let upstream = upstream().await;
+        let request = Request::post("/mcp?x=1")
+            .header("authorization", "Bearer alice-token")
+            .header("cookie", "__Host-mcpgate-csrf=abc")
+            .header("x-mcpgate-subject", "root")
+            .header("X-Mcpgate-Admin", "yes")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("connection", "close")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = protected(&upstream, "/mcp").oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["mcp-session-id"], "s-1");
+        assert!(response.headers().get("x-private").is_none(), "headers named by Connection are hop-by-hop");
+        let seen: serde_json::Value =
+            serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap())
+                .unwrap();
+        assert_eq!(seen["x-mcpgate-subject"], "alice");
+        assert_eq!(seen["x-mcpgate-client-id"], "cli");
+        assert_eq!(seen["x-mcpgate-scopes"], "mcp:read");
+        assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
+        for gone in ["authorization", "cookie", "x-mcpgate-admin"] {
+            assert!(seen.get(gone).is_none(), "{gone} reached the upstream: {seen}");
+        }
+        assert_ne!(seen["host"], "gw.example.com");
+    }
+
+    #[tokio::test]
+    async fn sse_events_arrive_one_by_one() {
+        let upstream = upstream().await;
+        let request = Request::get("/mcp")
+            .header("authorization", "Bearer alice-token")
+            .header("accept", "text/event-stream")
+            .body(Body::empty())
+            .unwrap();
+        let response = protected(&upstream, "/sse").oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body().into_data_stream();
+        let started = std::time::Instant::now();
+        let first = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("event 0"));
+        assert!(started.elapsed() < Duration::from_millis(500), "the first event was not held back");
+        let mut rest = Vec::new();
+        while let Some(chunk) = body.next().await {
+            rest.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(String::from_utf8_lossy(&rest).contains("event 1"));
+        assert!(started.elapsed() >= Duration::from_millis(600));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_502_json_rpc_error_and_unauthenticated_calls_never_reach_it() {
+        let request = || {
+            Request::post("/mcp")
+                .header("authorization", "Bearer alice-token")
+                .body(Body::from("{}"))
+                .unwrap()
+        };
+        let started = std::time::Instant::now();
+        let response = protected("http://127.0.0.1:1", "/mcp").oneshot(request()).await.unwrap();
+        assert_eq!(response.status(), 502);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let body: serde_json::Value =
+            serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap())
+                .unwrap();
+        assert_eq!(body["jsonrpc"], "2.0");
+        assert_eq!(body["error"]["code"], -32000);
+
+        let anonymous = Request::post("/mcp").body(Body::from("{}")).unwrap();
+        let response = protected("http://127.0.0.1:1", "/mcp").oneshot(anonymous).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+}

@@ -1,0 +1,220 @@
+//! `mcpgate serve --config FILE`: the gateway. The configured authorization (mcpgate's OAuth
+//! proxy, or tokens of an existing authorization server) in front of the upstream MCP server,
+//! on one listener, until Ctrl-C or SIGTERM (in-flight requests finish).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use mcpgate::OAuthProxy;
+use mcpgate::crypto::Keyring;
+use mcpgate::redirect::RedirectAllowList;
+use mcpgate::resource::ProtectedResource;
+use mcpgate::upstream::Upstream;
+use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
+use secrecy::SecretString;
+
+use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
+use crate::config::{AuthMode, Config};
+use crate::gateway::{Forwarding, McpProxy};
+
+/// Why the gateway could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// The configuration cannot work (exit 2).
+    #[error("{key}: {message}")]
+    Config { key: &'static str, message: String },
+    /// Something could not be reached or started (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
+    ServeError::Config { key, message: message.to_string() }
+}
+
+/// Runs the gateway configured by `path`.
+pub fn run(path: &Path) -> ExitCode {
+    let config = match crate::check::load(path) {
+        Ok(config) => config,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{}: {problem}", path.display());
+            }
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(RUNTIME_FAILURE);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ServeError::Config { .. }) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(BAD_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(RUNTIME_FAILURE)
+        }
+    }
+}
+
+/// A secret from where the configuration says it is: an environment variable or a file.
+fn read_secret(env: Option<&str>, file: Option<&str>, key: &'static str) -> Result<SecretString, ServeError> {
+    let value = match (env, file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| config_error(key, format!("{var} is not set")))?,
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| config_error(key, format!("cannot read {file}: {e}")))?,
+        (None, None) => return Err(config_error(key, "is required")),
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(config_error(key, "the secret is empty"));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+async fn serve(config: Config) -> Result<(), ServeError> {
+    let public_url = config.public_url();
+    let mcp_url = format!("{public_url}{}", config.server.mcp_path);
+    let upstream = &config.upstream;
+    let Some(upstream_url) = &upstream.url else {
+        return Err(config_error("upstream.command", "stdio upstreams are not supported by this build yet"));
+    };
+    let upstream_uri = upstream_url.parse().map_err(|e| config_error("upstream.url", e))?;
+    let timeouts = (Duration::from_secs(5), Duration::from_secs(60));
+
+    let app: Router = match config.auth.mode {
+        AuthMode::Proxy => {
+            let auth = &config.auth;
+            let secrets = &config.secrets;
+            let keyring = match &secrets.secret_file {
+                Some(file) => {
+                    Keyring::from_file(Path::new(file)).map_err(|e| config_error("secrets.secret_file", e))?
+                }
+                None => Keyring::from_env(&secrets.secret_env)
+                    .map_err(|e| config_error("secrets.secret_env", e))?,
+            };
+            let client_secret = read_secret(
+                auth.client_secret_env.as_deref(),
+                auth.client_secret_file.as_deref(),
+                "auth.client_secret_env",
+            )?;
+            let discovery =
+                auth.oidc.as_ref().ok_or_else(|| config_error("auth.oidc.discovery_url", "is required"))?;
+            let provider = Upstream::oidc(
+                &discovery.discovery_url,
+                auth.client_id.clone().unwrap_or_default(),
+                client_secret,
+                vec!["email".into(), "profile".into()],
+            )
+            .await
+            .map_err(|e| ServeError::Runtime(format!("auth.oidc.discovery_url: {e}")))?;
+            let store = mcpgate::store::open(&config.store.url)
+                .await
+                .map_err(|e| ServeError::Runtime(format!("store.url: {e}")))?;
+            let allowed = match &auth.allowed_redirect_uris {
+                None => RedirectAllowList::any(),
+                Some(patterns) => RedirectAllowList::only(patterns.clone()),
+            };
+            let proxy = OAuthProxy::builder(&public_url)
+                .mcp_path(&config.server.mcp_path)
+                .upstream(provider)
+                .keyring(keyring)
+                .store(store)
+                .scopes(auth.scopes.clone())
+                .consent(auth.consent)
+                .allowed_redirects(allowed)
+                .build()
+                .map_err(|e| config_error("server.public_url", e))?;
+            let forwarding = Forwarding {
+                identity: upstream.forward_identity,
+                provider_token: upstream.forward_provider_token.then(|| proxy.auth_server().clone()),
+            };
+            proxy.protect(McpProxy::new(upstream_uri, timeouts.0, timeouts.1, forwarding))
+        }
+        AuthMode::Resource => {
+            let resource_config = config
+                .auth
+                .resource
+                .as_ref()
+                .ok_or_else(|| config_error("auth.resource.jwks_uri", "is required"))?;
+            if upstream.forward_provider_token {
+                return Err(config_error(
+                    "upstream.forward_provider_token",
+                    "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
+                ));
+            }
+            let verifier = JwtVerifier::builder()
+                .jwks_uri(resource_config.jwks_uri.clone())
+                .issuer(resource_config.issuer.clone())
+                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.clone()))
+                .build()
+                .map_err(|e| config_error("auth.resource", e))?;
+            let mut resource =
+                ProtectedResource::new(&mcp_url).map_err(|e| config_error("server.public_url", e))?;
+            let servers = if resource_config.authorization_servers.is_empty() {
+                vec![resource_config.issuer.clone()]
+            } else {
+                resource_config.authorization_servers.clone()
+            };
+            for server in servers {
+                resource = resource.authorization_server(server);
+            }
+            for scope in &config.auth.scopes {
+                resource = resource.scope_supported(scope.clone());
+            }
+            let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
+            let forwarding = Forwarding { identity: upstream.forward_identity, provider_token: None };
+            resource.protect(verifier, McpProxy::new(upstream_uri, timeouts.0, timeouts.1, forwarding))
+        }
+    };
+    let app = app.route("/healthz", get(|| async { "ok" }));
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await.map_err(|e| {
+        ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
+    })?;
+    tracing::info!(mcp = %mcp_url, upstream = %upstream_url, "mcpgate listening on {}", config.server.listen);
+    println!("MCP endpoint: {mcp_url}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| ServeError::Runtime(e.to_string()))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
