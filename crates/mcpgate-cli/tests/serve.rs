@@ -1,6 +1,12 @@
-//! `mcpgate serve` as a process, in resource mode in front of a real rmcp Streamable HTTP server:
+//! `mcpgate serve` as a process. In resource mode in front of a real rmcp Streamable HTTP server:
 //! an MCP client with a good token calls a tool through the gateway; without one it gets the
-//! challenge; the upstream going away is a 502; SIGTERM stops the gateway cleanly.
+//! challenge; the upstream going away is a 502; SIGTERM stops the gateway cleanly. In proxy mode
+//! against the real test IdP: the whole OAuth flow, then the upstream sees the user.
+
+/// The test IdP and its browser, shared with the library's tests.
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/idp.rs"]
+mod idp;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +34,27 @@ impl Drop for Running {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `mcpgate serve` on `config`'s text (with `env`); waits until it answers.
+async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &str)], base: &str) -> Running {
+    let path = dir.join("mcpgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gateway = Running(child);
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not start");
 }
 
 /// The demo MCP server on loopback, stopped when the returned handle is aborted.
@@ -62,11 +89,8 @@ async fn resource_mode_gateway_in_front_of_an_rmcp_server() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcpgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
+    let config = format!(
+        r#"[server]
 listen = "127.0.0.1:{port}"
 
 [upstream]
@@ -79,27 +103,10 @@ mode = "resource"
 jwks_uri = "{idp}/jwks"
 issuer = "https://as.example.com"
 "#,
-            idp = idp.uri()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut gateway = Running(child);
+        idp = idp.uri()
+    );
+    let mut gateway = start_gateway(dir.path(), &config, &[], &base).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway did not start");
 
     // Without a token: the challenge, naming the resource metadata.
     let anonymous = http.post(format!("{base}/mcp")).json(&json!({})).send().await.unwrap();
@@ -156,4 +163,122 @@ issuer = "https://as.example.com"
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(status.expect("the gateway stopped on SIGTERM").success());
+}
+
+/// An upstream that answers every POST with the headers it received.
+async fn header_echo() -> String {
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|headers: http::HeaderMap| async move {
+            let seen: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").into()))
+                .collect();
+            axum::Json(serde_json::Value::Object(seen))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn proxy_mode_gateway_logs_users_in_at_the_idp_and_tells_the_upstream_who_they_are() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = idp::TestIdp::start(&[&format!("{base}/auth/callback")]);
+    let upstream = header_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+
+[upstream]
+url = "{upstream}"
+forward_provider_token = true
+
+[auth]
+client_id = "{client_id}"
+client_secret_env = "TEST_IDP_SECRET"
+scopes = ["mcp:read"]
+
+[auth.oidc]
+discovery_url = "{issuer}/.well-known/openid-configuration"
+
+[store]
+url = "sqlite://{db}"
+"#,
+        client_id = idp::CLIENT_ID,
+        issuer = idp.issuer,
+        db = dir.path().join("gateway.db").display(),
+    );
+    let env = [
+        ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA"),
+        ("TEST_IDP_SECRET", idp::CLIENT_SECRET),
+    ];
+    let _gateway = start_gateway(dir.path(), &config, &env, &base).await;
+    let http = reqwest::Client::new();
+
+    let redirect = "http://127.0.0.1:47031/callback";
+    let registered: serde_json::Value = http
+        .post(format!("{base}/register"))
+        .json(&json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
+    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let browser = idp::browser();
+    let callback = idp::approve_and_log_in(&browser, &authorize, &idp.issuer, "olga").await;
+    let back = browser.get(callback).send().await.unwrap();
+    let to_client = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code = to_client.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code_verifier", secrecy::ExposeSecret::expose_secret(&verifier)),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().expect("an access token");
+
+    let seen: serde_json::Value = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(access)
+        .header("x-mcpgate-subject", "someone-else")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["x-mcpgate-subject"], "olga", "{seen}");
+    assert_eq!(seen["x-mcpgate-client-id"], client_id);
+    assert!(seen.get("authorization").is_none());
+    // The provider token the upstream got is the user's, live at the IdP.
+    let provider_token = seen["x-mcpgate-provider-token"].as_str().expect("the provider token");
+    let me = http.get(format!("{}/me", idp.issuer)).bearer_auth(provider_token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<serde_json::Value>().await.unwrap()["sub"], "olga");
 }

@@ -1,6 +1,7 @@
 //! A real OpenID provider for tests: `tests/idp/server.mjs` (oidc-provider on Node) started on a
 //! free loopback port, and a browser stand-in that drives its development login and consent
-//! forms with a cookie jar. `scripts/test.sh` runs `npm ci` in `tests/idp` when needed.
+//! forms with a cookie jar. `scripts/test.sh` runs `npm ci` in `tests/idp` when needed. The
+//! gateway crate's tests include this file too, hence the path through `../mcpgate`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,7 +22,7 @@ impl TestIdp {
 
     /// Starts the provider issuing access tokens that live `access_token_ttl` seconds.
     pub fn start_with(redirect_uris: &[&str], access_token_ttl: u64) -> Self {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mcpgate/tests/idp");
         assert!(
             std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
             "run `npm ci --prefix {dir}` (scripts/test.sh does)"
