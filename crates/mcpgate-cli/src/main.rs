@@ -1,9 +1,11 @@
-//! `mcpgate`: the gateway binary: `serve` (in front of a Streamable HTTP upstream so far),
-//! `check`, `keygen`; `demo` and stdio upstreams follow.
+//! `mcpgate`: the gateway binary: `demo` (everything on one machine), `serve` (in front of a
+//! Streamable HTTP upstream so far; stdio upstreams follow), `check`, `keygen`.
 #![forbid(unsafe_code)]
 
 mod check;
 mod config;
+mod demo;
+mod devidp;
 mod gateway;
 mod serve;
 
@@ -38,6 +40,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Try it all on this machine: an MCP server with `whoami` and `echo` behind mcpgate's
+    /// OAuth proxy, with a development login page that takes any user name. State is kept
+    /// in ./.mcpgate/.
+    Demo {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
     /// Serve the gateway: OAuth in front of the upstream MCP server of the configuration.
     ///
     /// Exit status 2: the configuration is wrong; 1: something could not be reached or started.
@@ -56,5 +66,6 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check::run(&config),
         Command::Serve { config } => serve::run(&config),
+        Command::Demo { port } => demo::run(port),
     }
 }

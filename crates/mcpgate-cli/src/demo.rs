@@ -1,0 +1,116 @@
+//! `mcpgate demo`: the whole experience on one machine with nothing to configure — mcpgate's
+//! OAuth proxy with consent, the development provider (a login page that asks for a user name),
+//! and an in-process MCP server with `whoami` and `echo`. State lives under `./.mcpgate/`: the
+//! SQLite store, and the root secret generated on first run and kept for the next.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::routing::get;
+use mcpgate::OAuthProxy;
+use mcpgate::authz::ConsentMode;
+use mcpgate::crypto::{Keyring, RootSecret};
+use mcpgate::mcp::DemoServer;
+use mcpgate::upstream::Upstream;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use secrecy::ExposeSecret;
+
+use crate::check::RUNTIME_FAILURE;
+use crate::devidp::DevProvider;
+
+const STATE_DIR: &str = ".mcpgate";
+
+/// Runs the demo on `127.0.0.1:port`.
+pub fn run(port: u16) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(RUNTIME_FAILURE);
+        }
+    };
+    match runtime.block_on(demo(port)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgate demo: {e}");
+            ExitCode::from(RUNTIME_FAILURE)
+        }
+    }
+}
+
+/// The root secret kept in `dir/secret` (readable by the owner only), made on first run.
+fn demo_keyring(dir: &Path) -> Result<Keyring, String> {
+    let path = dir.join("secret");
+    if !path.exists() {
+        let secret = RootSecret::generate().to_base64();
+        write_private(&path, secret.expose_secret())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Keyring::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+async fn demo(port: u16) -> Result<(), String> {
+    let dir = Path::new(STATE_DIR);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let keyring = demo_keyring(dir)?;
+    let store_url = format!("sqlite://{}", dir.join("demo.db").display());
+    let store = mcpgate::store::open(&store_url).await.map_err(|e| e.to_string())?;
+
+    let base = format!("http://127.0.0.1:{port}");
+    let provider = DevProvider::new();
+    let proxy = OAuthProxy::builder(&base)
+        .upstream(Upstream::new(provider.upstream_config(&base, &base)))
+        .keyring(keyring)
+        .store(store)
+        .scopes(["mcp:tools"])
+        .consent(ConsentMode::Always)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mcp = StreamableHttpService::new(
+        || Ok(DemoServer::default()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(["127.0.0.1".to_owned(), "localhost".to_owned()]),
+    );
+    let app = proxy.protect(mcp).merge(provider.router()).route("/healthz", get(|| async { "ok" }));
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (choose another with --port)"))?;
+    let mcp_url = proxy.resource().resource().to_owned();
+    println!(
+        "\nmcpgate demo: an MCP server with `whoami` and `echo`, behind OAuth\n\n  MCP URL: {mcp_url}\n\n\
+         Connect a client, then sign in with any user name on the development login page:\n  \
+         MCP Inspector:   npx @modelcontextprotocol/inspector   (Streamable HTTP, URL above)\n  \
+         Claude Code:     claude mcp add --transport http mcpgate-demo {mcp_url}\n  \
+         TypeScript SDK:  new StreamableHTTPClientTransport(new URL(\"{mcp_url}\"), {{ authProvider }})\n\n\
+         State (store, secret) is kept in ./{STATE_DIR}/. Ctrl-C stops.\n"
+    );
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}

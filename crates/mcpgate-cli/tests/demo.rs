@@ -1,0 +1,153 @@
+//! `mcpgate demo` as a newcomer runs it, in an empty directory: an MCP client registers, the
+//! user consents and signs in on the development login page, and the demo's `whoami` sees the
+//! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+/// The browser helpers, shared with the library's tests.
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/idp.rs"]
+mod idp;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["demo", "--port", &port.to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the demo did not start");
+}
+
+fn location(response: &reqwest::Response) -> url::Url {
+    response.url().join(response.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let demo = start_demo(dir.path(), port).await;
+    let http = reqwest::Client::new();
+
+    let redirect = "http://127.0.0.1:47041/callback";
+    let registered: Value = http
+        .post(format!("{base}/register"))
+        .json(&json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none", "client_name": "Newcomer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
+    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+
+    // Consent, then the development login page, then back through mcpgate to the client.
+    let browser = idp::browser();
+    let page = browser.get(authorize).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Newcomer"));
+    let approved = browser
+        .post(format!("{base}/consent"))
+        .form(&[
+            ("transaction", idp::hidden_input(&page, "transaction")),
+            ("csrf", idp::hidden_input(&page, "csrf")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let login_url = location(&approved);
+    assert!(login_url.path().starts_with("/dev-idp/authorize"), "{login_url}");
+    let login = browser.get(login_url.clone()).send().await.unwrap().text().await.unwrap();
+    let signed_in = browser
+        .post(login_url)
+        .form(&[
+            ("user", "pat".to_owned()),
+            ("redirect_uri", idp::hidden_input(&login, "redirect_uri")),
+            ("state", idp::hidden_input(&login, "state")),
+            ("code_challenge", idp::hidden_input(&login, "code_challenge")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let back = browser.get(location(&signed_in)).send().await.unwrap();
+    let to_client = location(&back);
+    assert!(to_client.as_str().starts_with(redirect), "{to_client}");
+    let code = to_client.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tokens: Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code_verifier", secrecy::ExposeSecret::expose_secret(&verifier)),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().expect("an access token").to_owned();
+
+    let whoami = |access: String| {
+        let url = format!("{base}/mcp");
+        async move {
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url).auth_header(access),
+            );
+            let client = ClientConfig::default().serve(transport).await.unwrap();
+            let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+            let _ = client.cancel().await;
+            serde_json::from_str::<Value>(&result.content[0].as_text().unwrap().text).unwrap()
+        }
+    };
+    assert_eq!(whoami(access.clone()).await["subject"], "pat");
+
+    // The secret is kept for the owner only, and a restarted demo honours the same token.
+    let secret = dir.path().join(".mcpgate/secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    drop(demo);
+    let _again = start_demo(dir.path(), port).await;
+    assert_eq!(whoami(access).await["subject"], "pat", "tokens survive a restart");
+}
