@@ -58,6 +58,20 @@ enum Command {
     },
 }
 
+/// Logging to stderr (`RUST_LOG` filters; default `info`) and a multi-threaded runtime, for the
+/// commands that serve.
+pub(crate) fn server_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        ExitCode::from(check::RUNTIME_FAILURE)
+    })
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Keygen => {

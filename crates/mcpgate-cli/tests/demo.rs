@@ -2,28 +2,27 @@
 //! user consents and signs in on the development login page, and the demo's `whoami` sees the
 //! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// The browser helpers, shared with the library's tests.
+// Test helpers shared with the library's tests: the browser, an OAuth client, child processes.
 #[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/idp.rs"]
 mod idp;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/oauth_client.rs"]
+mod oauth_client;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/process.rs"]
+mod process;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use process::{Running, free_port};
 
 async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
@@ -50,32 +49,14 @@ fn location(response: &reqwest::Response) -> url::Url {
 #[tokio::test]
 async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let demo = start_demo(dir.path(), port).await;
-    let http = reqwest::Client::new();
 
     let redirect = "http://127.0.0.1:47041/callback";
-    let registered: Value = http
-        .post(format!("{base}/register"))
-        .json(&json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none", "client_name": "Newcomer"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap();
+    let client_id = oauth_client::register_public_client(&base, redirect, "Newcomer").await;
     let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
-    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
 
     // Consent, then the development login page, then back through mcpgate to the client.
     let browser = idp::browser();
@@ -108,22 +89,9 @@ async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
     let back = browser.get(location(&signed_in)).send().await.unwrap();
     let to_client = location(&back);
     assert!(to_client.as_str().starts_with(redirect), "{to_client}");
-    let code = to_client.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let tokens: Value = http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("code_verifier", secrecy::ExposeSecret::expose_secret(&verifier)),
-            ("redirect_uri", redirect),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code = oauth_client::code_in(&to_client);
+    let verifier = secrecy::ExposeSecret::expose_secret(&verifier);
+    let (_, _, tokens) = oauth_client::exchange_code(&base, &client_id, redirect, &code, verifier).await;
     let access = tokens["access_token"].as_str().expect("an access token").to_owned();
 
     let whoami = |access: String| {

@@ -3,12 +3,21 @@
 //! challenge; the upstream going away is a 502; SIGTERM stops the gateway cleanly. In proxy mode
 //! against the real test IdP: the whole OAuth flow, then the upstream sees the user.
 
-/// The test IdP and its browser, shared with the library's tests.
+// Test helpers shared with the library's tests: the IdP and its browser, an OAuth client,
+// child processes.
 #[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/idp.rs"]
 mod idp;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/oauth_client.rs"]
+mod oauth_client;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/process.rs"]
+mod process;
 
-use std::process::{Child, Command, Stdio};
+use process::{Running, free_port};
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,19 +31,6 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Starts `mcpgate serve` on `config`'s text (with `env`); waits until it answers.
 async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &str)], base: &str) -> Running {
@@ -221,45 +217,15 @@ url = "sqlite://{db}"
     let http = reqwest::Client::new();
 
     let redirect = "http://127.0.0.1:47031/callback";
-    let registered: serde_json::Value = http
-        .post(format!("{base}/register"))
-        .json(&json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap();
+    let client_id = oauth_client::register_public_client(&base, redirect, "Gateway client").await;
     let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
-    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
     let browser = idp::browser();
     let callback = idp::approve_and_log_in(&browser, &authorize, &idp.issuer, "olga").await;
     let back = browser.get(callback).send().await.unwrap();
-    let to_client = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
-    let code = to_client.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let tokens: serde_json::Value = http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("code_verifier", secrecy::ExposeSecret::expose_secret(&verifier)),
-            ("redirect_uri", redirect),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code = oauth_client::code_in(&url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap());
+    let verifier = secrecy::ExposeSecret::expose_secret(&verifier);
+    let (_, _, tokens) = oauth_client::exchange_code(&base, &client_id, redirect, &code, verifier).await;
     let access = tokens["access_token"].as_str().expect("an access token");
 
     let seen: serde_json::Value = http
@@ -274,7 +240,7 @@ url = "sqlite://{db}"
         .await
         .unwrap();
     assert_eq!(seen["x-mcpgate-subject"], "olga", "{seen}");
-    assert_eq!(seen["x-mcpgate-client-id"], client_id);
+    assert_eq!(seen["x-mcpgate-client-id"], client_id.as_str());
     assert!(seen.get("authorization").is_none());
     // The provider token the upstream got is the user's, live at the IdP.
     let provider_token = seen["x-mcpgate-provider-token"].as_str().expect("the provider token");

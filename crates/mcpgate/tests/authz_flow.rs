@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, approve_and_log_in, browser};
+use common::oauth_client;
 use mcpgate::authz::{AuthServer, AuthServerSettings, ProviderTokenError};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::mcp::DemoServer;
@@ -49,17 +50,7 @@ async fn start() -> Flow {
 
 /// Registers a public client for the code and refresh grants at `base`; its id.
 async fn register_client(base: &str) -> String {
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{base}/register"))
-        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test client",
-                     "grant_types": ["authorization_code", "refresh_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    registered["client_id"].as_str().unwrap().to_owned()
+    oauth_client::register_public_client(base, CLIENT_REDIRECT, "Test client").await
 }
 
 /// One mcpgate instance for `issuer` on `listener`: the authorization server in front of `idp`,
@@ -99,16 +90,8 @@ async fn serve_instance(
 
 /// The client's authorization request, with `state=xyz`.
 fn authorize_url(flow: &Flow, challenge: &str) -> url::Url {
-    let mut authorize = url::Url::parse(&format!("{}/authorize", flow.base)).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &flow.client_id)
-        .append_pair("redirect_uri", CLIENT_REDIRECT)
-        .append_pair("state", "xyz")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", &format!("{}/mcp", flow.base));
+    let mut authorize = oauth_client::authorize_url(&flow.base, &flow.client_id, CLIENT_REDIRECT, challenge);
+    authorize.query_pairs_mut().append_pair("resource", &format!("{}/mcp", flow.base));
     authorize
 }
 
@@ -209,19 +192,7 @@ async fn redeem(
     verifier: &str,
     redirect_uri: &str,
 ) -> (u16, http::HeaderMap, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/token", flow.base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("code_verifier", verifier),
-            ("redirect_uri", redirect_uri),
-            ("client_id", &flow.client_id),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.headers().clone(), response.json().await.unwrap())
+    oauth_client::exchange_code(&flow.base, &flow.client_id, redirect_uri, code, verifier).await
 }
 
 #[tokio::test]
@@ -429,19 +400,11 @@ async fn revoking_either_token_ends_the_grant_at_once() {
 #[tokio::test]
 async fn only_the_owning_client_may_revoke() {
     let flow = start().await;
-    let other: Value = reqwest::Client::new()
-        .post(format!("{}/register", flow.base))
-        .json(&json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = register_client(&flow.base).await;
     let (code, verifier) = code_for(&flow, "ivy").await;
     let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
-    assert_eq!(revoke(&flow, refresh_token, other["client_id"].as_str().unwrap()).await, 400);
+    assert_eq!(revoke(&flow, refresh_token, &other).await, 400);
     let (status, _) = refresh(&flow, refresh_token, None).await;
     assert_eq!(status, 200, "the grant survives another client's attempt");
 }

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod idp;
+pub mod oauth_client;
 pub mod process;
 pub mod redis_server;
 
