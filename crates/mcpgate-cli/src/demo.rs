@@ -25,17 +25,9 @@ const STATE_DIR: &str = ".mcpgate";
 
 /// Runs the demo on `127.0.0.1:port`.
 pub fn run(port: u16) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::server_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(RUNTIME_FAILURE);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(port)) {
         Ok(()) => ExitCode::SUCCESS,
