@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::routing::get;
 use mcpgate::OAuthProxy;
 use mcpgate::authz::ConsentMode;
 use mcpgate::crypto::{Keyring, RootSecret};
@@ -74,7 +73,7 @@ async fn demo(port: u16) -> Result<(), String> {
     let proxy = OAuthProxy::builder(&base)
         .upstream(Upstream::new(provider.upstream_config(&base, &base)))
         .keyring(keyring)
-        .store(store)
+        .store(store.clone())
         .scopes(["mcp:tools"])
         .consent(ConsentMode::Always)
         .build()
@@ -85,7 +84,7 @@ async fn demo(port: u16) -> Result<(), String> {
         StreamableHttpServerConfig::default()
             .with_allowed_hosts(["127.0.0.1".to_owned(), "localhost".to_owned()]),
     );
-    let app = proxy.protect(mcp).merge(provider.router()).route("/healthz", get(|| async { "ok" }));
+    let app = proxy.protect(mcp).merge(provider.router()).merge(crate::health::routes(Some(store)));
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod devidp;
 mod gateway;
+mod health;
 mod serve;
 
 use std::path::PathBuf;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use mcpgate::OAuthProxy;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
@@ -90,6 +89,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let upstream_uri = upstream_url.parse().map_err(|e| config_error("upstream.url", e))?;
     let timeouts = (Duration::from_secs(5), Duration::from_secs(60));
 
+    let mut ready_store = None;
     let app: Router = match config.auth.mode {
         AuthMode::Proxy => {
             let auth = &config.auth;
@@ -119,6 +119,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             let store = mcpgate::store::open(&config.store.url)
                 .await
                 .map_err(|e| ServeError::Runtime(format!("store.url: {e}")))?;
+            ready_store = Some(store.clone());
             let allowed = match &auth.allowed_redirect_uris {
                 None => RedirectAllowList::any(),
                 Some(patterns) => RedirectAllowList::only(patterns.clone()),
@@ -175,7 +176,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             resource.protect(verifier, McpProxy::new(upstream_uri, timeouts.0, timeouts.1, forwarding))
         }
     };
-    let app = app.route("/healthz", get(|| async { "ok" }));
+    let app = app.merge(crate::health::routes(ready_store));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
