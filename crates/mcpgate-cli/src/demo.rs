@@ -23,8 +23,8 @@ use crate::devidp::DevProvider;
 const STATE_DIR: &str = ".mcpgate";
 
 /// Runs the demo on `127.0.0.1:port`.
-pub fn run(port: u16) -> ExitCode {
-    let runtime = match crate::server_runtime() {
+pub fn run(port: u16, log_format: crate::LogFormat) -> ExitCode {
+    let runtime = match crate::server_runtime(log_format) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

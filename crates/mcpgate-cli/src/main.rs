@@ -48,6 +48,9 @@ enum Command {
         /// Port to listen on (127.0.0.1).
         #[arg(long, default_value_t = 8000)]
         port: u16,
+        /// Log lines as text or JSON.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
     },
     /// Serve the gateway: OAuth in front of the upstream MCP server of the configuration.
     ///
@@ -56,17 +59,31 @@ enum Command {
         /// The configuration file (TOML); `mcpgate.example.toml` documents every key.
         #[arg(long)]
         config: PathBuf,
+        /// Log lines as text or JSON.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
     },
 }
 
-/// Logging to stderr (`RUST_LOG` filters; default `info`) and a multi-threaded runtime, for the
-/// commands that serve.
-pub(crate) fn server_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging to stderr (`RUST_LOG` filters; default `info`) in `format`, and a multi-threaded
+/// runtime, for the commands that serve.
+pub(crate) fn server_runtime(format: LogFormat) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         eprintln!("cannot start the runtime: {e}");
         ExitCode::from(check::RUNTIME_FAILURE)
@@ -80,7 +97,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => check::run(&config),
-        Command::Serve { config } => serve::run(&config),
-        Command::Demo { port } => demo::run(port),
+        Command::Serve { config, log_format } => serve::run(&config, log_format),
+        Command::Demo { port, log_format } => demo::run(port, log_format),
     }
 }

@@ -37,7 +37,7 @@ fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeErro
 }
 
 /// Runs the gateway configured by `path`.
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, log_format: crate::LogFormat) -> ExitCode {
     let config = match crate::check::load(path) {
         Ok(config) => config,
         Err(problems) => {
@@ -47,7 +47,7 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
-    let runtime = match crate::server_runtime() {
+    let runtime = match crate::server_runtime(log_format) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

@@ -32,15 +32,16 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
-/// Starts `mcpgate serve` on `config`'s text (with `env`); waits until it answers.
+/// Starts `mcpgate serve --log-format json` on `config`'s text (with `env`), its log in
+/// `dir/gateway.log`; waits until it answers.
 async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &str)], base: &str) -> Running {
     let path = dir.join("mcpgate.toml");
     std::fs::write(&path, config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
-        .args(["serve", "--config", path.to_str().unwrap()])
+        .args(["serve", "--log-format", "json", "--config", path.to_str().unwrap()])
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("gateway.log")).unwrap())
         .spawn()
         .unwrap();
     let gateway = Running(child);
@@ -159,6 +160,14 @@ issuer = "https://as.example.com"
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(status.expect("the gateway stopped on SIGTERM").success());
+    // Its log: one JSON object per line, the shutdown among them.
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("shutting down"))),
+        "{log}"
+    );
 }
 
 /// An upstream that answers every POST with the headers it received.

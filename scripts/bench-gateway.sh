@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The gateway's cost: `tools/call echo` (bench/echo.lua) through `mcpgate serve` (resource mode,
+# JWT verified, cached) to the resource_server example (--no-auth) against the same server
+# directly, alternating in one run: median latency at 1 connection, throughput at 16, and the
+# gateway's idle RSS. Usage: scripts/bench-gateway.sh [rounds] [seconds-per-round]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+secs=${2:-10}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+cargo build --release -q -p mcpgate-cli -p mcpgate --example resource_server --example bench_token
+bin=target/release
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+issuer=http://127.0.0.1:18299
+"$bin/examples/bench_token" "$issuer" http://127.0.0.1:18280/mcp "$work/jwks.json" "$work/token"
+(cd "$work" && exec python3 -m http.server 18299 --bind 127.0.0.1 >/dev/null 2>&1) &
+"$bin/examples/resource_server" --port 18281 --no-auth >/dev/null 2>&1 &
+cat >"$work/gateway.toml" <<TOML
+[server]
+listen = "127.0.0.1:18280"
+[upstream]
+url = "http://127.0.0.1:18281/mcp"
+[auth]
+mode = "resource"
+[auth.resource]
+jwks_uri = "$issuer/jwks.json"
+issuer = "$issuer"
+TOML
+RUST_LOG=warn "$bin/mcpgate" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
+gateway_pid=$!
+sleep 1
+echo "gateway idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$gateway_pid/status)"
+
+run() { # port connections token -> "req/s median-latency-us"
+  TOKEN="$3" wrk -t1 -c"$2" -d"${secs}s" --latency -s bench/echo.lua "http://127.0.0.1:$1/mcp" >"$work/out"
+  grep -q "unexpected responses: 0" "$work/out" || { cat "$work/out" >&2; echo "errors in run" >&2; exit 1; }
+  local rps lat
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/out")
+  lat=$(awk '$1 == "50%" {v=$2; if (v ~ /ms$/) {sub(/ms/, "", v); v*=1000} else if (v ~ /us$/) {sub(/us/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v*=1000000}; print v}' "$work/out")
+  echo "$rps $lat"
+}
+token=$(cat "$work/token")
+run 18280 1 "$token" >/dev/null # warm-up: JWKS fetch, connections
+run 18281 1 "" >/dev/null
+
+gw_lat=(); di_lat=(); gw_rps=(); di_rps=()
+for i in $(seq "$rounds"); do
+  read -r _ gl < <(run 18280 1 "$token"); read -r _ dl < <(run 18281 1 "")
+  read -r gr _ < <(run 18280 16 "$token"); read -r dr _ < <(run 18281 16 "")
+  gw_lat+=("$gl"); di_lat+=("$dl"); gw_rps+=("$gr"); di_rps+=("$dr")
+  echo "round $i: latency@1 gateway ${gl}us direct ${dl}us; throughput@16 gateway $gr direct $dr req/s"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+gl=$(median "${gw_lat[@]}"); dl=$(median "${di_lat[@]}"); gr=$(median "${gw_rps[@]}"); dr=$(median "${di_rps[@]}")
+echo "median: latency@1 gateway ${gl}us direct ${dl}us (added $(awk -v g="$gl" -v d="$dl" 'BEGIN {print g-d}')us);" \
+  "throughput@16 gateway $gr direct $dr req/s (ratio $(awk -v g="$gr" -v d="$dr" 'BEGIN {printf "%.3f", g/d}'))"
+echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2, $3}' /proc/$gateway_pid/status)"
