@@ -86,7 +86,7 @@ async fn demo(port: u16) -> Result<(), String> {
     );
     let app = proxy.protect(mcp).merge(provider.router()).merge(crate::health::routes(Some(store)));
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+    let listener = crate::listener::NoDelayListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (choose another with --port)"))?;
     let mcp_url = proxy.resource().resource().to_owned();
@@ -98,10 +98,8 @@ async fn demo(port: u16) -> Result<(), String> {
          TypeScript SDK:  new StreamableHTTPClientTransport(new URL(\"{mcp_url}\"), {{ authProvider }})\n\n\
          State (store, secret) is kept in ./{STATE_DIR}/. Ctrl-C stops.\n"
     );
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::listener::serve(listener, app, shutdown).await.map_err(|e| e.to_string())
 }

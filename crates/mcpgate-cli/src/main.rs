@@ -8,6 +8,7 @@ mod demo;
 mod devidp;
 mod gateway;
 mod health;
+mod listener;
 mod serve;
 
 use std::path::PathBuf;

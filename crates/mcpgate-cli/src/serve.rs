@@ -2,7 +2,6 @@
 //! proxy, or tokens of an existing authorization server) in front of the upstream MCP server,
 //! on one listener, until Ctrl-C or SIGTERM (in-flight requests finish).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -178,13 +177,12 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let app = app.merge(crate::health::routes(ready_store));
 
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await.map_err(|e| {
+    let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
     })?;
     tracing::info!(mcp = %mcp_url, upstream = %upstream_url, "mcpgate listening on {}", config.server.listen);
     println!("MCP endpoint: {mcp_url}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+    crate::listener::serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| ServeError::Runtime(e.to_string()))
 }
