@@ -3,7 +3,6 @@
 //! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -32,14 +31,7 @@ async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running(child);
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the demo did not start");
+    process::running_once_up(child, &format!("http://127.0.0.1:{port}/healthz"), "the demo").await
 }
 
 fn location(response: &reqwest::Response) -> url::Url {

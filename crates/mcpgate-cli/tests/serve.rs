@@ -44,14 +44,7 @@ async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &str)]
         .stderr(std::fs::File::create(dir.join("gateway.log")).unwrap())
         .spawn()
         .unwrap();
-    let gateway = Running(child);
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not start");
+    process::running_once_up(child, &format!("{base}/healthz"), "the gateway").await
 }
 
 /// The demo MCP server on loopback, stopped when the returned handle is aborted.

@@ -32,6 +32,18 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `child`, once `url` answers (within five seconds; else the test fails naming `what`).
+pub async fn running_once_up(child: Child, url: &str, what: &str) -> Running {
+    let running = Running(child);
+    for _ in 0..100 {
+        if reqwest::get(url).await.is_ok() {
+            return running;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start");
+}
+
 /// The status of an MCP `initialize` POSTed to `mcp_url` with `access_token` as bearer.
 pub async fn initialize_status(mcp_url: &str, access_token: &str) -> u16 {
     let response = reqwest::Client::new()
