@@ -69,7 +69,7 @@ async fn demo(port: u16) -> Result<(), String> {
     let store = mcpgate::store::open(&store_url).await.map_err(|e| e.to_string())?;
 
     let base = format!("http://127.0.0.1:{port}");
-    let provider = DevProvider::new();
+    let provider = DevProvider::new(&format!("{base}/auth/callback"));
     let proxy = OAuthProxy::builder(&base)
         .upstream(Upstream::new(provider.upstream_config(&base, &base)))
         .keyring(keyring)

@@ -44,6 +44,8 @@ struct Shared {
 pub struct DevProvider {
     shared: Arc<Mutex<Shared>>,
     client_secret: SecretString,
+    /// mcpgate's callback: the only place this provider sends a browser back to.
+    callback_url: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -89,9 +91,9 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 }
 
 impl DevProvider {
-    /// A provider with a fresh client secret for mcpgate.
-    pub fn new() -> Self {
-        Self { shared: Arc::default(), client_secret: random_token() }
+    /// A provider with a fresh client secret for mcpgate, whose callback is `callback_url`.
+    pub fn new(callback_url: &str) -> Self {
+        Self { shared: Arc::default(), client_secret: random_token(), callback_url: callback_url.into() }
     }
 
     /// How mcpgate reaches it: browsers at `public_url`, mcpgate itself at `internal_url`.
@@ -127,7 +129,7 @@ impl DevProvider {
     }
 }
 
-async fn login_page(Query(query): Query<AuthorizeQuery>) -> Response {
+async fn login_page(State(provider): State<DevProvider>, Query(query): Query<AuthorizeQuery>) -> Response {
     let (Some(CLIENT_ID), Some(redirect_uri), Some(state), Some(challenge), Some("S256")) = (
         query.client_id.as_deref(),
         query.redirect_uri.as_deref(),
@@ -137,6 +139,9 @@ async fn login_page(Query(query): Query<AuthorizeQuery>) -> Response {
     ) else {
         return (StatusCode::BAD_REQUEST, Html("<p>Not a request from mcpgate.</p>")).into_response();
     };
+    if redirect_uri != &*provider.callback_url {
+        return (StatusCode::BAD_REQUEST, Html("<p>Not mcpgate's redirect URI.</p>")).into_response();
+    }
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in (development)</title></head><body>\
          <h1>mcpgate demo sign-in</h1>\
@@ -165,8 +170,12 @@ async fn log_in(State(provider): State<DevProvider>, Form(form): Form<LoginForm>
         return (StatusCode::BAD_REQUEST, Html("<p>Choose a user name of at most 64 characters.</p>"))
             .into_response();
     }
-    let Ok(mut target) = url::Url::parse(&form.redirect_uri) else {
-        return (StatusCode::BAD_REQUEST, Html("<p>Bad redirect URI.</p>")).into_response();
+    // The form's redirect URI came back from the browser: only mcpgate's callback is followed.
+    let Ok(mut target) = url::Url::parse(&form.redirect_uri)
+        .map_err(drop)
+        .and_then(|url| if form.redirect_uri == *provider.callback_url { Ok(url) } else { Err(()) })
+    else {
+        return (StatusCode::BAD_REQUEST, Html("<p>Not mcpgate's redirect URI.</p>")).into_response();
     };
     let code = random_token();
     {
@@ -238,5 +247,56 @@ async fn userinfo(State(provider): State<DevProvider>, headers: HeaderMap) -> Re
     match user {
         Some(user) => Json(json!({"sub": user, "name": user, "preferred_username": user})).into_response(),
         None => oauth_error(StatusCode::UNAUTHORIZED, "invalid_token"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const CALLBACK: &str = "http://127.0.0.1:8000/auth/callback";
+
+    #[tokio::test]
+    async fn it_sends_browsers_back_to_mcpgates_callback_only() {
+        let provider = DevProvider::new(CALLBACK);
+        let page = |redirect: &str| {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("client_id", CLIENT_ID),
+                    ("redirect_uri", redirect),
+                    ("state", "s"),
+                    ("code_challenge", "c"),
+                    ("code_challenge_method", "S256"),
+                ])
+                .finish();
+            Request::get(format!("{PREFIX}/authorize?{query}")).body(Body::empty()).unwrap()
+        };
+        assert_eq!(provider.router().oneshot(page(CALLBACK)).await.unwrap().status(), 200);
+        assert_eq!(provider.router().oneshot(page("https://evil.example/cb")).await.unwrap().status(), 400);
+
+        let post = |redirect: &str| {
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("user", "pat"),
+                    ("redirect_uri", redirect),
+                    ("state", "s"),
+                    ("code_challenge", "c"),
+                ])
+                .finish();
+            Request::post(format!("{PREFIX}/authorize"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap()
+        };
+        let back = provider.router().oneshot(post(CALLBACK)).await.unwrap();
+        assert_eq!(back.status(), 303);
+        assert!(back.headers()["location"].to_str().unwrap().starts_with(CALLBACK));
+        let elsewhere = provider.router().oneshot(post("https://evil.example/cb")).await.unwrap();
+        assert_eq!(elsewhere.status(), 400, "a posted redirect URI is not followed blindly");
+        assert!(elsewhere.headers().get("location").is_none());
     }
 }
