@@ -136,6 +136,8 @@ pub(crate) struct Inner {
     pub metadata_documents: cimd::MetadataDocuments,
     /// The endpoints' rate limiters (E3).
     pub limits: limits::EndpointLimits,
+    /// Provider tokens already opened, for forwarding (D5).
+    pub provider_tokens: provider_token::ProviderTokenCache,
 }
 
 impl Inner {
@@ -205,6 +207,7 @@ impl AuthServer {
             configured_clients,
             metadata_documents: cimd::MetadataDocuments::new(settings_documents),
             limits,
+            provider_tokens: provider_token::ProviderTokenCache::new(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

@@ -45,11 +45,43 @@ impl From<StoreError> for ProviderTokenError {
     }
 }
 
+/// Whether a provider token obtained at `obtained_at` and expiring at `expires_at` should be
+/// refreshed before use.
+fn due(expires_at: Option<u64>, obtained_at: u64, now: u64) -> bool {
+    let Some(expires_at) = expires_at else { return false };
+    let lifetime = expires_at.saturating_sub(obtained_at);
+    now + (lifetime / 4).min(MAX_MARGIN_SECS) >= expires_at
+}
+
 /// Whether the grant's upstream access token should be refreshed before use.
 fn needs_refresh(grant: &Grant, now: u64) -> bool {
-    let Some(expires_at) = grant.upstream_expires_at else { return false };
-    let lifetime = expires_at.saturating_sub(grant.upstream_obtained_at);
-    now + (lifetime / 4).min(MAX_MARGIN_SECS) >= expires_at
+    due(grant.upstream_expires_at, grant.upstream_obtained_at, now)
+}
+
+/// The provider tokens this instance opened, per grant, so that forwarding one on every MCP
+/// request costs a map lookup, not a store read and an AEAD open. An entry is used only while
+/// its token is not due and its grant not revoked.
+#[derive(Clone)]
+pub(crate) struct ProviderTokenCache(moka::sync::Cache<String, CachedProviderToken>);
+
+#[derive(Clone)]
+struct CachedProviderToken {
+    token: SecretString,
+    expires_at: Option<u64>,
+    obtained_at: u64,
+}
+
+impl ProviderTokenCache {
+    pub(crate) fn new() -> Self {
+        Self(
+            moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(600)).build(),
+        )
+    }
+
+    /// Forgets a grant's token (its grant was revoked).
+    pub(crate) fn forget(&self, grant_id: &str) {
+        self.0.invalidate(grant_id);
+    }
 }
 
 impl Inner {
@@ -59,13 +91,29 @@ impl Inner {
         &self,
         grant_id: &str,
     ) -> Result<SecretString, ProviderTokenError> {
+        if self.revoked.contains(grant_id) {
+            return Err(ProviderTokenError::Revoked);
+        }
+        if let Some(cached) = self.provider_tokens.0.get(grant_id)
+            && !due(cached.expires_at, cached.obtained_at, unix_now())
+        {
+            return Ok(cached.token);
+        }
         let grant =
             self.store.get_json::<Grant>(GRANTS, grant_id).await?.ok_or(ProviderTokenError::Revoked)?;
         let grant = self.refresh_upstream_if_due(grant).await?;
         let (access, _) = self.open_upstream(&grant).ok_or(ProviderTokenError::Revoked)?;
         match grant.upstream_expires_at {
             Some(expires_at) if expires_at <= unix_now() => Err(ProviderTokenError::Expired),
-            _ => Ok(access),
+            _ => {
+                let cached = CachedProviderToken {
+                    token: access.clone(),
+                    expires_at: grant.upstream_expires_at,
+                    obtained_at: grant.upstream_obtained_at,
+                };
+                self.provider_tokens.0.insert(grant_id.to_owned(), cached);
+                Ok(access)
+            }
         }
     }
 

@@ -105,6 +105,7 @@ impl Inner {
     /// lead nowhere, and its access tokens are refused from now on: on this instance at once, on
     /// the others sharing the store within a second.
     pub(crate) async fn revoke_grant(&self, grant_id: &str) {
+        self.provider_tokens.forget(grant_id);
         if let Err(e) = self.revoked.revoke(grant_id).await {
             tracing::error!(error = %e, "publishing a revocation to other instances failed");
         }
