@@ -147,6 +147,9 @@ struct TokenResponse {
     scope: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// Every other member (where some providers name the user).
+    #[serde(flatten)]
+    rest: Map<String, Value>,
 }
 
 /// The OAuth client towards one provider.
@@ -262,15 +265,12 @@ impl Upstream {
         if response.status.is_server_error() {
             return Err(UpstreamError::Unavailable(format!("token endpoint answered {}", response.status)));
         }
-        let invalid_json =
-            || UpstreamError::Invalid(format!("token endpoint answered {} without JSON", response.status));
-        let mut members: Map<String, Value> =
-            serde_json::from_slice(&response.body).map_err(|_| invalid_json())?;
-        let parsed: TokenResponse =
-            serde_json::from_value(Value::Object(members.clone())).map_err(|_| invalid_json())?;
+        let mut parsed: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
+            UpstreamError::Invalid(format!("token endpoint answered {} without JSON", response.status))
+        })?;
         // What stays in the clear response is what is not a token (nested ones too: Slack
         // puts the user's token inside `authed_user`).
-        strip_tokens(&mut members);
+        strip_tokens(&mut parsed.rest);
         // Some providers (GitHub) report errors with a 200: the body decides.
         if let Some(error) = parsed.error {
             return Err(UpstreamError::Rejected { error, description: parsed.error_description });
@@ -285,7 +285,7 @@ impl Upstream {
             expires_at: expires_in.map(|secs| unix_now().saturating_add(secs)),
             id_token: parsed.id_token.map(Into::into),
             scope: parsed.scope,
-            response: members,
+            response: parsed.rest,
         })
     }
 
