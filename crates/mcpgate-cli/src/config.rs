@@ -43,12 +43,24 @@ pub struct ServerConfig {
     /// Where the MCP endpoint is served.
     #[serde(default = "default_mcp_path")]
     pub mcp_path: String,
+    /// The largest request body accepted on the MCP endpoint, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), public_url: None, mcp_path: default_mcp_path() }
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            mcp_path: default_mcp_path(),
+            max_request_bytes: default_max_request_bytes(),
+        }
     }
+}
+
+fn default_max_request_bytes() -> usize {
+    4 * 1024 * 1024
 }
 
 fn default_listen() -> SocketAddr {
@@ -63,6 +75,10 @@ fn yes() -> bool {
     true
 }
 
+fn default_max_children() -> usize {
+    32
+}
+
 /// `[upstream]`: an MCP server over Streamable HTTP (`url`), or a stdio command.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +90,9 @@ pub struct UpstreamConfig {
     /// With `command`: one child per MCP session (else one shared child).
     #[serde(default)]
     pub per_session: bool,
+    /// With `command`: at most this many child processes at once.
+    #[serde(default = "default_max_children")]
+    pub max_children: usize,
     /// Send the caller's identity as `X-Mcpgate-*` headers.
     #[serde(default = "yes")]
     pub forward_identity: bool,
@@ -419,6 +438,18 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if upstream.per_session && upstream.command.is_none() {
         problem("upstream.per_session", "applies only to a stdio command");
+    }
+    if upstream.command.is_some() && upstream.forward_provider_token && !upstream.per_session {
+        problem(
+            "upstream.forward_provider_token",
+            "a stdio server gets the provider token in its environment, so it needs per_session = true",
+        );
+    }
+    if upstream.max_children == 0 {
+        problem("upstream.max_children", "must be at least 1");
+    }
+    if config.server.max_request_bytes < 1024 {
+        problem("server.max_request_bytes", "must be at least 1024");
     }
 
     let auth = &config.auth;

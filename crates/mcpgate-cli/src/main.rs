@@ -10,6 +10,7 @@ mod gateway;
 mod health;
 mod listener;
 mod serve;
+mod stdio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use mcpgate::OAuthProxy;
+use mcpgate::authz::AuthServer;
+use mcpgate::store::Store;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::ProtectedResource;
@@ -19,6 +21,7 @@ use secrecy::SecretString;
 use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
 use crate::config::{AuthMode, Config};
 use crate::gateway::{Forwarding, McpProxy};
+use crate::stdio::{StdioSettings, StdioUpstream};
 
 /// Why the gateway could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -78,18 +81,42 @@ fn read_secret(env: Option<&str>, file: Option<&str>, key: &'static str) -> Resu
     Ok(SecretString::from(value.to_owned()))
 }
 
-async fn serve(config: Config) -> Result<(), ServeError> {
-    let public_url = config.public_url();
-    let mcp_url = format!("{public_url}{}", config.server.mcp_path);
-    let upstream = &config.upstream;
-    let Some(upstream_url) = &upstream.url else {
-        return Err(config_error("upstream.command", "stdio upstreams are not supported by this build yet"));
-    };
-    let upstream_uri = upstream_url.parse().map_err(|e| config_error("upstream.url", e))?;
-    let timeouts = (Duration::from_secs(5), Duration::from_secs(60));
+/// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
+enum Guard {
+    Proxy(Box<OAuthProxy>),
+    Resource(ProtectedResource, Arc<dyn TokenVerifier>),
+}
 
-    let mut ready_store = None;
-    let app: Router = match config.auth.mode {
+impl Guard {
+    fn protect<S>(&self, mcp: S) -> Router
+    where
+        S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        match self {
+            Guard::Proxy(proxy) => proxy.protect(mcp),
+            Guard::Resource(resource, verifier) => resource.protect(verifier.clone(), mcp),
+        }
+    }
+
+    /// Where `forward_provider_token` gets the user's provider tokens.
+    fn auth_server(&self) -> Option<&AuthServer> {
+        match self {
+            Guard::Proxy(proxy) => Some(proxy.auth_server()),
+            Guard::Resource(..) => None,
+        }
+    }
+}
+
+async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn Store>>), ServeError> {
+    let public_url = config.public_url();
+    let upstream = &config.upstream;
+    match config.auth.mode {
         AuthMode::Proxy => {
             let auth = &config.auth;
             let secrets = &config.secrets;
@@ -118,7 +145,6 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             let store = mcpgate::store::open(&config.store.url)
                 .await
                 .map_err(|e| ServeError::Runtime(format!("store.url: {e}")))?;
-            ready_store = Some(store.clone());
             let allowed = match &auth.allowed_redirect_uris {
                 None => RedirectAllowList::any(),
                 Some(patterns) => RedirectAllowList::only(patterns.clone()),
@@ -127,17 +153,13 @@ async fn serve(config: Config) -> Result<(), ServeError> {
                 .mcp_path(&config.server.mcp_path)
                 .upstream(provider)
                 .keyring(keyring)
-                .store(store)
+                .store(store.clone())
                 .scopes(auth.scopes.clone())
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
                 .build()
                 .map_err(|e| config_error("server.public_url", e))?;
-            let forwarding = Forwarding {
-                identity: upstream.forward_identity,
-                provider_token: upstream.forward_provider_token.then(|| proxy.auth_server().clone()),
-            };
-            proxy.protect(McpProxy::new(upstream_uri, timeouts.0, timeouts.1, forwarding))
+            Ok((Guard::Proxy(Box::new(proxy)), Some(store)))
         }
         AuthMode::Resource => {
             let resource_config = config
@@ -154,11 +176,11 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             let verifier = JwtVerifier::builder()
                 .jwks_uri(resource_config.jwks_uri.clone())
                 .issuer(resource_config.issuer.clone())
-                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.clone()))
+                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.to_owned()))
                 .build()
                 .map_err(|e| config_error("auth.resource", e))?;
             let mut resource =
-                ProtectedResource::new(&mcp_url).map_err(|e| config_error("server.public_url", e))?;
+                ProtectedResource::new(mcp_url).map_err(|e| config_error("server.public_url", e))?;
             let servers = if resource_config.authorization_servers.is_empty() {
                 vec![resource_config.issuer.clone()]
             } else {
@@ -170,25 +192,76 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             for scope in &config.auth.scopes {
                 resource = resource.scope_supported(scope.clone());
             }
-            let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
-            let forwarding = Forwarding { identity: upstream.forward_identity, provider_token: None };
-            resource.protect(verifier, McpProxy::new(upstream_uri, timeouts.0, timeouts.1, forwarding))
+            Ok((Guard::Resource(resource, Arc::new(CachedVerifier::new(verifier))), None))
         }
+    }
+}
+
+/// The environment variables a child must not inherit: mcpgate's own secrets and settings.
+fn withheld_env(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).filter(|n| n.starts_with("MCPGATE_")).collect();
+    names.push(config.secrets.secret_env.clone());
+    names.extend(config.auth.client_secret_env.clone());
+    names
+}
+
+async fn serve(config: Config) -> Result<(), ServeError> {
+    let public_url = config.public_url();
+    let mcp_url = format!("{public_url}{}", config.server.mcp_path);
+    let upstream = &config.upstream;
+    let (guard, ready_store) = guard(&config, &mcp_url).await?;
+    let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
+
+    let mut stdio = None;
+    let (app, upstream_name) = match (&upstream.url, &upstream.command) {
+        (Some(url), _) => {
+            let uri = url.parse().map_err(|e| config_error("upstream.url", e))?;
+            let forwarding = Forwarding { identity: upstream.forward_identity, provider_token };
+            let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
+            // A declared length over the limit is refused at once (413); a longer streamed body is
+            // cut off where it passes the limit.
+            let limited = tower::ServiceBuilder::new()
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(config.server.max_request_bytes))
+                .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+                .service(proxy);
+            (guard.protect(limited), url.clone())
+        }
+        (None, Some(command)) => {
+            let host = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let settings = StdioSettings {
+                command: command.clone(),
+                per_session: upstream.per_session,
+                max_children: upstream.max_children,
+                withheld_env: withheld_env(&config),
+                identity: upstream.forward_identity,
+                provider_token,
+                allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
+                max_request_bytes: config.server.max_request_bytes,
+            };
+            let (handle, service) = StdioUpstream::new(settings);
+            stdio = Some(handle);
+            (guard.protect(service), command.join(" "))
+        }
+        (None, None) => return Err(config_error("upstream", "give url or command")),
     };
     let app = app.merge(crate::health::routes(ready_store));
 
     let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
     })?;
-    tracing::info!(mcp = %mcp_url, upstream = %upstream_url, "mcpgate listening on {}", config.server.listen);
+    tracing::info!(mcp = %mcp_url, upstream = %upstream_name, "mcpgate listening on {}", config.server.listen);
     println!("MCP endpoint: {mcp_url}");
-    crate::listener::serve(listener, app, shutdown_signal())
-        .await
-        .map_err(|e| ServeError::Runtime(e.to_string()))
+    let served = crate::listener::serve(listener, app, shutdown_signal(stdio.clone())).await;
+    if let Some(stdio) = &stdio {
+        stdio.shutdown().await;
+    }
+    served.map_err(|e| ServeError::Runtime(e.to_string()))
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The stdio sessions (and their open event streams) end at once, so the
+/// listener's graceful shutdown does not wait on streams that never finish.
+async fn shutdown_signal(stdio: Option<StdioUpstream>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -208,4 +281,7 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+    if let Some(stdio) = stdio {
+        stdio.end_sessions();
+    }
 }

@@ -1,0 +1,295 @@
+//! The MCP server the Streamable HTTP transport sees for one session: every request and
+//! notification of the session is passed to the session's child (started at `initialize`, or
+//! the shared child), and the child's answers come back. rmcp's transport does the HTTP side
+//! (sessions, SSE, resumption); this is the bridge between it and the child's stdio.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, GetPromptResult, ReadResourceResult, CancelTaskParams, CancelledNotificationParam,
+    ClientNotification, ClientRequest, CompleteRequestParams, CompleteResult, CustomNotification,
+    CustomRequest, CustomResult, ErrorData, Extensions, GetMeta, GetPromptRequestParams,
+    GetPromptResponse, GetTaskParams, GetTaskResult, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, Notification,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, Request, RequestOptionalParam, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams, UpdateTaskParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer};
+use serde::de::DeserializeOwned;
+use rmcp::transport::streamable_http_server::session::SessionId;
+
+use super::child::Child;
+use super::routes::{Routes, SessionKey};
+use super::Inner;
+
+/// One MCP session bridged to a stdio child.
+pub struct Bridge {
+    upstream: Arc<Inner>,
+    key: SessionKey,
+    child: OnceLock<Arc<Child>>,
+    info: OnceLock<InitializeResult>,
+}
+
+impl Bridge {
+    pub(super) fn new(upstream: Arc<Inner>) -> Self {
+        let key = upstream.next_session_key();
+        Self { upstream, key, child: OnceLock::new(), info: OnceLock::new() }
+    }
+
+    /// Starts (or joins) the child at the session's `initialize`.
+    async fn start(
+        &self,
+        params: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        if self.child.get().is_some() {
+            return Err(ErrorData::invalid_request("the session is already initialized", None));
+        }
+        let version = params.protocol_version.clone();
+        let mut request = ClientRequest::InitializeRequest(Request::new(params));
+        *request.get_meta_mut() = context.meta;
+        let (child, info) = if self.upstream.per_session() {
+            let principal = context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<mcpgate::Principal>());
+            let child = self.upstream.start_child(principal).await?;
+            child.routes().add_session(self.key, context.peer.clone());
+            let info = initialize_child(&child, request, &context.ct).await?;
+            (Arc::new(child), info)
+        } else {
+            let (child, info) = self.upstream.shared_child(version).await?;
+            child.routes().add_session(self.key, context.peer.clone());
+            (child, info)
+        };
+        let _ = self.info.set(info.clone());
+        let _ = self.child.set(child);
+        Ok(info)
+    }
+
+    /// The child of an initialized session whose process is still running.
+    fn running_child(&self, extensions: &Extensions) -> Result<&Arc<Child>, ErrorData> {
+        let child =
+            self.child.get().ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))?;
+        if child.exited().is_cancelled() {
+            return Err(child.exited_error());
+        }
+        if let Some(id) = session_id(extensions) {
+            child.routes().learn_session_id(self.key, id);
+        }
+        Ok(child)
+    }
+}
+
+/// Sends the client's `initialize` to a fresh child and reads its answer.
+pub(super) async fn initialize_child(
+    child: &Child,
+    request: ClientRequest,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<InitializeResult, ErrorData> {
+    let id = child.next_id();
+    let answer = tokio::time::timeout(
+        super::START_TIMEOUT,
+        child.request(id, request, cancel),
+    )
+    .await
+    .map_err(|_| ErrorData::internal_error("the MCP server process did not answer initialize in time", None))??;
+    let value = match answer {
+        ServerResult::CustomResult(result) => result.0,
+        other => serde_json::to_value(other).unwrap_or_default(),
+    };
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("the MCP server process answered initialize with {e}"), None)
+    })
+}
+
+/// The `Mcp-Session-Id` of the HTTP request a message came in.
+fn session_id(extensions: &Extensions) -> Option<SessionId> {
+    let parts = extensions.get::<http::request::Parts>()?;
+    let id = parts.headers.get("mcp-session-id")?.to_str().ok()?;
+    Some(Arc::from(id))
+}
+
+/// A request to the child, answered by a result of the type the method defines.
+macro_rules! forward_requests {
+    ($($method:ident($params:ty) -> $result:ty as $wire:ty => $variant:ident($request:expr);)*) => {$(
+        async fn $method(&self, params: $params, context: RequestContext<RoleServer>) -> Result<$result, ErrorData> {
+            let request = ClientRequest::$variant($request(params));
+            self.forward_typed::<$wire>(request, context).await.map(Into::into)
+        }
+    )*};
+}
+
+/// A request to the child whose result carries nothing.
+macro_rules! forward_empty_requests {
+    ($($method:ident($params:ty) => $variant:ident;)*) => {$(
+        async fn $method(&self, params: $params, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+            self.forward(ClientRequest::$variant(Request::new(params)), context).await.map(|_| ())
+        }
+    )*};
+}
+
+impl Bridge {
+    /// Passes one request of the session to the child, with its `_meta` (the progress token
+    /// exchanged for ours), and returns the child's answer as the child wrote it.
+    async fn forward(
+        &self,
+        mut request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let child = self.running_child(&context.extensions)?;
+        let routes: &Routes = child.routes();
+        let id = child.next_id();
+        let mut meta = context.meta;
+        if let Some(ours) = routes.begin(id, self.key, context.id.clone(), meta.get_progress_token()) {
+            meta.set_progress_token(ours);
+        }
+        *request.get_meta_mut() = meta;
+        let reply = child.request(id, request, &context.ct).await;
+        routes.end(id);
+        reply
+    }
+
+    async fn forward_typed<T: DeserializeOwned>(
+        &self,
+        request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<T, ErrorData> {
+        let value = match self.forward(request, context).await? {
+            ServerResult::CustomResult(result) => result.0,
+            other => serde_json::to_value(other).unwrap_or_default(),
+        };
+        typed(value)
+    }
+
+    /// Passes one notification of the session to the child.
+    async fn forward_notification(
+        &self,
+        mut notification: ClientNotification,
+        context: NotificationContext<RoleServer>,
+    ) {
+        let Ok(child) = self.running_child(&context.extensions) else { return };
+        *notification.get_meta_mut() = context.meta;
+        child.notify(notification).await;
+    }
+}
+
+impl ServerHandler for Bridge {
+    async fn initialize(
+        &self,
+        params: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(params.clone());
+        self.start(params, context).await
+    }
+
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.forward(ClientRequest::PingRequest(Default::default()), context).await.map(|_| ())
+    }
+
+    forward_requests! {
+        complete(CompleteRequestParams) -> CompleteResult as CompleteResult => CompleteRequest(Request::new);
+        get_prompt(GetPromptRequestParams) -> GetPromptResponse as GetPromptResult
+            => GetPromptRequest(Request::new);
+        list_prompts(Option<PaginatedRequestParams>) -> ListPromptsResult as ListPromptsResult
+            => ListPromptsRequest(optional);
+        list_resources(Option<PaginatedRequestParams>) -> ListResourcesResult as ListResourcesResult
+            => ListResourcesRequest(optional);
+        list_resource_templates(Option<PaginatedRequestParams>) -> ListResourceTemplatesResult
+            as ListResourceTemplatesResult => ListResourceTemplatesRequest(optional);
+        read_resource(ReadResourceRequestParams) -> ReadResourceResponse as ReadResourceResult
+            => ReadResourceRequest(Request::new);
+        list_tools(Option<PaginatedRequestParams>) -> ListToolsResult as ListToolsResult
+            => ListToolsRequest(optional);
+        get_task(GetTaskParams) -> GetTaskResult as GetTaskResult => GetTaskRequest(Request::new);
+    }
+
+    forward_empty_requests! {
+        set_level(SetLevelRequestParams) => SetLevelRequest;
+        subscribe(SubscribeRequestParams) => SubscribeRequest;
+        unsubscribe(UnsubscribeRequestParams) => UnsubscribeRequest;
+        update_task(UpdateTaskParams) => UpdateTaskRequest;
+        cancel_task(CancelTaskParams) => CancelTaskRequest;
+    }
+
+    /// A tool's result, or the task the child made of the call (the tasks extension).
+    async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let request = ClientRequest::CallToolRequest(Request::new(params));
+        let value = self.forward_typed::<serde_json::Value>(request, context).await?;
+        if value.get("task").is_some() && value.get("content").is_none() {
+            return typed::<CreateTaskResult>(value).map(Into::into);
+        }
+        typed::<CallToolResult>(value).map(Into::into)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        self.forward_typed(ClientRequest::CustomRequest(request), context).await.map(CustomResult)
+    }
+
+    // The transport cancels the request's handler, which tells the child (under our id).
+    async fn on_cancelled(&self, _: CancelledNotificationParam, _: NotificationContext<RoleServer>) {}
+
+    async fn on_progress(&self, params: ProgressNotificationParam, context: NotificationContext<RoleServer>) {
+        self.forward_notification(ClientNotification::ProgressNotification(Notification::new(params)), context)
+            .await;
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // A shared child was initialized once, by the gateway.
+        if self.upstream.per_session() {
+            self.forward_notification(ClientNotification::InitializedNotification(Default::default()), context)
+                .await;
+        }
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        self.forward_notification(ClientNotification::RootsListChangedNotification(Default::default()), context)
+            .await;
+    }
+
+    async fn on_custom_notification(&self, notification: CustomNotification, context: NotificationContext<RoleServer>) {
+        self.forward_notification(ClientNotification::CustomNotification(notification), context).await;
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.info.get().cloned().unwrap_or_default()
+    }
+
+    /// Versions with an `initialize`: a child is started and initialized per session, which the
+    /// sessionless 2026 lifecycle has no place for.
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Owned(ProtocolVersion::KNOWN_VERSIONS.iter().filter(|v| v.has_initialize()).cloned().collect())
+    }
+}
+
+/// A result of the child as the type its method defines.
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("the MCP server process answered with an invalid result: {e}"), None)
+    })
+}
+
+/// A request whose parameters may be absent.
+fn optional<M: Default, P: Default>(params: Option<P>) -> RequestOptionalParam<M, P> {
+    RequestOptionalParam { params, ..Default::default() }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.get() {
+            child.routes().remove_session(self.key);
+        }
+    }
+}
