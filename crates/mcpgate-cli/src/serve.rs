@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::Router;
 use mcpgate::OAuthProxy;
 use mcpgate::authz::AuthServer;
-use mcpgate::store::Store;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::ProtectedResource;
+use mcpgate::store::Store;
 use mcpgate::upstream::Upstream;
 use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
 use secrecy::SecretString;
@@ -199,8 +199,10 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
 
 /// The environment variables a child must not inherit: mcpgate's own secrets and settings.
 fn withheld_env(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).filter(|n| n.starts_with("MCPGATE_")).collect();
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|n| n.starts_with("MCPGATE_"))
+        .collect();
     names.push(config.secrets.secret_env.clone());
     names.extend(config.auth.client_secret_env.clone());
     names

@@ -15,14 +15,13 @@ mod oauth_client;
 #[path = "../../mcpgate/tests/common/process.rs"]
 mod process;
 
-use process::{Running, free_port};
+#[allow(dead_code)]
+mod gateway;
 
-use std::process::{Command, Stdio};
+use gateway::{Issuer, start_gateway, terminate};
+use process::free_port;
 use std::sync::Arc;
-use std::time::Duration;
 
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpgate::mcp::DemoServer;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -31,21 +30,6 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-
-/// Starts `mcpgate serve --log-format json` on `config`'s text (with `env`), its log in
-/// `dir/gateway.log`; waits until it answers.
-async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &str)], base: &str) -> Running {
-    let path = dir.join("mcpgate.toml");
-    std::fs::write(&path, config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
-        .args(["serve", "--log-format", "json", "--config", path.to_str().unwrap()])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
-    process::running_once_up(child, &format!("{base}/healthz"), "the gateway").await
-}
 
 /// The demo MCP server on loopback, stopped when the returned handle is aborted.
 async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
@@ -65,16 +49,7 @@ async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn resource_mode_gateway_in_front_of_an_rmcp_server() {
-    // The authorization server's keys, on loopback.
-    let key = EncodingKey::from_ec_pem(include_bytes!("../../mcpgate/tests/keys/ec256.pem")).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
-    jwk.common.key_id = Some("k1".into());
-    let idp = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::path("/jwks"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"keys": [jwk]})))
-        .mount(&idp)
-        .await;
-
+    let issuer = Issuer::start().await;
     let (upstream_url, upstream_task) = upstream().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -86,14 +61,8 @@ listen = "127.0.0.1:{port}"
 [upstream]
 url = "{upstream_url}"
 
-[auth]
-mode = "resource"
-
-[auth.resource]
-jwks_uri = "{idp}/jwks"
-issuer = "https://as.example.com"
-"#,
-        idp = idp.uri()
+{auth}"#,
+        auth = issuer.auth_config()
     );
     let mut gateway = start_gateway(dir.path(), &config, &[], &base).await;
     let http = reqwest::Client::new();
@@ -104,12 +73,7 @@ issuer = "https://as.example.com"
     assert!(anonymous.headers()["www-authenticate"].to_str().unwrap().contains("resource_metadata="));
 
     // With one: a real MCP client calls a tool on the upstream through the gateway.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims = json!({"iss": "https://as.example.com", "sub": "alice", "aud": format!("{base}/mcp"),
-                        "client_id": "c1", "iat": now, "exp": now + 300});
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("k1".into());
-    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let token = issuer.token("alice", &format!("{base}/mcp"));
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token.clone()),
     );
@@ -142,17 +106,7 @@ issuer = "https://as.example.com"
     assert_eq!(body["error"]["code"], -32000);
 
     // SIGTERM: a clean exit.
-    let pid = gateway.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let mut status = None;
-    for _ in 0..100 {
-        if let Some(exit) = gateway.0.try_wait().unwrap() {
-            status = Some(exit);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(status.expect("the gateway stopped on SIGTERM").success());
+    assert!(terminate(&mut gateway).await.success());
     // Its log: one JSON object per line, the shutdown among them.
     let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
     let lines: Vec<serde_json::Value> =

@@ -8,22 +8,23 @@ use std::sync::{Arc, OnceLock};
 
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, GetPromptResult, ReadResourceResult, CancelTaskParams, CancelledNotificationParam,
-    ClientNotification, ClientRequest, CompleteRequestParams, CompleteResult, CustomNotification,
-    CustomRequest, CustomResult, ErrorData, Extensions, GetMeta, GetPromptRequestParams,
-    GetPromptResponse, GetTaskParams, GetTaskResult, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, Notification,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, Request, RequestOptionalParam, ServerConfig, ServerResult, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CancelledNotificationParam,
+    ClientNotification, ClientRequest, CompleteRequestParams, CompleteResult, CreateTaskResult,
+    CustomNotification, CustomRequest, CustomResult, ErrorData, Extensions, GetMeta, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    Notification, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Request, RequestOptionalParam,
+    ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer};
-use serde::de::DeserializeOwned;
 use rmcp::transport::streamable_http_server::session::SessionId;
+use serde::de::DeserializeOwned;
 
+use super::Inner;
 use super::child::Child;
 use super::routes::{Routes, SessionKey};
-use super::Inner;
 
 /// One MCP session bridged to a stdio child.
 pub struct Bridge {
@@ -72,8 +73,10 @@ impl Bridge {
 
     /// The child of an initialized session whose process is still running.
     fn running_child(&self, extensions: &Extensions) -> Result<&Arc<Child>, ErrorData> {
-        let child =
-            self.child.get().ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))?;
+        let child = self
+            .child
+            .get()
+            .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))?;
         if child.exited().is_cancelled() {
             return Err(child.exited_error());
         }
@@ -91,12 +94,10 @@ pub(super) async fn initialize_child(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<InitializeResult, ErrorData> {
     let id = child.next_id();
-    let answer = tokio::time::timeout(
-        super::START_TIMEOUT,
-        child.request(id, request, cancel),
-    )
-    .await
-    .map_err(|_| ErrorData::internal_error("the MCP server process did not answer initialize in time", None))??;
+    let answer =
+        tokio::time::timeout(super::START_TIMEOUT, child.request(id, request, cancel)).await.map_err(
+            |_| ErrorData::internal_error("the MCP server process did not answer initialize in time", None),
+        )??;
     let value = match answer {
         ServerResult::CustomResult(result) => result.0,
         other => serde_json::to_value(other).unwrap_or_default(),
@@ -242,24 +243,37 @@ impl ServerHandler for Bridge {
     async fn on_cancelled(&self, _: CancelledNotificationParam, _: NotificationContext<RoleServer>) {}
 
     async fn on_progress(&self, params: ProgressNotificationParam, context: NotificationContext<RoleServer>) {
-        self.forward_notification(ClientNotification::ProgressNotification(Notification::new(params)), context)
-            .await;
+        self.forward_notification(
+            ClientNotification::ProgressNotification(Notification::new(params)),
+            context,
+        )
+        .await;
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // A shared child was initialized once, by the gateway.
         if self.upstream.per_session() {
-            self.forward_notification(ClientNotification::InitializedNotification(Default::default()), context)
-                .await;
+            self.forward_notification(
+                ClientNotification::InitializedNotification(Default::default()),
+                context,
+            )
+            .await;
         }
     }
 
     async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
-        self.forward_notification(ClientNotification::RootsListChangedNotification(Default::default()), context)
-            .await;
+        self.forward_notification(
+            ClientNotification::RootsListChangedNotification(Default::default()),
+            context,
+        )
+        .await;
     }
 
-    async fn on_custom_notification(&self, notification: CustomNotification, context: NotificationContext<RoleServer>) {
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        context: NotificationContext<RoleServer>,
+    ) {
         self.forward_notification(ClientNotification::CustomNotification(notification), context).await;
     }
 
@@ -277,7 +291,10 @@ impl ServerHandler for Bridge {
 /// A result of the child as the type its method defines.
 fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
     serde_json::from_value(value).map_err(|e| {
-        ErrorData::internal_error(format!("the MCP server process answered with an invalid result: {e}"), None)
+        ErrorData::internal_error(
+            format!("the MCP server process answered with an invalid result: {e}"),
+            None,
+        )
     })
 }
 

@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotificationParam, Notification, ClientJsonRpcMessage,
-    ClientNotification, ClientRequest, CustomResult, ErrorCode, ErrorData, NumberOrString, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest, CustomResult,
+    ErrorCode, ErrorData, Notification, NumberOrString, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -289,7 +288,9 @@ async fn read_stdout(mut stdout: impl AsyncBufRead + Unpin, shared: Arc<Shared>)
             Ok(message) => shared.dispatch(message).await,
             // Servers sometimes print to stdout by mistake; the message is the child's, so only
             // its size and the parse error are logged.
-            Err(e) => tracing::warn!(bytes = text.len(), error = %e, "stdio MCP server wrote a line that is not an MCP message"),
+            Err(e) => {
+                tracing::warn!(bytes = text.len(), error = %e, "stdio MCP server wrote a line that is not an MCP message")
+            }
         }
     };
     // Let the process task report the exit status if it is about to; else this reason stands.

@@ -17,11 +17,13 @@ use std::time::Duration;
 use mcpgate::Principal;
 use mcpgate::authz::AuthServer;
 use rmcp::model::{
-    ClientCapabilities, ClientNotification, ClientRequest, ErrorCode, ErrorData, Implementation, InitializeRequest,
-    InitializeRequestParams, InitializeResult, InitializedNotification, ProtocolVersion,
+    ClientCapabilities, ClientNotification, ClientRequest, ErrorCode, ErrorData, Implementation,
+    InitializeRequest, InitializeRequestParams, InitializeResult, InitializedNotification, ProtocolVersion,
 };
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{SessionManager, StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::{
+    SessionManager, StreamableHttpServerConfig, StreamableHttpService,
+};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,8 @@ use routes::{Routes, SessionKey};
 
 /// How long a child has to answer `initialize` (an `npx` server may be downloaded first).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after its child exited a session is closed.
+const SESSION_END_DELAY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the children to exit.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// The JSON-RPC code of "no more processes may be started now".
@@ -133,6 +137,9 @@ impl Inner {
         Arc::new(Routes::new(Box::new(move |ids| {
             let Some(sessions) = sessions.upgrade() else { return };
             tokio::spawn(async move {
+                // First let the sessions deliver the errors of their waiting requests: closing
+                // a session drops what it has not yet sent.
+                tokio::time::sleep(SESSION_END_DELAY).await;
                 for id in ids {
                     let _ = sessions.close_session(&id).await;
                 }

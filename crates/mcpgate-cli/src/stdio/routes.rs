@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientResult, ErrorCode, Notification, ErrorData, GetExtensions, NumberOrString, ProgressToken, RequestId,
-    ServerNotification, ServerRequest,
+    CancelledNotificationParam, ClientResult, ErrorCode, ErrorData, GetExtensions, Notification,
+    NumberOrString, ProgressToken, RequestId, ServerNotification, ServerRequest,
 };
 use rmcp::service::{OriginatingRequestId, Peer, PeerRequestOptions, RoleServer, ServiceError};
 use rmcp::transport::streamable_http_server::session::SessionId;
@@ -206,6 +206,8 @@ impl Routes {
 fn client_error(error: ServiceError) -> ErrorData {
     match error {
         ServiceError::McpError(error) => error,
-        other => ErrorData::new(ErrorCode::INTERNAL_ERROR, format!("the MCP client did not answer: {other}"), None),
+        other => {
+            ErrorData::new(ErrorCode::INTERNAL_ERROR, format!("the MCP client did not answer: {other}"), None)
+        }
     }
 }

@@ -1,0 +1,105 @@
+//! A small MCP server on stdio for the gateway's tests: `echo`, `env` (a variable of its
+//! environment), `pid`, `slow` (progress notifications, one per step), `roots` (asks the client
+//! for its roots: a server-to-client request) and `crash` (the process exits mid-request).
+
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ProgressNotificationParam, ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Text {
+    text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Name {
+    name: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Steps {
+    steps: u32,
+}
+
+#[derive(Clone)]
+struct TestServer {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl TestServer {
+    #[tool(description = "Returns the given text")]
+    fn echo(&self, Parameters(Text { text }): Parameters<Text>) -> String {
+        text
+    }
+
+    #[tool(description = "The value of an environment variable of this process, or `(unset)`")]
+    fn env(&self, Parameters(Name { name }): Parameters<Name>) -> String {
+        std::env::var(name).unwrap_or_else(|_| "(unset)".into())
+    }
+
+    #[tool(description = "This process's id")]
+    fn pid(&self) -> String {
+        std::process::id().to_string()
+    }
+
+    #[tool(description = "Reports progress once per step (300 ms apart), then returns")]
+    async fn slow(
+        &self,
+        Parameters(Steps { steps }): Parameters<Steps>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<String, ErrorData> {
+        let token = context.meta.get_progress_token();
+        for step in 1..=steps {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some(token) = &token {
+                let progress = ProgressNotificationParam::new(token.clone(), f64::from(step))
+                    .with_total(f64::from(steps));
+                let _ = context.peer.notify_progress(progress).await;
+            }
+        }
+        Ok(format!("{steps} steps done"))
+    }
+
+    // Roots are deprecated for 2026 protocol versions; today's clients still speak them, and
+    // they are the simplest server-to-client request.
+    #[allow(deprecated)]
+    #[tool(description = "Asks the client for its roots and returns their URIs")]
+    async fn roots(&self, context: RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        let roots = context
+            .peer
+            .list_roots()
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("roots/list failed: {e}"), None))?;
+        Ok(roots.roots.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>().join(" "))
+    }
+
+    #[tool(description = "Exits the process without answering")]
+    fn crash(&self) -> String {
+        std::process::exit(3)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TestServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    eprintln!("stdio test server {} starting", std::process::id());
+    let server = TestServer { tool_router: TestServer::tool_router() };
+    match server.serve(rmcp::transport::stdio()).await {
+        Ok(running) => {
+            let _ = running.waiting().await;
+        }
+        Err(e) => eprintln!("stdio test server: {e}"),
+    }
+}
