@@ -28,11 +28,13 @@ if ! command -v node >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq nodejs npm >/dev/null
 fi
-idp=crates/mcpgate/tests/idp
-if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt "$idp/node_modules/.package-lock.json" ]; then
-  echo "== npm ci ($idp)"
-  npm ci --prefix "$idp" --no-audit --no-fund
-fi
+# npm packages the tests run: the IdP, and third-party MCP servers the gateway runs on stdio.
+for dir in crates/mcpgate/tests/idp crates/mcpgate-cli/tests/npm; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "== npm ci ($dir)"
+    npm ci --prefix "$dir" --no-audit --no-fund
+  fi
+done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,9 +17,11 @@ mod process;
 
 #[allow(dead_code)]
 mod gateway;
+mod sign_in;
 
 use gateway::{Issuer, start_gateway, terminate};
 use process::free_port;
+use sign_in::sign_in;
 use std::sync::Arc;
 
 use mcpgate::mcp::DemoServer;
@@ -172,17 +174,8 @@ url = "sqlite://{db}"
     let _gateway = start_gateway(dir.path(), &config, &env, &base).await;
     let http = reqwest::Client::new();
 
-    let redirect = "http://127.0.0.1:47031/callback";
-    let client_id = oauth_client::register_public_client(&base, redirect, "Gateway client").await;
-    let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
-    let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
-    let browser = idp::browser();
-    let callback = idp::approve_and_log_in(&browser, &authorize, &idp.issuer, "olga").await;
-    let back = browser.get(callback).send().await.unwrap();
-    let code = oauth_client::code_in(&url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap());
-    let verifier = secrecy::ExposeSecret::expose_secret(&verifier);
-    let (_, _, tokens) = oauth_client::exchange_code(&base, &client_id, redirect, &code, verifier).await;
-    let access = tokens["access_token"].as_str().expect("an access token");
+    let (client_id, access) = sign_in(&base, &idp, "olga").await;
+    let access = access.as_str();
 
     let seen: serde_json::Value = http
         .post(format!("{base}/mcp"))

@@ -58,8 +58,10 @@ impl Bridge {
                 .get::<http::request::Parts>()
                 .and_then(|parts| parts.extensions.get::<mcpgate::Principal>());
             let child = self.upstream.start_child(principal).await?;
-            child.routes().add_session(self.key, context.peer.clone());
             let info = initialize_child(&child, request, &context.ct).await?;
+            // Only now: until the session has answered `initialize`, nothing can be delivered
+            // to it (what a child says before that, such as a `list_changed`, is dropped).
+            child.routes().add_session(self.key, context.peer.clone());
             (Arc::new(child), info)
         } else {
             let (child, info) = self.upstream.shared_child(version).await?;
