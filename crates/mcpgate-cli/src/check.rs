@@ -53,6 +53,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let mut findings = resolve_secrets(&config);
+    findings.extend(find_command(&config));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -105,6 +106,29 @@ fn resolve_secrets(config: &Config) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// A stdio upstream's program: a path to an executable file, or a name found on `PATH`.
+fn find_command(config: &Config) -> Option<Finding> {
+    let program = config.upstream.command.as_ref()?.first()?;
+    if program_path(program, std::env::var_os("PATH").as_deref()).is_some() {
+        return None;
+    }
+    let where_ = if program.contains('/') { "is not an executable file" } else { "is not found on PATH" };
+    Some(at("upstream.command", format!("the program {program:?} {where_}"), true))
+}
+
+/// Where `program` would be started from, if it can be.
+fn program_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<std::path::PathBuf> {
+    let executable = |candidate: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let candidate = Path::new(program);
+        return executable(candidate).then(|| candidate.to_owned());
+    }
+    std::env::split_paths(path?).map(|dir| dir.join(program)).find(|candidate| executable(candidate))
 }
 
 /// The provider's discovery document (proxy mode) or the authorization server's keys
@@ -198,4 +222,19 @@ fn summary(config: &Config) -> String {
         config.server.mcp_path,
         config.store.url
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn programs_are_found_by_path_or_on_path() {
+        let path = std::ffi::OsString::from("/nonexistent:/bin:/usr/bin");
+        assert!(super::program_path("sh", Some(&path)).is_some());
+        assert!(super::program_path("/bin/sh", None).is_some());
+        assert!(super::program_path("no-such-program-anywhere", Some(&path)).is_none());
+        // A file that is not executable is not a program.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        assert!(super::program_path(file.path().to_str().unwrap(), None).is_none());
+        assert!(super::program_path("sh", None).is_none());
+    }
 }

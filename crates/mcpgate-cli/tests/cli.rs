@@ -122,3 +122,23 @@ fn check_exits_1_when_the_provider_cannot_be_reached() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("auth.oidc.discovery_url: cannot fetch the discovery document"), "{stderr}");
 }
+
+#[test]
+fn check_finds_a_stdio_servers_program_or_names_the_key() {
+    let stdio = |command: &str| {
+        format!(
+            "[upstream]\ncommand = [{command}, \"--stdio\"]\n\n[auth]\nmode = \"resource\"\n\n[auth.resource]\n\
+             jwks_uri = \"http://127.0.0.1:1/jwks\"\nissuer = \"https://as.example.com\"\n"
+        )
+    };
+    let (code, _, stderr) = check(&stdio("\"no-such-mcp-server\""), &[SECRET]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("upstream.command: the program \"no-such-mcp-server\" is not found on PATH"),
+        "{stderr}"
+    );
+    // A program that exists passes this check (the keys' URL is down: exit 1, not 2).
+    let (code, _, stderr) = check(&stdio("\"sh\""), &[SECRET]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("upstream.command"), "{stderr}");
+}
