@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// The largest request body accepted on the MCP endpoint, in bytes.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// Serve `/metrics` (Prometheus text format) on the listener.
+    #[serde(default = "yes")]
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             public_url: None,
             mcp_path: default_mcp_path(),
             max_request_bytes: default_max_request_bytes(),
+            metrics: true,
         }
     }
 }

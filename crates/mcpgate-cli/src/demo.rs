@@ -84,7 +84,11 @@ async fn demo(port: u16) -> Result<(), String> {
         StreamableHttpServerConfig::default()
             .with_allowed_hosts(["127.0.0.1".to_owned(), "localhost".to_owned()]),
     );
-    let app = proxy.protect(mcp).merge(provider.router()).merge(crate::health::routes(Some(store)));
+    let mut app = proxy.protect(mcp).merge(provider.router()).merge(crate::health::routes(Some(store)));
+    if let Some(handle) = crate::metrics::install() {
+        app =
+            app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
+    }
 
     let listener = crate::listener::NoDelayListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await

@@ -160,7 +160,10 @@ impl Inner {
             Ok(request) => request,
             Err(response) => return response,
         };
-        match tokio::time::timeout(self.head_timeout, self.client.request(request)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.head_timeout, self.client.request(request)).await;
+        crate::metrics::upstream_mcp("http", started.elapsed(), matches!(answer, Ok(Ok(_))));
+        match answer {
             Err(_) => {
                 json_rpc_error(StatusCode::GATEWAY_TIMEOUT, "the upstream MCP server did not answer in time")
             }

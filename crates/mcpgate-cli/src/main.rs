@@ -9,6 +9,7 @@ mod devidp;
 mod gateway;
 mod health;
 mod listener;
+mod metrics;
 mod serve;
 mod stdio;
 

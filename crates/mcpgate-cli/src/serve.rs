@@ -212,6 +212,8 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let public_url = config.public_url();
     let mcp_url = format!("{public_url}{}", config.server.mcp_path);
     let upstream = &config.upstream;
+    // Installed first, so that the provider's discovery is measured too.
+    let metrics = if config.server.metrics { crate::metrics::install() } else { None };
     let (guard, ready_store) = guard(&config, &mcp_url).await?;
     let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
 
@@ -247,7 +249,11 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         }
         (None, None) => return Err(config_error("upstream", "give url or command")),
     };
-    let app = app.merge(crate::health::routes(ready_store));
+    let mut app = app.merge(crate::health::routes(ready_store));
+    if let Some(handle) = metrics {
+        app =
+            app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
+    }
 
     let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))

@@ -107,6 +107,29 @@ url = "{upstream_url}"
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32000);
 
+    // What /metrics shows after this: requests by route and status, verifications (the
+    // unauthenticated one too), the cache, the upstream's latency.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let has = |name: &str, labels: &[&str]| {
+        metrics.lines().any(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+    };
+    assert!(
+        has("mcpgate_http_requests_total", &["route=\"/mcp\"", "method=\"POST\"", "status=\"200\""]),
+        "{metrics}"
+    );
+    assert!(has("mcpgate_http_requests_total", &["route=\"/mcp\"", "status=\"401\""]), "{metrics}");
+    assert!(has("mcpgate_http_requests_total", &["status=\"502\""]), "{metrics}");
+    assert!(has("mcpgate_http_request_duration_seconds_bucket", &["route=\"/mcp\""]), "{metrics}");
+    assert!(has("mcpgate_token_verifications_total", &["outcome=\"valid\""]), "{metrics}");
+    assert!(has("mcpgate_token_verifications_total", &["outcome=\"missing\""]), "{metrics}");
+    assert!(has("mcpgate_verify_cache_total", &["outcome=\"hit\""]), "{metrics}");
+    assert!(has("mcpgate_verify_cache_total", &["outcome=\"miss\""]), "{metrics}");
+    assert!(
+        has("mcpgate_upstream_mcp_duration_seconds_count", &["transport=\"http\"", "outcome=\"answered\""]),
+        "{metrics}"
+    );
+    assert!(has("mcpgate_upstream_mcp_duration_seconds_count", &["outcome=\"failed\""]), "{metrics}");
+
     // SIGTERM: a clean exit.
     assert!(terminate(&mut gateway).await.success());
     // Its log: one JSON object per line, the shutdown among them.
@@ -196,4 +219,13 @@ url = "sqlite://{db}"
     let me = http.get(format!("{}/me", idp.issuer)).bearer_auth(provider_token).send().await.unwrap();
     assert_eq!(me.status(), 200);
     assert_eq!(me.json::<serde_json::Value>().await.unwrap()["sub"], "olga");
+
+    // The identity provider's latency, by endpoint.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for endpoint in ["discovery", "token"] {
+        let line = format!(
+            "mcpgate_provider_request_duration_seconds_count{{endpoint=\"{endpoint}\",outcome=\"answered\"}}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from {metrics}");
+    }
 }

@@ -121,6 +121,13 @@ async fn each_session_gets_its_own_child_with_the_callers_identity_and_none_of_t
     assert_eq!(call(&alice, "env", json!({"name": "MCPGATE_CLIENT_ID"})).await.unwrap(), "c1");
     assert_eq!(call(&alice, "env", json!({"name": "MCPGATE_SECRET"})).await.unwrap(), "(unset)");
     assert_eq!(call(&alice, "env", json!({"name": "TEST_VISIBLE"})).await.unwrap(), "visible");
+    let metrics = reqwest::get(format!("{}/metrics", setup.base)).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "mcpgate_upstream_mcp_duration_seconds_count{transport=\"stdio\",outcome=\"answered\"}"
+        ),
+        "{metrics}"
+    );
     let alice_pid = call(&alice, "pid", json!({})).await.unwrap();
     let bob_pid = call(&bob, "pid", json!({})).await.unwrap();
     assert_ne!(alice_pid, bob_pid);

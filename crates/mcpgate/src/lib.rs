@@ -17,6 +17,7 @@ pub mod error;
 pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
+mod metrics;
 mod principal;
 mod proxy;
 pub mod ratelimit;

@@ -153,8 +153,12 @@ impl Child {
             self.shared.lock_pending().remove(&id);
             return Err(self.exited_error());
         }
+        let started = std::time::Instant::now();
         tokio::select! {
-            reply = answered => reply.unwrap_or_else(|_| Err(self.exited_error())),
+            reply = answered => {
+                crate::metrics::upstream_mcp("stdio", started.elapsed(), reply.is_ok());
+                reply.unwrap_or_else(|_| Err(self.exited_error()))
+            }
             () = cancel.cancelled() => {
                 self.shared.lock_pending().remove(&id);
                 let params = CancelledNotificationParam::new(

@@ -24,6 +24,12 @@ struct Guard {
 
 impl Guard {
     async fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError> {
+        let result = self.check(headers, query).await;
+        crate::metrics::verification(result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError> {
         let token = bearer_token(headers, query)?;
         let principal = self.verifier.verify(token).await?;
         if !self.required_scopes.iter().all(|s| principal.has_scope(s)) {

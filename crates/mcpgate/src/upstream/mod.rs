@@ -16,6 +16,7 @@ pub use oidc::{OidcDiscovery, discover};
 
 use crate::crypto::constant_time_eq;
 use crate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
+use crate::metrics::timed_provider_request;
 use crate::verify::{ClientAuthMethod, JwtVerifier, TokenVerifier, VerifyError, unix_now};
 
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -259,7 +260,7 @@ impl Upstream {
                 request
             }
         };
-        let response = send_bounded(request.form(&form), MAX_RESPONSE_BYTES)
+        let response = timed_provider_request("token", send_bounded(request.form(&form), MAX_RESPONSE_BYTES))
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         if response.status.is_server_error() {
@@ -329,7 +330,7 @@ impl Upstream {
                 Some(form_urlencode(self.config.client_secret.expose_secret())),
             )
             .form(&[("token", token.expose_secret()), ("token_type_hint", hint)]);
-        let response = send_bounded(request, MAX_RESPONSE_BYTES)
+        let response = timed_provider_request("revoke", send_bounded(request, MAX_RESPONSE_BYTES))
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         Ok(response.status.is_success())
@@ -407,7 +408,7 @@ impl Upstream {
             .get(url)
             .bearer_auth(tokens.access_token.expose_secret())
             .header(http::header::ACCEPT, "application/json");
-        let response = send_bounded(request, MAX_RESPONSE_BYTES)
+        let response = timed_provider_request("userinfo", send_bounded(request, MAX_RESPONSE_BYTES))
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         if response.status.is_server_error() {

@@ -30,7 +30,8 @@ pub struct OidcDiscovery {
 /// Fetches and checks the discovery document at `url` (`…/.well-known/openid-configuration`).
 pub async fn discover(url: &str) -> Result<OidcDiscovery, UpstreamError> {
     let client = outbound_client(default_timeouts());
-    let response = send_bounded(client.get(url).header(http::header::ACCEPT, "application/json"), 256 * 1024)
+    let request = client.get(url).header(http::header::ACCEPT, "application/json");
+    let response = crate::metrics::timed_provider_request("discovery", send_bounded(request, 256 * 1024))
         .await
         .map_err(|e| UpstreamError::Unavailable(format!("discovery: {e}")))?;
     if !response.status.is_success() {

@@ -142,8 +142,10 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
         let digest = TokenDigest::of(token);
         // The cache never returns an entry past its expiry (moka checks on read).
         if let Some(entry) = self.cache.get(&digest) {
+            crate::metrics::verify_cache(true);
             return Ok(entry.principal);
         }
+        crate::metrics::verify_cache(false);
         let principal = self.inner.verify(token).await?;
         let ttl = self.ttl(&principal);
         if !ttl.is_zero() {
