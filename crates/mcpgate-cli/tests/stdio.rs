@@ -242,3 +242,38 @@ async fn a_shared_child_serves_every_session_and_shutdown_stops_it() {
     assert!(terminate(&mut setup.gateway).await.success());
     assert!(!alive(&pid), "the child outlived the gateway");
 }
+
+#[tokio::test]
+async fn a_session_id_presented_by_another_user_is_refused() {
+    let setup = setup("per_session = true").await;
+    let mcp = format!("{}/mcp", setup.base);
+    let (alice, bob) = (setup.issuer.token("alice", &mcp), setup.issuer.token("bob", &mcp));
+    let http = reqwest::Client::new();
+    let post = |token: &str, session: Option<&str>, body: serde_json::Value| {
+        let mut request = http
+            .post(&mcp)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let response = post(&alice, None, initialize).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = response.text().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(&alice, Some(&session), initialized).await.unwrap().status(), 202);
+
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let stolen = post(&bob, Some(&session), list.clone()).await.unwrap();
+    assert_eq!(stolen.status(), 404, "bob used alice's session");
+    let own = post(&alice, Some(&session), list).await.unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(own.text().await.unwrap().contains("\"slow\""));
+}
