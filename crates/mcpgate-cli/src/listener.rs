@@ -5,12 +5,16 @@
 //! body) waits for the client's delayed ACK: ~40 ms a request through the gateway, measured.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, connect_info::Connected};
 use axum::serve::{IncomingStream, Listener};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::shutdown::{GRACE, InFlight};
 
 /// A TCP listener whose connections send small writes at once.
 pub struct NoDelayListener(TcpListener);
@@ -59,20 +63,45 @@ impl Connected<IncomingStream<'_, NoDelayListener>> for Peer {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, with each request's peer address as
-/// `ConnectInfo<SocketAddr>`.
+/// Serves `app` on `listener` until `shutdown` completes; then the requests in flight finish
+/// (within [`GRACE`](crate::shutdown::GRACE)) and the remaining connections, event streams
+/// among them, are dropped. Each request has its peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: NoDelayListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::map_request(|mut request: Request| async move {
-        if let Some(ConnectInfo(Peer(addr))) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
-            request.extensions_mut().insert(ConnectInfo(addr));
+    let in_flight = InFlight::default();
+    let app = app
+        .layer(axum::middleware::from_fn({
+            let in_flight = in_flight.clone();
+            move |request, next| in_flight.clone().track(request, next)
+        }))
+        .layer(axum::middleware::map_request(|mut request: Request| async move {
+            if let Some(ConnectInfo(Peer(addr))) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
+                request.extensions_mut().insert(ConnectInfo(addr));
+            }
+            request
+        }));
+    let signalled = Arc::new(Notify::new());
+    let stop_accepting = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown.await;
+            signalled.notify_one();
         }
-        request
-    }));
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(stop_accepting)
+        .into_future();
+    let drained = async {
+        signalled.notified().await;
+        if tokio::time::timeout(GRACE, in_flight.drained()).await.is_err() {
+            tracing::warn!("requests still in flight after {GRACE:?}: stopping anyway");
+        }
+    };
+    tokio::select! {
+        served = server => served,
+        () = drained => Ok(()),
+    }
 }

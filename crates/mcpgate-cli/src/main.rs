@@ -11,6 +11,7 @@ mod health;
 mod listener;
 mod metrics;
 mod serve;
+mod shutdown;
 mod stdio;
 
 use std::path::PathBuf;

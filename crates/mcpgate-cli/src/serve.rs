@@ -260,16 +260,15 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
     tracing::info!(mcp = %mcp_url, upstream = %upstream_name, "mcpgate listening on {}", config.server.listen);
     println!("MCP endpoint: {mcp_url}");
-    let served = crate::listener::serve(listener, app, shutdown_signal(stdio.clone())).await;
+    let served = crate::listener::serve(listener, app, shutdown_signal()).await;
     if let Some(stdio) = &stdio {
         stdio.shutdown().await;
     }
     served.map_err(|e| ServeError::Runtime(e.to_string()))
 }
 
-/// Ctrl-C or SIGTERM. The stdio sessions (and their open event streams) end at once, so the
-/// listener's graceful shutdown does not wait on streams that never finish.
-async fn shutdown_signal(stdio: Option<StdioUpstream>) {
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -289,7 +288,4 @@ async fn shutdown_signal(stdio: Option<StdioUpstream>) {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-    if let Some(stdio) = stdio {
-        stdio.end_sessions();
-    }
 }

@@ -277,3 +277,28 @@ async fn a_session_id_presented_by_another_user_is_refused() {
     assert_eq!(own.status(), 200);
     assert!(own.text().await.unwrap().contains("\"slow\""));
 }
+
+#[tokio::test]
+async fn on_sigterm_a_call_in_flight_finishes_then_the_gateway_and_its_children_stop() {
+    let mut setup = setup("per_session = true").await;
+    let (client, handler) = setup.client("ivan").await;
+    let pid = call(&client, "pid", json!({})).await.unwrap();
+    let client = Arc::new(client);
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "slow", json!({"steps": 4})).await }
+    });
+    // SIGTERM once the call is under way (its first progress has arrived).
+    for _ in 0..100 {
+        if !handler.progress.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = terminate(&mut setup.gateway).await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("the call was cut off");
+    assert_eq!(answer.unwrap().as_deref(), Ok("4 steps done"));
+    assert!(stopped.success());
+    assert!(!alive(&pid), "the child outlived the gateway");
+}

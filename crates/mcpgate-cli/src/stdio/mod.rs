@@ -105,11 +105,6 @@ impl StdioUpstream {
         (Self { inner }, StreamableHttpService::new(factory, sessions, config))
     }
 
-    /// Ends every session (their event streams close); the processes follow.
-    pub fn end_sessions(&self) {
-        self.inner.shutdown.cancel();
-    }
-
     /// Ends every session and stops every process (stdin closed, killed after a grace period),
     /// waiting a few seconds for them to exit.
     pub async fn shutdown(&self) {
