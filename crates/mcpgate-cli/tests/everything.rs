@@ -33,7 +33,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ErrorData, ServiceExt};
 use serde_json::json;
-use sign_in::sign_in;
+use sign_in::{PROXY_ENV, proxy_config, sign_in};
 
 /// A client that answers sampling requests and records progress.
 #[derive(Clone, Default)]
@@ -103,27 +103,11 @@ command = ["node", "{server}", "stdio"]
 per_session = true
 forward_provider_token = true
 
-[auth]
-client_id = "{client_id}"
-client_secret_env = "TEST_IDP_SECRET"
-scopes = ["mcp:tools"]
-
-[auth.oidc]
-discovery_url = "{issuer}/.well-known/openid-configuration"
-
-[store]
-url = "sqlite://{db}"
-"#,
+{auth}"#,
         server = server_everything().display(),
-        client_id = idp::CLIENT_ID,
-        issuer = idp.issuer,
-        db = dir.path().join("gateway.db").display(),
+        auth = proxy_config(&idp, "mcp:tools", dir.path()),
     );
-    let env = [
-        ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA"),
-        ("TEST_IDP_SECRET", idp::CLIENT_SECRET),
-    ];
-    let _gateway = start_gateway(dir.path(), &config, &env, &base).await;
+    let _gateway = start_gateway(dir.path(), &config, &PROXY_ENV, &base).await;
     let (_, access) = sign_in(&base, &idp, "petra").await;
 
     let handler = Client::default();

@@ -21,7 +21,7 @@ mod sign_in;
 
 use gateway::{Issuer, start_gateway, terminate};
 use process::free_port;
-use sign_in::sign_in;
+use sign_in::{PROXY_ENV, proxy_config, sign_in};
 use std::sync::Arc;
 
 use mcpgate::mcp::DemoServer;
@@ -175,26 +175,10 @@ listen = "127.0.0.1:{port}"
 url = "{upstream}"
 forward_provider_token = true
 
-[auth]
-client_id = "{client_id}"
-client_secret_env = "TEST_IDP_SECRET"
-scopes = ["mcp:read"]
-
-[auth.oidc]
-discovery_url = "{issuer}/.well-known/openid-configuration"
-
-[store]
-url = "sqlite://{db}"
-"#,
-        client_id = idp::CLIENT_ID,
-        issuer = idp.issuer,
-        db = dir.path().join("gateway.db").display(),
+{auth}"#,
+        auth = proxy_config(&idp, "mcp:read", dir.path()),
     );
-    let env = [
-        ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA"),
-        ("TEST_IDP_SECRET", idp::CLIENT_SECRET),
-    ];
-    let _gateway = start_gateway(dir.path(), &config, &env, &base).await;
+    let _gateway = start_gateway(dir.path(), &config, &PROXY_ENV, &base).await;
     let http = reqwest::Client::new();
 
     let (client_id, access) = sign_in(&base, &idp, "olga").await;
