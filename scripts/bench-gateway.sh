@@ -9,7 +9,10 @@ rounds=${1:-5}
 secs=${2:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-cargo build --release -q -p mcpgate-cli -p mcpgate --example resource_server --example bench_token
+# Two builds: with --example, cargo builds only the examples of every package named, so one
+# command would leave target/release/mcpgate as it was (a stale gateway under test).
+cargo build --release -q -p mcpgate-cli --bin mcpgate
+cargo build --release -q -p mcpgate --example resource_server --example bench_token
 bin=target/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
