@@ -2,8 +2,6 @@
 //! user consents and signs in on the development login page, and the demo's `whoami` sees the
 //! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart.
 
-use std::process::{Command, Stdio};
-
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -21,18 +19,11 @@ mod oauth_client;
 #[path = "../../mcpgate/tests/common/process.rs"]
 mod process;
 
-use process::{Running, free_port};
+#[allow(dead_code)]
+mod gateway;
 
-async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
-        .args(["demo", "--port", &port.to_string()])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    process::running_once_up(child, &format!("http://127.0.0.1:{port}/healthz"), "the demo").await
-}
+use gateway::start_demo;
+use process::free_port;
 
 fn location(response: &reqwest::Response) -> url::Url {
     response.url().join(response.headers()["location"].to_str().unwrap()).unwrap()

@@ -1,5 +1,5 @@
 //! A real third-party stdio MCP server behind the gateway: `@modelcontextprotocol/server-everything`
-//! (npm, pinned in tests/npm), one process per session, in proxy mode against the real test IdP.
+//! (npm, pinned in tests/interop), one process per session, in proxy mode against the real test IdP.
 //! After the whole OAuth flow: tools/list, a tool call with structured content, a long-running
 //! call whose progress arrives step by step, a sampling request from the server answered by the
 //! client, and the user's provider token in the child's environment (and no gateway secret).
@@ -69,8 +69,12 @@ impl ClientHandler for Client {
 
 fn server_everything() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    assert!(path.exists(), "{} missing: run scripts/test.sh (it runs npm ci in tests/npm)", path.display());
+        .join("tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/test.sh (it runs npm ci in tests/interop)",
+        path.display()
+    );
     path
 }
 

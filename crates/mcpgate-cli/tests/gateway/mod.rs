@@ -1,4 +1,4 @@
-//! Helpers for tests that run `mcpgate serve`: the process itself, and an authorization server
+//! Helpers for tests that run `mcpgate serve` or `mcpgate demo`: the process itself, and an authorization server
 //! (keys on a loopback JWKS endpoint) minting access tokens for resource mode.
 
 use std::process::{Command, Stdio};
@@ -23,6 +23,19 @@ pub async fn start_gateway(dir: &std::path::Path, config: &str, env: &[(&str, &s
         .spawn()
         .unwrap();
     process::running_once_up(child, &format!("{base}/healthz"), "the gateway").await
+}
+
+/// Starts `mcpgate demo --port PORT` in `dir` (its state goes to `dir/.mcpgate`); waits until it
+/// answers.
+pub async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["demo", "--port", &port.to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    process::running_once_up(child, &format!("http://127.0.0.1:{port}/healthz"), "the demo").await
 }
 
 /// Sends SIGTERM and waits (up to 10 s) for the gateway to exit; its exit status.
