@@ -36,6 +36,23 @@ for dir in crates/mcpgate/tests/idp crates/mcpgate-cli/tests/interop; do
   fi
 done
 
+# The Python MCP SDK for the interop tests, in a venv of its own (pinned in requirements.txt).
+interop=crates/mcpgate-cli/tests/interop
+if [ ! -x "$interop/.venv/bin/python" ] || [ "$interop/requirements.txt" -nt "$interop/.venv/installed" ]; then
+  echo "== python venv ($interop/.venv)"
+  rm -rf "$interop/.venv"
+  if ! python3 -m venv "$interop/.venv" >/dev/null 2>&1; then
+    # Debian keeps venv's pip apart, in python3-venv.
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$interop/.venv"
+    python3 -m venv "$interop/.venv"
+  fi
+  "$interop/.venv/bin/pip" install -q --disable-pip-version-check -r "$interop/requirements.txt"
+  touch "$interop/.venv/installed"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

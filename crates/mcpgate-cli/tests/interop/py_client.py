@@ -1,0 +1,149 @@
+"""The Python MCP SDK's client (`mcp` from PyPI) against an mcpgate demo, its browser steps
+driven by an HTTP client with a cookie jar: discovery from the 401, dynamic registration,
+consent, the dev login, the code exchange, tools, `whoami`; then a refresh (the access token's
+lifetime made over), then the grant revoked server-side: the client signs in once more
+and carries on. Usage: python py_client.py <mcp-url> <user>. Prints one JSON line with what it
+saw; exits 1 on the first failed expectation."""
+
+import asyncio
+import html
+import json
+import re
+import sys
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+MCP_URL, USER = sys.argv[1], sys.argv[2]
+REDIRECT = "http://127.0.0.1:47061/callback"
+seen = {"logins": 0}
+
+
+def expect(condition, what):
+    if not condition:
+        print(f"expectation failed: {what}", file=sys.stderr)
+        print(json.dumps(seen))
+        sys.exit(1)
+
+
+def hidden_inputs(page):
+    return {
+        name: html.unescape(value)
+        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    }
+
+
+async def sign_in(authorization_url):
+    """Follows an authorization URL as a user would: approve, sign in; returns the redirect."""
+    async with httpx2.AsyncClient(follow_redirects=False) as browser:
+        consent = await browser.get(authorization_url)
+        expect(consent.status_code == 200, f"the consent page (got {consent.status_code})")
+        action = re.search(r'<form[^>]*action="([^"]+)"', consent.text)
+        action = urljoin(authorization_url, action.group(1) if action else "/consent")
+        approved = await browser.post(action, data={**hidden_inputs(consent.text), "decision": "approve"})
+        expect(approved.status_code == 303, f"consent approved (got {approved.status_code})")
+        login_url = urljoin(action, approved.headers["location"])
+        login = await browser.get(login_url)
+        signed_in = await browser.post(login_url, data={**hidden_inputs(login.text), "user": USER})
+        location = urljoin(login_url, signed_in.headers["location"])
+        for _ in range(5):
+            if location.startswith(REDIRECT):
+                break
+            hop = await browser.get(location)
+            location = urljoin(location, hop.headers["location"])
+        expect(location.startswith(REDIRECT), "the redirects end at the client")
+    seen["logins"] += 1
+    return location
+
+
+class Storage:
+    def __init__(self):
+        self.tokens = None
+        self.client = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull):
+        self.client = client_info
+
+
+async def main():
+    storage = Storage()
+    redirected = {}
+
+    async def redirect_handler(url):
+        redirected["to"] = await sign_in(url)
+
+    async def callback_handler():
+        query = parse_qs(urlparse(redirected.pop("to")).query)
+        return AuthorizationCodeResult(code=query["code"][0], state=query.get("state", [None])[0],
+                                       iss=query.get("iss", [None])[0])
+
+    provider = OAuthClientProvider(
+        server_url=MCP_URL,
+        client_metadata=OAuthClientMetadata(
+            client_name="mcpgate interop (Python SDK)",
+            redirect_uris=[REDIRECT],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+
+    async def whoami(session):
+        result = await session.call_tool("whoami", {})
+        return json.loads(result.content[0].text)
+
+    async with httpx2.AsyncClient(auth=provider) as http:
+        async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = await session.list_tools()
+                seen["tools"] = sorted(t.name for t in tools.tools)
+                me = await whoami(session)
+                seen["subject"] = me["subject"]
+                expect(me["subject"] == USER, f"whoami is {USER}")
+                expect(seen["logins"] == 1, "one sign-in")
+
+                # The access token's lifetime over: this SDK refreshes before its next request
+                # (on a 401 instead, it signs in anew).
+                refresh_token = storage.tokens.refresh_token
+                access_token = storage.tokens.access_token
+                expect(refresh_token, "a refresh token was issued")
+                provider.context.token_expiry_time = 1.0
+                me = await whoami(session)
+                expect(me["subject"] == USER, "whoami after the refresh")
+                seen["refreshed"] = (storage.tokens.refresh_token != refresh_token
+                                     and storage.tokens.access_token != access_token)
+                expect(seen["refreshed"], "the SDK refreshed (a new refresh token, a new access token)")
+                expect(seen["logins"] == 1, "no sign-in for a refresh")
+
+                # The grant revoked server-side (RFC 7009, by the client's refresh token).
+                revoked = await httpx2.AsyncClient().post(
+                    urljoin(MCP_URL, "/revoke"),
+                    data={"token": storage.tokens.refresh_token, "client_id": storage.client.client_id},
+                )
+                expect(revoked.status_code == 200, f"revocation answered {revoked.status_code}")
+                before = seen["logins"]
+                me = await whoami(session)
+                expect(me["subject"] == USER, "whoami after signing in again")
+                expect(seen["logins"] == before + 1, f"exactly one more sign-in ({seen['logins']} in all)")
+    seen["ok"] = True
+    print(json.dumps(seen))
+
+
+asyncio.run(main())
