@@ -21,13 +21,12 @@ mod process;
 
 #[allow(dead_code)]
 mod gateway;
+#[allow(dead_code)]
+mod sign_in;
 
 use gateway::start_demo;
 use process::free_port;
-
-fn location(response: &reqwest::Response) -> url::Url {
-    response.url().join(response.headers()["location"].to_str().unwrap()).unwrap()
-}
+use sign_in::demo_sign_in;
 
 #[tokio::test]
 async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
@@ -42,35 +41,7 @@ async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
     let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
 
     // Consent, then the development login page, then back through mcpgate to the client.
-    let browser = idp::browser();
-    let page = browser.get(authorize).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Newcomer"));
-    let approved = browser
-        .post(format!("{base}/consent"))
-        .form(&[
-            ("transaction", idp::hidden_input(&page, "transaction")),
-            ("csrf", idp::hidden_input(&page, "csrf")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let login_url = location(&approved);
-    assert!(login_url.path().starts_with("/dev-idp/authorize"), "{login_url}");
-    let login = browser.get(login_url.clone()).send().await.unwrap().text().await.unwrap();
-    let signed_in = browser
-        .post(login_url)
-        .form(&[
-            ("user", "pat".to_owned()),
-            ("redirect_uri", idp::hidden_input(&login, "redirect_uri")),
-            ("state", idp::hidden_input(&login, "state")),
-            ("code_challenge", idp::hidden_input(&login, "code_challenge")),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let back = browser.get(location(&signed_in)).send().await.unwrap();
-    let to_client = location(&back);
+    let to_client = demo_sign_in(&authorize, "pat").await;
     assert!(to_client.as_str().starts_with(redirect), "{to_client}");
     let code = oauth_client::code_in(&to_client);
     let verifier = secrecy::ExposeSecret::expose_secret(&verifier);

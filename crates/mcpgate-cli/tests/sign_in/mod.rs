@@ -41,3 +41,40 @@ pub async fn sign_in(base: &str, idp: &idp::TestIdp, user: &str) -> (String, Str
     let access = tokens["access_token"].as_str().expect("an access token").to_owned();
     (client_id, access)
 }
+
+/// A user's way through `mcpgate demo`'s pages in a fresh browser: opens `authorize_url`,
+/// approves the consent page, signs in on the development login page as `user`, and follows
+/// mcpgate's callback. Returns where the browser is sent at last: the client's redirect URI.
+pub async fn demo_sign_in(authorize_url: &url::Url, user: &str) -> url::Url {
+    let location = |response: &reqwest::Response| {
+        response.url().join(response.headers()["location"].to_str().unwrap()).unwrap()
+    };
+    let browser = idp::browser();
+    let page = browser.get(authorize_url.clone()).send().await.unwrap().text().await.unwrap();
+    let approved = browser
+        .post(authorize_url.join("/consent").unwrap())
+        .form(&[
+            ("transaction", idp::hidden_input(&page, "transaction")),
+            ("csrf", idp::hidden_input(&page, "csrf")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let login_url = location(&approved);
+    assert!(login_url.path().starts_with("/dev-idp/authorize"), "{login_url}");
+    let login = browser.get(login_url.clone()).send().await.unwrap().text().await.unwrap();
+    let signed_in = browser
+        .post(login_url)
+        .form(&[
+            ("user", user.to_owned()),
+            ("redirect_uri", idp::hidden_input(&login, "redirect_uri")),
+            ("state", idp::hidden_input(&login, "state")),
+            ("code_challenge", idp::hidden_input(&login, "code_challenge")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let back = browser.get(location(&signed_in)).send().await.unwrap();
+    location(&back)
+}

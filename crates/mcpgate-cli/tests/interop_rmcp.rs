@@ -1,0 +1,100 @@
+//! Interoperability: rmcp's own client with its `auth` feature against `mcpgate demo`. Its
+//! OAuth state machine discovers the authorization server, registers and builds the
+//! authorization URL; the browser steps are driven on the demo's pages; the callback URL goes
+//! back to rmcp, whose authorized HTTP client then calls `whoami`, refreshes, and — once the
+//! grant is revoked server-side — is refused until it signs in again.
+
+#[allow(dead_code)]
+mod gateway;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/idp.rs"]
+mod idp;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/oauth_client.rs"]
+mod oauth_client;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/process.rs"]
+mod process;
+#[allow(dead_code)]
+mod sign_in;
+
+use gateway::start_demo;
+use process::free_port;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::auth::{AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use sign_in::demo_sign_in;
+
+const REDIRECT: &str = "http://127.0.0.1:47071/callback";
+
+/// rmcp's authorization flow for `user`, the browser part on the demo's pages.
+async fn authorize(mcp_url: &str, user: &str) -> AuthorizationManager {
+    let mut state = OAuthState::new(mcp_url, None).await.expect("an OAuth state");
+    state
+        .start_authorization(AuthorizationRequest::new(REDIRECT).with_client_name("mcpgate interop (rmcp)"))
+        .await
+        .expect("discovery and registration");
+    let url = state.get_authorization_url().await.unwrap();
+    let back = demo_sign_in(&url::Url::parse(&url).unwrap(), user).await;
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    state.handle_callback_url(back.as_str()).await.expect("the code exchanged");
+    state.into_authorization_manager().expect("authorized")
+}
+
+/// `whoami` through a fresh session with `client`'s credentials.
+async fn whoami(mcp_url: &str, client: &AuthClient<reqwest::Client>) -> Result<String, String> {
+    let transport = StreamableHttpClientTransport::with_client(
+        client.clone(),
+        StreamableHttpClientTransportConfig::with_uri(mcp_url.to_owned()),
+    );
+    let session = ClientConfig::default().serve(transport).await.map_err(|e| e.to_string())?;
+    let result = session.call_tool(CallToolRequestParams::new("whoami")).await.map_err(|e| e.to_string())?;
+    let _ = session.cancel().await;
+    let me: serde_json::Value = serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap();
+    Ok(me["subject"].as_str().unwrap().to_owned())
+}
+
+/// The refresh token rmcp holds.
+async fn refresh_token(client: &AuthClient<reqwest::Client>) -> String {
+    let (_, tokens) = client.auth_manager.lock().await.get_credentials().await.unwrap();
+    let tokens = serde_json::to_value(tokens.expect("tokens")).unwrap();
+    tokens["refresh_token"].as_str().expect("a refresh token").to_owned()
+}
+
+#[tokio::test]
+async fn rmcps_client_signs_in_refreshes_and_is_refused_after_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mcp_url = format!("{base}/mcp");
+    let _demo = start_demo(dir.path(), port).await;
+
+    let client = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, "sam").await);
+    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), "sam");
+
+    // A refresh: rotated tokens, and the client carries on.
+    let first = refresh_token(&client).await;
+    client.auth_manager.lock().await.refresh_token().await.expect("a refresh");
+    let second = refresh_token(&client).await;
+    assert_ne!(first, second, "the refresh token rotates");
+    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), "sam");
+
+    // Revoked server-side: refused (a 401 asking for authorization), and rmcp's refresh fails too.
+    let client_id = client.auth_manager.lock().await.get_credentials().await.unwrap().0;
+    let revoked = reqwest::Client::new()
+        .post(format!("{base}/revoke"))
+        .form(&[("token", second.as_str()), ("client_id", client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let refused = whoami(&mcp_url, &client).await.unwrap_err();
+    assert!(refused.to_lowercase().contains("auth"), "{refused}");
+    assert!(client.auth_manager.lock().await.refresh_token().await.is_err(), "a revoked grant refreshed");
+
+    // Signing in again works.
+    let again = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, "sam").await);
+    assert_eq!(whoami(&mcp_url, &again).await.unwrap(), "sam");
+}
