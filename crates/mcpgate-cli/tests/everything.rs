@@ -16,6 +16,7 @@ mod oauth_client;
 #[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/process.rs"]
 mod process;
+#[allow(dead_code)]
 mod sign_in;
 
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ mod process;
 
 #[allow(dead_code)]
 mod gateway;
+#[allow(dead_code)]
 mod sign_in;
 
 use gateway::{Issuer, start_gateway, terminate};
