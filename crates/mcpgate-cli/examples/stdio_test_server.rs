@@ -1,5 +1,5 @@
 //! A small MCP server on stdio for the gateway's tests: `echo`, `env` (a variable of its
-//! environment), `pid`, `slow` (progress notifications, one per step), `roots` (asks the client
+//! environment), `whoami` (the caller the gateway started it for), `pid`, `slow` (progress notifications, one per step), `roots` (asks the client
 //! for its roots: a server-to-client request) and `crash` (the process exits mid-request).
 
 use std::time::Duration;
@@ -41,6 +41,15 @@ impl TestServer {
     #[tool(description = "The value of an environment variable of this process, or `(unset)`")]
     fn env(&self, Parameters(Name { name }): Parameters<Name>) -> String {
         std::env::var(name).unwrap_or_else(|_| "(unset)".into())
+    }
+
+    #[tool(
+        description = "Who the gateway started this process for, as JSON (from MCPGATE_SUBJECT, MCPGATE_CLIENT_ID)"
+    )]
+    fn whoami(&self) -> String {
+        let var = |name| std::env::var(name).ok();
+        serde_json::json!({"subject": var("MCPGATE_SUBJECT"), "client_id": var("MCPGATE_CLIENT_ID")})
+            .to_string()
     }
 
     #[tool(description = "This process's id")]

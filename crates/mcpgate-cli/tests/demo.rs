@@ -26,7 +26,7 @@ mod sign_in;
 
 use gateway::start_demo;
 use process::free_port;
-use sign_in::demo_sign_in;
+use sign_in::browse_to_client;
 
 #[tokio::test]
 async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
@@ -41,7 +41,7 @@ async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
     let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
 
     // Consent, then the development login page, then back through mcpgate to the client.
-    let to_client = demo_sign_in(&authorize, "pat").await;
+    let to_client = browse_to_client(&authorize, "pat", redirect).await;
     assert!(to_client.as_str().starts_with(redirect), "{to_client}");
     let code = oauth_client::code_in(&to_client);
     let verifier = secrecy::ExposeSecret::expose_secret(&verifier);

@@ -1,6 +1,7 @@
-//! Interoperability: rmcp's own client with its `auth` feature against `mcpgate demo`. Its
+//! Interoperability: rmcp's own client with its `auth` feature against `mcpgate demo`, and
+//! against the gateway in front of the test IdP. Its
 //! OAuth state machine discovers the authorization server, registers and builds the
-//! authorization URL; the browser steps are driven on the demo's pages; the callback URL goes
+//! authorization URL; the browser steps are driven on the provider's pages; the callback URL goes
 //! back to rmcp, whose authorized HTTP client then calls `whoami`, refreshes, and — once the
 //! grant is revoked server-side — is refused until it signs in again.
 
@@ -10,6 +11,8 @@ mod gateway;
 #[path = "../../mcpgate/tests/common/idp.rs"]
 mod idp;
 #[allow(dead_code)]
+mod interop_targets;
+#[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/oauth_client.rs"]
 mod oauth_client;
 #[allow(dead_code)]
@@ -18,14 +21,13 @@ mod process;
 #[allow(dead_code)]
 mod sign_in;
 
-use gateway::start_demo;
-use process::free_port;
+use interop_targets::Target;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use sign_in::demo_sign_in;
+use sign_in::browse_to_client;
 
 const REDIRECT: &str = "http://127.0.0.1:47071/callback";
 
@@ -37,7 +39,7 @@ async fn authorize(mcp_url: &str, user: &str) -> AuthorizationManager {
         .await
         .expect("discovery and registration");
     let url = state.get_authorization_url().await.unwrap();
-    let back = demo_sign_in(&url::Url::parse(&url).unwrap(), user).await;
+    let back = browse_to_client(&url::Url::parse(&url).unwrap(), user, REDIRECT).await;
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
     state.handle_callback_url(back.as_str()).await.expect("the code exchanged");
     state.into_authorization_manager().expect("authorized")
@@ -63,23 +65,20 @@ async fn refresh_token(client: &AuthClient<reqwest::Client>) -> String {
     tokens["refresh_token"].as_str().expect("a refresh token").to_owned()
 }
 
-#[tokio::test]
-async fn rmcps_client_signs_in_refreshes_and_is_refused_after_revocation() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mcp_url = format!("{base}/mcp");
-    let _demo = start_demo(dir.path(), port).await;
+/// The whole flow against `target` as `user`.
+async fn full_flow(target: &Target, user: &str) {
+    let mcp_url = target.mcp_url.clone();
+    let base = mcp_url.trim_end_matches("/mcp").to_owned();
 
-    let client = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, "sam").await);
-    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), "sam");
+    let client = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, user).await);
+    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), user);
 
     // A refresh: rotated tokens, and the client carries on.
     let first = refresh_token(&client).await;
     client.auth_manager.lock().await.refresh_token().await.expect("a refresh");
     let second = refresh_token(&client).await;
     assert_ne!(first, second, "the refresh token rotates");
-    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), "sam");
+    assert_eq!(whoami(&mcp_url, &client).await.unwrap(), user);
 
     // Revoked server-side: refused (a 401 asking for authorization), and rmcp's refresh fails too.
     let client_id = client.auth_manager.lock().await.get_credentials().await.unwrap().0;
@@ -95,6 +94,16 @@ async fn rmcps_client_signs_in_refreshes_and_is_refused_after_revocation() {
     assert!(client.auth_manager.lock().await.refresh_token().await.is_err(), "a revoked grant refreshed");
 
     // Signing in again works.
-    let again = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, "sam").await);
-    assert_eq!(whoami(&mcp_url, &again).await.unwrap(), "sam");
+    let again = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, user).await);
+    assert_eq!(whoami(&mcp_url, &again).await.unwrap(), user);
+}
+
+#[tokio::test]
+async fn rmcps_client_against_the_demo() {
+    full_flow(&interop_targets::demo().await, "sam").await;
+}
+
+#[tokio::test]
+async fn rmcps_client_against_the_gateway_in_front_of_an_openid_provider() {
+    full_flow(&interop_targets::gateway_with_idp().await, "samira").await;
 }

@@ -1,36 +1,43 @@
 //! Interoperability: the TypeScript MCP SDK's client (`@modelcontextprotocol/sdk`, pinned in
-//! tests/interop) against `mcpgate demo`. The client script (`tests/interop/ts_client.mjs`)
+//! tests/interop) against `mcpgate demo`, and against the gateway in front of the test IdP. The client script (`tests/interop/ts_client.mjs`)
 //! discovers the authorization server from the 401, registers, is approved and signs in on the
-//! demo's pages (driven by a cookie-jar HTTP client), calls `whoami`, refreshes a stale token,
+//! provider's pages (driven by a cookie-jar HTTP client), calls `whoami`, refreshes a stale token,
 //! and after its grant is revoked server-side signs in exactly once more and carries on.
 
 #[allow(dead_code)]
 mod gateway;
 #[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/idp.rs"]
+mod idp;
+#[allow(dead_code)]
+mod interop_targets;
+#[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/oauth_client.rs"]
+mod oauth_client;
+#[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/process.rs"]
 mod process;
+#[allow(dead_code)]
+mod sign_in;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use gateway::start_demo;
-use process::free_port;
+use interop_targets::Target;
 
-#[tokio::test]
-async fn the_typescript_sdk_client_signs_in_refreshes_and_recovers_from_revocation() {
+/// Runs the TypeScript client against `target` as `user`; what it saw.
+async fn run_client(target: &Target, user: &str) -> serde_json::Value {
     let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     assert!(
         interop.join("node_modules/@modelcontextprotocol/sdk").exists(),
         "the TypeScript SDK is missing: run scripts/test.sh (it runs npm ci in tests/interop)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _demo = start_demo(dir.path(), port).await;
+    let (mcp_url, user) = (target.mcp_url.clone(), user.to_owned());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("ts_client.mjs")
-            .arg(format!("http://127.0.0.1:{port}/mcp"))
-            .arg("quinn")
+            .arg(mcp_url)
+            .arg(user)
             .current_dir(&interop)
             .output()
             .unwrap()
@@ -40,9 +47,24 @@ async fn the_typescript_sdk_client_signs_in_refreshes_and_recovers_from_revocati
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the TypeScript client failed:\n{stderr}\n{stdout}");
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(seen["subject"], "quinn");
-    assert_eq!(seen["tools"], serde_json::json!(["echo", "whoami"]));
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn assert_full_flow(seen: &serde_json::Value, user: &str) {
+    assert_eq!(seen["subject"], user);
+    assert!(seen["tools"].as_array().unwrap().iter().any(|t| t == "whoami"), "{seen}");
     assert_eq!(seen["refreshed"], true);
     assert_eq!(seen["logins"], 2, "one sign-in, and one more after the revocation");
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_client_against_the_demo() {
+    let target = interop_targets::demo().await;
+    assert_full_flow(&run_client(&target, "quinn").await, "quinn");
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_client_against_the_gateway_in_front_of_an_openid_provider() {
+    let target = interop_targets::gateway_with_idp().await;
+    assert_full_flow(&run_client(&target, "quincy").await, "quincy");
 }

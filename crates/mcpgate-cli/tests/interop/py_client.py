@@ -1,6 +1,6 @@
-"""The Python MCP SDK's client (`mcp` from PyPI) against an mcpgate demo, its browser steps
-driven by an HTTP client with a cookie jar: discovery from the 401, dynamic registration,
-consent, the dev login, the code exchange, tools, `whoami`; then a refresh (the access token's
+"""The Python MCP SDK's client (`mcp` from PyPI) against mcpgate (the demo, or the gateway in
+front of an OpenID provider), its browser steps driven by an HTTP client with a cookie jar:
+discovery from the 401, dynamic registration, consent, the provider's login, the code exchange, tools, `whoami`; then a refresh (the access token's
 lifetime made over), then the grant revoked server-side: the client signs in once more
 and carries on. Usage: python py_client.py <mcp-url> <user>. Prints one JSON line with what it
 saw; exits 1 on the first failed expectation."""
@@ -38,26 +38,31 @@ def hidden_inputs(page):
 
 
 async def sign_in(authorization_url):
-    """Follows an authorization URL as a user would: approve, sign in; returns the redirect."""
+    """Follows an authorization URL as a user would: approves mcpgate's consent page, then signs
+    in on the provider's pages (the demo's dev login, or oidc-provider's login and consent),
+    until the browser is sent to the client's redirect URI; returns that URL."""
     async with httpx2.AsyncClient(follow_redirects=False) as browser:
-        consent = await browser.get(authorization_url)
-        expect(consent.status_code == 200, f"the consent page (got {consent.status_code})")
-        action = re.search(r'<form[^>]*action="([^"]+)"', consent.text)
-        action = urljoin(authorization_url, action.group(1) if action else "/consent")
-        approved = await browser.post(action, data={**hidden_inputs(consent.text), "decision": "approve"})
-        expect(approved.status_code == 303, f"consent approved (got {approved.status_code})")
-        login_url = urljoin(action, approved.headers["location"])
-        login = await browser.get(login_url)
-        signed_in = await browser.post(login_url, data={**hidden_inputs(login.text), "user": USER})
-        location = urljoin(login_url, signed_in.headers["location"])
-        for _ in range(5):
-            if location.startswith(REDIRECT):
-                break
-            hop = await browser.get(location)
-            location = urljoin(location, hop.headers["location"])
-        expect(location.startswith(REDIRECT), "the redirects end at the client")
-    seen["logins"] += 1
-    return location
+        response = await browser.get(authorization_url)
+        for _ in range(20):
+            if 300 <= response.status_code < 400:
+                location = urljoin(str(response.url), response.headers["location"])
+                if location.startswith(REDIRECT):
+                    seen["logins"] += 1
+                    return location
+                response = await browser.get(location)
+                continue
+            expect(response.status_code == 200, f"a page (got {response.status_code} at {response.url})")
+            action = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+            action = urljoin(str(response.url), html.unescape(action.group(1)) if action else "")
+            fields = hidden_inputs(response.text)
+            if "csrf" in fields:  # mcpgate's consent page
+                fields["decision"] = "approve"
+            elif "code_challenge" in fields:  # the demo's login page
+                fields["user"] = USER
+            elif fields.get("prompt") == "login":  # oidc-provider's login page
+                fields.update(login=USER, password="any")
+            response = await browser.post(action, data=fields)
+    expect(False, "the sign-in ended at the client within 20 steps")
 
 
 class Storage:

@@ -1,5 +1,6 @@
-// The TypeScript MCP SDK's client against an mcpgate demo, its browser steps driven by a small
-// cookie-jar HTTP client: discovery from the 401, dynamic registration, consent, the dev login,
+// The TypeScript MCP SDK's client against mcpgate (the demo, or the gateway in front of an
+// OpenID provider), its browser steps driven by a small cookie-jar HTTP client: discovery from
+// the 401, dynamic registration, consent, the provider's login,
 // the code exchange, tools, `whoami`; then a refresh (the access token made stale), then the
 // grant revoked server-side: the client gets a 401, signs in again once, and works again.
 // Usage: node ts_client.mjs <mcp-url> <user>. Prints one JSON line with what it saw; exits 1
@@ -59,26 +60,32 @@ class Browser {
   }
 }
 
-/** Follows an authorization URL as a user would: approve, sign in; returns the code. */
+/** Follows an authorization URL as a user would: approves mcpgate's consent page, then signs in
+ *  on the provider's pages (the demo's dev login, or oidc-provider's login and consent), until
+ *  the browser is sent to the client's redirect URI; returns the code. */
 async function signIn(authorizationUrl, redirectUrl) {
   const browser = new Browser();
-  const consent = await browser.request(authorizationUrl);
-  expect(consent.status === 200, `the consent page (got ${consent.status})`);
-  const consentPage = await consent.text();
-  const action = consentPage.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? "/consent";
-  const approved = await browser.post(new URL(action, authorizationUrl), { ...Browser.hiddenInputs(consentPage), decision: "approve" });
-  expect(approved.status === 303, `consent approved (got ${approved.status})`);
-  const loginUrl = Browser.location(approved);
-  const loginPage = await (await browser.request(loginUrl)).text();
-  const signedIn = await browser.post(loginUrl, { ...Browser.hiddenInputs(loginPage), user });
-  let next = Browser.location(signedIn);
-  // Through mcpgate's callback and on to the client's redirect URI.
-  for (let hops = 0; !next.href.startsWith(redirectUrl); hops++) {
-    expect(hops < 5, "the redirects end at the client");
-    next = Browser.location(await browser.request(next));
+  let response = await browser.request(authorizationUrl);
+  for (let step = 0; step < 20; step++) {
+    if (response.status >= 300 && response.status < 400) {
+      const next = Browser.location(response);
+      if (next.href.startsWith(redirectUrl)) {
+        seen.logins += 1;
+        return next.searchParams.get("code");
+      }
+      response = await browser.request(next);
+      continue;
+    }
+    expect(response.status === 200, `a page (got ${response.status} at ${response.url})`);
+    const page = await response.text();
+    const action = new URL((page.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? "").replace(/&amp;/g, "&"), response.url);
+    const fields = Browser.hiddenInputs(page);
+    if ("csrf" in fields) fields.decision = "approve"; // mcpgate's consent page
+    else if ("code_challenge" in fields) fields.user = user; // the demo's login page
+    else if (fields.prompt === "login") Object.assign(fields, { login: user, password: "any" }); // oidc-provider
+    response = await browser.post(action, fields);
   }
-  seen.logins += 1;
-  return next.searchParams.get("code");
+  expect(false, "the sign-in ended at the client within 20 steps");
 }
 
 /** The SDK's OAuth client provider, with storage in memory and the browser above. */

@@ -42,39 +42,52 @@ pub async fn sign_in(base: &str, idp: &idp::TestIdp, user: &str) -> (String, Str
     (client_id, access)
 }
 
-/// A user's way through `mcpgate demo`'s pages in a fresh browser: opens `authorize_url`,
-/// approves the consent page, signs in on the development login page as `user`, and follows
-/// mcpgate's callback. Returns where the browser is sent at last: the client's redirect URI.
-pub async fn demo_sign_in(authorize_url: &url::Url, user: &str) -> url::Url {
-    let location = |response: &reqwest::Response| {
-        response.url().join(response.headers()["location"].to_str().unwrap()).unwrap()
-    };
+/// A user's way from an authorization URL to the client in a fresh browser, whatever the
+/// provider: mcpgate's consent page is approved, the demo's login page or oidc-provider's login
+/// and consent pages are filled in as `user`. Returns the URL under `redirect_uri` (the
+/// client's) that the browser is sent to at last, not requested.
+pub async fn browse_to_client(authorize_url: &url::Url, user: &str, redirect_uri: &str) -> url::Url {
     let browser = idp::browser();
-    let page = browser.get(authorize_url.clone()).send().await.unwrap().text().await.unwrap();
-    let approved = browser
-        .post(authorize_url.join("/consent").unwrap())
-        .form(&[
-            ("transaction", idp::hidden_input(&page, "transaction")),
-            ("csrf", idp::hidden_input(&page, "csrf")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let login_url = location(&approved);
-    assert!(login_url.path().starts_with("/dev-idp/authorize"), "{login_url}");
-    let login = browser.get(login_url.clone()).send().await.unwrap().text().await.unwrap();
-    let signed_in = browser
-        .post(login_url)
-        .form(&[
-            ("user", user.to_owned()),
-            ("redirect_uri", idp::hidden_input(&login, "redirect_uri")),
-            ("state", idp::hidden_input(&login, "state")),
-            ("code_challenge", idp::hidden_input(&login, "code_challenge")),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let back = browser.get(location(&signed_in)).send().await.unwrap();
-    location(&back)
+    let mut response = browser.get(authorize_url.clone()).send().await.unwrap();
+    for _ in 0..20 {
+        if response.status().is_redirection() {
+            let next = response.url().join(response.headers()["location"].to_str().unwrap()).unwrap();
+            if next.as_str().starts_with(redirect_uri) {
+                return next;
+            }
+            response = browser.get(next).send().await.unwrap();
+            continue;
+        }
+        let page_url = response.url().clone();
+        assert_eq!(response.status(), 200, "a page at {page_url}");
+        let html = response.text().await.unwrap();
+        let action = html
+            .split("<form")
+            .nth(1)
+            .and_then(|form| form.split('>').next().and_then(|tag| tag.split_once("action=\"")))
+            .and_then(|(_, rest)| rest.split_once('"').map(|(action, _)| action.replace("&amp;", "&")))
+            .unwrap_or_default();
+        let mut form: Vec<(String, String)> = html
+            .split("<input type=\"hidden\" name=\"")
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, rest) = rest.split_once('"')?;
+                let value = rest.strip_prefix(" value=\"")?.split_once('"')?.0;
+                Some((name.to_owned(), value.replace("&quot;", "\"").replace("&amp;", "&")))
+            })
+            .collect();
+        let has = |form: &[(String, String)], name: &str, value: Option<&str>| {
+            form.iter().any(|(n, v)| n == name && value.is_none_or(|value| v == value))
+        };
+        if has(&form, "csrf", None) {
+            form.push(("decision".into(), "approve".into())); // mcpgate's consent page
+        } else if has(&form, "code_challenge", None) {
+            form.push(("user".into(), user.to_owned())); // the demo's login page
+        } else if has(&form, "prompt", Some("login")) {
+            form.push(("login".into(), user.to_owned())); // oidc-provider's login page
+            form.push(("password".into(), "any".into()));
+        }
+        response = browser.post(page_url.join(&action).unwrap()).form(&form).send().await.unwrap();
+    }
+    panic!("the sign-in did not reach the client in 20 steps");
 }
