@@ -21,42 +21,16 @@ mod process;
 #[allow(dead_code)]
 mod sign_in;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use interop_targets::Target;
+use interop_targets::{Target, assert_full_flow};
 
 /// Runs the Python client against `target` as `user`; what it saw.
 async fn run_client(target: &Target, user: &str) -> serde_json::Value {
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    let python = interop.join(".venv/bin/python");
+    let python = interop_targets::interop_dir().join(".venv/bin/python");
     assert!(
         python.exists(),
         "the Python SDK's venv is missing: run scripts/test.sh (it makes tests/interop/.venv)"
     );
-    let (mcp_url, user) = (target.mcp_url.clone(), user.to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg("py_client.py")
-            .arg(mcp_url)
-            .arg(user)
-            .current_dir(&interop)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the Python client failed:\n{stderr}\n{stdout}");
-    serde_json::from_str(stdout.trim()).unwrap()
-}
-
-fn assert_full_flow(seen: &serde_json::Value, user: &str) {
-    assert_eq!(seen["subject"], user);
-    assert!(seen["tools"].as_array().unwrap().iter().any(|t| t == "whoami"), "{seen}");
-    assert_eq!(seen["refreshed"], true);
-    assert_eq!(seen["logins"], 2, "one sign-in, and one more after the revocation");
+    interop_targets::run_client_script(&python, "py_client.py", target, user).await
 }
 
 #[tokio::test]

@@ -20,41 +20,18 @@ mod process;
 #[allow(dead_code)]
 mod sign_in;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 
-use interop_targets::Target;
+use interop_targets::{Target, assert_full_flow};
 
 /// Runs the TypeScript client against `target` as `user`; what it saw.
 async fn run_client(target: &Target, user: &str) -> serde_json::Value {
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let sdk = interop_targets::interop_dir().join("node_modules/@modelcontextprotocol/sdk");
     assert!(
-        interop.join("node_modules/@modelcontextprotocol/sdk").exists(),
+        sdk.exists(),
         "the TypeScript SDK is missing: run scripts/test.sh (it runs npm ci in tests/interop)"
     );
-    let (mcp_url, user) = (target.mcp_url.clone(), user.to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("ts_client.mjs")
-            .arg(mcp_url)
-            .arg(user)
-            .current_dir(&interop)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the TypeScript client failed:\n{stderr}\n{stdout}");
-    serde_json::from_str(stdout.trim()).unwrap()
-}
-
-fn assert_full_flow(seen: &serde_json::Value, user: &str) {
-    assert_eq!(seen["subject"], user);
-    assert!(seen["tools"].as_array().unwrap().iter().any(|t| t == "whoami"), "{seen}");
-    assert_eq!(seen["refreshed"], true);
-    assert_eq!(seen["logins"], 2, "one sign-in, and one more after the revocation");
+    interop_targets::run_client_script(Path::new("node"), "ts_client.mjs", target, user).await
 }
 
 #[tokio::test]

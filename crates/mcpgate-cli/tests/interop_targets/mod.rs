@@ -3,6 +3,9 @@
 //! pages), serving the stdio test server with one process per session, whose `whoami` answers
 //! with the identity the gateway started it for.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use super::gateway::{start_demo, start_gateway};
 use super::idp::TestIdp;
 use super::process::{Running, example_path, free_port};
@@ -39,4 +42,35 @@ pub async fn gateway_with_idp() -> Target {
     );
     let gateway = start_gateway(dir.path(), &config, &PROXY_ENV, &base).await;
     Target { mcp_url: format!("{base}/mcp"), _processes: vec![gateway], _idp: Some(idp), _dir: dir }
+}
+
+/// tests/interop, where the client scripts and their packages are.
+pub fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Runs `program script <mcp-url> <user>` in tests/interop; the JSON line the script printed
+/// (the test fails with the script's output if it failed).
+pub async fn run_client_script(
+    program: &Path,
+    script: &str,
+    target: &Target,
+    user: &str,
+) -> serde_json::Value {
+    let mut command = Command::new(program);
+    command.arg(script).arg(&target.mcp_url).arg(user).current_dir(interop_dir());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stderr}\n{stdout}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// What a client script must have seen: `whoami` answering `user`, a refresh, and exactly one
+/// more sign-in after the revocation.
+pub fn assert_full_flow(seen: &serde_json::Value, user: &str) {
+    assert_eq!(seen["subject"], user);
+    assert!(seen["tools"].as_array().unwrap().iter().any(|t| t == "whoami"), "{seen}");
+    assert_eq!(seen["refreshed"], true);
+    assert_eq!(seen["logins"], 2, "one sign-in, and one more after the revocation");
 }
