@@ -8,6 +8,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { walk } from "./browser.mjs";
 
 const [mcpUrl, user] = process.argv.slice(2);
 const seen = { logins: 0, tokenRequests: 0 };
@@ -20,72 +21,11 @@ function expect(condition, what) {
   }
 }
 
-/** A browser enough for mcpgate's pages: a cookie jar, manual redirects, hidden form inputs. */
-class Browser {
-  cookies = new Map();
-
-  async request(url, init = {}) {
-    const headers = { ...(init.headers ?? {}) };
-    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-    const response = await fetch(url, { ...init, headers, redirect: "manual" });
-    for (const cookie of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = cookie.split(";");
-      const [name, value] = [pair.slice(0, pair.indexOf("=")).trim(), pair.slice(pair.indexOf("=") + 1).trim()];
-      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
-      if (expired) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return response;
-  }
-
-  static location(response) {
-    return new URL(response.headers.get("location"), response.url);
-  }
-
-  static hiddenInputs(html) {
-    const inputs = {};
-    for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
-      inputs[name] = value.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<")
-        .replace(/&gt;/g, ">").replace(/&amp;/g, "&");
-    }
-    return inputs;
-  }
-
-  post(url, fields) {
-    return this.request(url, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(fields).toString(),
-    });
-  }
-}
-
-/** Follows an authorization URL as a user would: approves mcpgate's consent page, then signs in
- *  on the provider's pages (the demo's dev login, or oidc-provider's login and consent), until
- *  the browser is sent to the client's redirect URI; returns the code. */
+/** Signs in through the browser; the code the client gets. */
 async function signIn(authorizationUrl, redirectUrl) {
-  const browser = new Browser();
-  let response = await browser.request(authorizationUrl);
-  for (let step = 0; step < 20; step++) {
-    if (response.status >= 300 && response.status < 400) {
-      const next = Browser.location(response);
-      if (next.href.startsWith(redirectUrl)) {
-        seen.logins += 1;
-        return next.searchParams.get("code");
-      }
-      response = await browser.request(next);
-      continue;
-    }
-    expect(response.status === 200, `a page (got ${response.status} at ${response.url})`);
-    const page = await response.text();
-    const action = new URL((page.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? "").replace(/&amp;/g, "&"), response.url);
-    const fields = Browser.hiddenInputs(page);
-    if ("csrf" in fields) fields.decision = "approve"; // mcpgate's consent page
-    else if ("code_challenge" in fields) fields.user = user; // the demo's login page
-    else if (fields.prompt === "login") Object.assign(fields, { login: user, password: "any" }); // oidc-provider
-    response = await browser.post(action, fields);
-  }
-  expect(false, "the sign-in ended at the client within 20 steps");
+  const back = await walk(authorizationUrl, user, (url) => url.href.startsWith(redirectUrl));
+  seen.logins += 1;
+  return back.searchParams.get("code");
 }
 
 /** The SDK's OAuth client provider, with storage in memory and the browser above. */
