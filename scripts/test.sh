@@ -36,6 +36,14 @@ for dir in crates/mcpgate/tests/idp crates/mcpgate-cli/tests/interop; do
   fi
 done
 
+# A real browser for one interop test: Debian's Chromium, driven by playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+
 # The Python MCP SDK for the interop tests, in a venv of its own (pinned in requirements.txt).
 interop=crates/mcpgate-cli/tests/interop
 if [ ! -x "$interop/.venv/bin/python" ] || [ "$interop/requirements.txt" -nt "$interop/.venv/installed" ]; then

@@ -157,9 +157,13 @@ async fn login_page(State(provider): State<DevProvider>, Query(query): Query<Aut
         challenge = escape(challenge),
     );
     let mut response = Html(page).into_response();
+    // No `form-action`: browsers apply it to every redirect after the form is sent, and this
+    // sign-in goes on through mcpgate's callback to the client's redirect URI, which this page
+    // cannot know (any loopback port, https site or app scheme). `form-action 'self'` made
+    // Chromium block the sign-in (seen by the Chromium interop test).
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+        header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
     );
     response
 }
