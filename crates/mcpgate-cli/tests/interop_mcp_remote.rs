@@ -1,7 +1,7 @@
 //! Interoperability: `mcp-remote` (npm, pinned in tests/interop), the stdio bridge many desktop
 //! MCP clients use to reach remote servers, against `mcpgate demo`. It opens the authorization
 //! URL with xdg-open, which runs `$BROWSER`: here `fake_browser.sh`, which signs in on the
-//! demo's pages and delivers the redirect to mcp-remote's callback server. An rmcp client speaks
+//! provider's pages and delivers the redirect to mcp-remote's callback server. An rmcp client speaks
 //! to mcp-remote over stdio: `whoami` is the user; a second mcp-remote run reuses the stored
 //! tokens without a sign-in; after the grant is revoked server-side, the next run signs in once
 //! more and works.
@@ -52,18 +52,19 @@ fn sign_ins(state: &Path) -> usize {
     std::fs::read_to_string(state.join("sign-ins")).map_or(0, |log| log.lines().count())
 }
 
-#[tokio::test]
-async fn mcp_remote_signs_in_headless_reuses_its_tokens_and_recovers_from_revocation() {
+/// mcp-remote signs in headless, reuses its stored tokens, and after a server-side revocation
+/// signs in exactly once more.
+async fn full_flow(target: Target) {
     assert!(
         interop_dir().join("node_modules/mcp-remote").exists(),
         "run scripts/test.sh (npm ci in tests/interop)"
     );
-    let target = interop_targets::demo().await;
+    let target = &target;
     let state = tempfile::tempdir().unwrap();
 
-    assert_eq!(whoami_through_mcp_remote(&target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
     assert_eq!(sign_ins(state.path()), 1);
-    assert_eq!(whoami_through_mcp_remote(&target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
     assert_eq!(sign_ins(state.path()), 1, "the stored tokens were used, without a sign-in");
 
     // Revoke the grant by the refresh token mcp-remote stored.
@@ -80,8 +81,18 @@ async fn mcp_remote_signs_in_headless_reuses_its_tokens_and_recovers_from_revoca
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    assert_eq!(whoami_through_mcp_remote(&target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
     assert_eq!(sign_ins(state.path()), 2, "exactly one more sign-in after the revocation");
+}
+
+#[tokio::test]
+async fn mcp_remote_against_the_demo() {
+    full_flow(interop_targets::demo().await).await;
+}
+
+#[tokio::test]
+async fn mcp_remote_against_the_gateway_in_front_of_an_openid_provider() {
+    full_flow(interop_targets::gateway_with_idp().await).await;
 }
 
 /// The JSON file under `dir` (at any depth) whose name ends with `suffix`.

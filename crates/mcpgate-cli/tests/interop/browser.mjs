@@ -70,10 +70,13 @@ export async function walk(authorizationUrl, user, isClient) {
 }
 
 // As a program: sign in as $INTEROP_USER, then deliver the redirect to the client (the first
-// address off the authorization server's origin).
+// address off the authorization server's origin that carries a `code` or an `error`: the
+// provider's own pages carry neither, mcpgate's callback is on its origin).
 if (import.meta.url === `file://${process.argv[1]}`) {
   const start = new URL(process.argv[2]);
-  const back = await walk(start, process.env.INTEROP_USER, (url) => url.origin !== start.origin);
+  const isClient = (url) =>
+    url.origin !== start.origin && (url.searchParams.has("code") || url.searchParams.has("error"));
+  const back = await walk(start, process.env.INTEROP_USER, isClient);
   const delivered = await fetch(back);
   if (process.env.INTEROP_LOG) (await import("node:fs")).appendFileSync(process.env.INTEROP_LOG, `${start}\n`);
   process.exit(delivered.ok ? 0 : 1);
