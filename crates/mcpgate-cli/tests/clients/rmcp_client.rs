@@ -5,29 +5,13 @@
 //! back to rmcp, whose authorized HTTP client then calls `whoami`, refreshes, and — once the
 //! grant is revoked server-side — is refused until it signs in again.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
-use interop_targets::Target;
+use crate::interop_targets::Target;
+use crate::sign_in::browse_to_client;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use sign_in::browse_to_client;
 
 const REDIRECT: &str = "http://127.0.0.1:47071/callback";
 
@@ -100,10 +84,10 @@ async fn full_flow(target: &Target, user: &str) {
 
 #[tokio::test]
 async fn rmcps_client_against_the_demo() {
-    full_flow(&interop_targets::demo().await, "sam").await;
+    full_flow(&crate::interop_targets::demo().await, "sam").await;
 }
 
 #[tokio::test]
 async fn rmcps_client_against_the_gateway_in_front_of_an_openid_provider() {
-    full_flow(&interop_targets::gateway_with_idp().await, "samira").await;
+    full_flow(&crate::interop_targets::gateway_with_idp().await, "samira").await;
 }

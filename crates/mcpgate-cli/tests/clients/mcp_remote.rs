@@ -6,25 +6,9 @@
 //! tokens without a sign-in; after the grant is revoked server-side, the next run signs in once
 //! more and works.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
 use std::path::Path;
 
-use interop_targets::{Target, interop_dir};
+use crate::interop_targets::{Target, interop_dir};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::TokioChildProcess;
@@ -87,12 +71,12 @@ async fn full_flow(target: Target) {
 
 #[tokio::test]
 async fn mcp_remote_against_the_demo() {
-    full_flow(interop_targets::demo().await).await;
+    full_flow(crate::interop_targets::demo().await).await;
 }
 
 #[tokio::test]
 async fn mcp_remote_against_the_gateway_in_front_of_an_openid_provider() {
-    full_flow(interop_targets::gateway_with_idp().await).await;
+    full_flow(crate::interop_targets::gateway_with_idp().await).await;
 }
 
 /// The JSON file under `dir` (at any depth) whose name ends with `suffix`.

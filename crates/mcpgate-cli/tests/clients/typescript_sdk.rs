@@ -4,44 +4,28 @@
 //! provider's pages (driven by a cookie-jar HTTP client), calls `whoami`, refreshes a stale token,
 //! and after its grant is revoked server-side signs in exactly once more and carries on.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
 use std::path::Path;
 
-use interop_targets::{Target, assert_full_flow};
+use crate::interop_targets::{Target, assert_full_flow};
 
 /// Runs the TypeScript client against `target` as `user`; what it saw.
 async fn run_client(target: &Target, user: &str) -> serde_json::Value {
-    let sdk = interop_targets::interop_dir().join("node_modules/@modelcontextprotocol/sdk");
+    let sdk = crate::interop_targets::interop_dir().join("node_modules/@modelcontextprotocol/sdk");
     assert!(
         sdk.exists(),
         "the TypeScript SDK is missing: run scripts/test.sh (it runs npm ci in tests/interop)"
     );
-    interop_targets::run_client_script(Path::new("node"), "ts_client.mjs", target, user).await
+    crate::interop_targets::run_client_script(Path::new("node"), "ts_client.mjs", target, user).await
 }
 
 #[tokio::test]
 async fn the_typescript_sdk_client_against_the_demo() {
-    let target = interop_targets::demo().await;
+    let target = crate::interop_targets::demo().await;
     assert_full_flow(&run_client(&target, "quinn").await, "quinn");
 }
 
 #[tokio::test]
 async fn the_typescript_sdk_client_against_the_gateway_in_front_of_an_openid_provider() {
-    let target = interop_targets::gateway_with_idp().await;
+    let target = crate::interop_targets::gateway_with_idp().await;
     assert_full_flow(&run_client(&target, "quincy").await, "quincy");
 }

@@ -4,22 +4,6 @@
 //! cookie, the redirects and the pages' Content-Security-Policy are shown to hold in a browser.
 //! The consent page's screenshot is kept as an artifact: target/tmp/interop/consent.png.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
 use std::path::{Path, PathBuf};
 
 #[tokio::test]
@@ -29,7 +13,7 @@ async fn chromium_signs_in_by_clicking_through_the_pages() {
         "Chromium is missing: run scripts/test.sh (it installs it)"
     );
     assert!(
-        interop_targets::interop_dir().join("node_modules/playwright-core").exists(),
+        crate::interop_targets::interop_dir().join("node_modules/playwright-core").exists(),
         "run scripts/test.sh (npm ci in tests/interop)"
     );
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop");
@@ -37,10 +21,10 @@ async fn chromium_signs_in_by_clicking_through_the_pages() {
     let screenshot = artifacts.join("consent.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    let target = interop_targets::demo().await;
+    let target = crate::interop_targets::demo().await;
     let mut command = std::process::Command::new("node");
     command.arg("chromium_flow.mjs").arg(&target.mcp_url).arg("uma").arg(&screenshot);
-    command.current_dir(interop_targets::interop_dir());
+    command.current_dir(crate::interop_targets::interop_dir());
     let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

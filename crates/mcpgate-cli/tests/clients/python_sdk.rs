@@ -5,42 +5,26 @@
 //! (driven by an HTTP client with a cookie jar), calls `whoami`, refreshes when its token's
 //! lifetime is over, and after its grant is revoked server-side signs in exactly once more.
 
-#[allow(dead_code)]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/idp.rs"]
-mod idp;
-#[allow(dead_code)]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/oauth_client.rs"]
-mod oauth_client;
-#[allow(dead_code)]
-#[path = "../../mcpgate/tests/common/process.rs"]
-mod process;
-#[allow(dead_code)]
-mod sign_in;
-
-use interop_targets::{Target, assert_full_flow};
+use crate::interop_targets::{Target, assert_full_flow};
 
 /// Runs the Python client against `target` as `user`; what it saw.
 async fn run_client(target: &Target, user: &str) -> serde_json::Value {
-    let python = interop_targets::interop_dir().join(".venv/bin/python");
+    let python = crate::interop_targets::interop_dir().join(".venv/bin/python");
     assert!(
         python.exists(),
         "the Python SDK's venv is missing: run scripts/test.sh (it makes tests/interop/.venv)"
     );
-    interop_targets::run_client_script(&python, "py_client.py", target, user).await
+    crate::interop_targets::run_client_script(&python, "py_client.py", target, user).await
 }
 
 #[tokio::test]
 async fn the_python_sdk_client_against_the_demo() {
-    let target = interop_targets::demo().await;
+    let target = crate::interop_targets::demo().await;
     assert_full_flow(&run_client(&target, "rosa").await, "rosa");
 }
 
 #[tokio::test]
 async fn the_python_sdk_client_against_the_gateway_in_front_of_an_openid_provider() {
-    let target = interop_targets::gateway_with_idp().await;
+    let target = crate::interop_targets::gateway_with_idp().await;
     assert_full_flow(&run_client(&target, "rosalind").await, "rosalind");
 }
