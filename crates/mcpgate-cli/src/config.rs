@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use mcpgate::authz::ConsentMode;
+use mcpgate::authz::{ConsentMode, MetadataDocumentPolicy};
 use serde::Deserialize;
 
 /// The whole file.
@@ -140,6 +140,9 @@ pub struct AuthConfig {
     pub consent: ConsentMode,
     /// Redirect-URI patterns registration accepts; absent: any the client-type rules accept.
     pub allowed_redirect_uris: Option<Vec<String>>,
+    /// `[auth.client_metadata_documents]`: clients identified by the URL of their metadata.
+    #[serde(default)]
+    pub client_metadata_documents: MetadataDocumentsConfig,
     /// `[auth.oidc]`.
     pub oidc: Option<OidcConfig>,
     /// `[auth.resource]`.
@@ -153,6 +156,32 @@ fn default_provider() -> String {
 fn consent_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ConsentMode, D::Error> {
     let name = String::deserialize(deserializer)?;
     name.parse().map_err(serde::de::Error::custom)
+}
+
+/// `[auth.client_metadata_documents]`: client ID metadata documents (a client whose id is
+/// the https URL of a JSON document describing it, fetched by the gateway).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataDocumentsConfig {
+    /// Accept such clients (advertised in the authorization server metadata). Default: yes.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fetch documents from loopback and private addresses, and over plain http. For tests and
+    /// local development only: it lets any client make the gateway fetch from inside its network.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+impl Default for MetadataDocumentsConfig {
+    fn default() -> Self {
+        Self { enabled: true, allow_private_addresses: false }
+    }
+}
+
+impl From<MetadataDocumentsConfig> for MetadataDocumentPolicy {
+    fn from(config: MetadataDocumentsConfig) -> Self {
+        Self { enabled: config.enabled, allow_private_addresses: config.allow_private_addresses }
+    }
 }
 
 /// `[auth.oidc]`.

@@ -149,6 +149,12 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 None => RedirectAllowList::any(),
                 Some(patterns) => RedirectAllowList::only(patterns.clone()),
             };
+            if auth.client_metadata_documents.allow_private_addresses {
+                tracing::warn!(
+                    "auth.client_metadata_documents.allow_private_addresses is on: any client can make \
+                     this gateway fetch from loopback and private addresses (for tests only)"
+                );
+            }
             let proxy = OAuthProxy::builder(&public_url)
                 .mcp_path(&config.server.mcp_path)
                 .upstream(provider)
@@ -157,6 +163,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .scopes(auth.scopes.clone())
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
+                .configure(|settings| settings.metadata_documents = auth.client_metadata_documents.into())
                 .build()
                 .map_err(|e| config_error("server.public_url", e))?;
             Ok((Guard::Proxy(Box::new(proxy)), Some(store)))

@@ -3,6 +3,8 @@
 //! scripts/test.sh.
 
 #[allow(dead_code)]
+mod document_host;
+#[allow(dead_code)]
 mod gateway;
 #[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/idp.rs"]

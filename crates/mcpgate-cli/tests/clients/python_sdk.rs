@@ -3,9 +3,10 @@
 //! against `mcpgate demo`, and against the gateway in front of the test IdP. The client script (`tests/interop/py_client.py`) discovers the
 //! authorization server from the 401, registers, is approved and signs in on the provider's pages
 //! (driven by an HTTP client with a cookie jar), calls `whoami`, refreshes when its token's
-//! lifetime is over, and after its grant is revoked server-side signs in exactly once more.
+//! lifetime is over, and after its grant is revoked server-side signs in exactly once more. On
+//! the CIMD path it offers the URL of its client ID metadata document instead of registering.
 
-use crate::interop_targets::{Target, assert_full_flow};
+use crate::interop_targets::{Target, assert_client_document_used, assert_full_flow};
 
 /// Runs the Python client against `target` as `user`; what it saw.
 async fn run_client(target: &Target, user: &str) -> serde_json::Value {
@@ -27,4 +28,16 @@ async fn the_python_sdk_client_against_the_demo() {
 async fn the_python_sdk_client_against_the_gateway_in_front_of_an_openid_provider() {
     let target = crate::interop_targets::gateway_with_idp().await;
     assert_full_flow(&run_client(&target, "rosalind").await, "rosalind");
+}
+
+#[tokio::test]
+async fn the_python_sdk_client_offering_a_client_id_metadata_document() {
+    let target = crate::interop_targets::gateway_with_idp_and_client_document(
+        "py.json",
+        "http://127.0.0.1:47061/callback",
+    )
+    .await;
+    let seen = run_client(&target, "rosamund").await;
+    assert_full_flow(&seen, "rosamund");
+    assert_client_document_used(&target, &seen["client_id"], "py.json").await;
 }

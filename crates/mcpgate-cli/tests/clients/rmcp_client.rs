@@ -3,9 +3,10 @@
 //! OAuth state machine discovers the authorization server, registers and builds the
 //! authorization URL; the browser steps are driven on the provider's pages; the callback URL goes
 //! back to rmcp, whose authorized HTTP client then calls `whoami`, refreshes, and — once the
-//! grant is revoked server-side — is refused until it signs in again.
+//! grant is revoked server-side — is refused until it signs in again. On the CIMD path it offers
+//! the URL of its client ID metadata document instead of registering.
 
-use crate::interop_targets::Target;
+use crate::interop_targets::{Target, assert_client_document_used};
 use crate::sign_in::browse_to_client;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -15,13 +16,15 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 
 const REDIRECT: &str = "http://127.0.0.1:47071/callback";
 
-/// rmcp's authorization flow for `user`, the browser part on the demo's pages.
-async fn authorize(mcp_url: &str, user: &str) -> AuthorizationManager {
-    let mut state = OAuthState::new(mcp_url, None).await.expect("an OAuth state");
-    state
-        .start_authorization(AuthorizationRequest::new(REDIRECT).with_client_name("mcpgate interop (rmcp)"))
-        .await
-        .expect("discovery and registration");
+/// rmcp's authorization flow for `user`, the browser part on the provider's pages; the client
+/// offers `target`'s client metadata document URL when it has one.
+async fn authorize(target: &Target, user: &str) -> AuthorizationManager {
+    let mut state = OAuthState::new(&target.mcp_url, None).await.expect("an OAuth state");
+    let mut request = AuthorizationRequest::new(REDIRECT).with_client_name("mcpgate interop (rmcp)");
+    if let Some(url) = &target.client_metadata_url {
+        request = request.with_client_metadata_url(url);
+    }
+    state.start_authorization(request).await.expect("discovery and registration");
     let url = state.get_authorization_url().await.unwrap();
     let back = browse_to_client(&url::Url::parse(&url).unwrap(), user, REDIRECT).await;
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
@@ -49,12 +52,12 @@ async fn refresh_token(client: &AuthClient<reqwest::Client>) -> String {
     tokens["refresh_token"].as_str().expect("a refresh token").to_owned()
 }
 
-/// The whole flow against `target` as `user`.
-async fn full_flow(target: &Target, user: &str) {
+/// The whole flow against `target` as `user`; the client id it used.
+async fn full_flow(target: &Target, user: &str) -> String {
     let mcp_url = target.mcp_url.clone();
     let base = mcp_url.trim_end_matches("/mcp").to_owned();
 
-    let client = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, user).await);
+    let client = AuthClient::new(reqwest::Client::new(), authorize(target, user).await);
     assert_eq!(whoami(&mcp_url, &client).await.unwrap(), user);
 
     // A refresh: rotated tokens, and the client carries on.
@@ -78,8 +81,9 @@ async fn full_flow(target: &Target, user: &str) {
     assert!(client.auth_manager.lock().await.refresh_token().await.is_err(), "a revoked grant refreshed");
 
     // Signing in again works.
-    let again = AuthClient::new(reqwest::Client::new(), authorize(&mcp_url, user).await);
+    let again = AuthClient::new(reqwest::Client::new(), authorize(target, user).await);
     assert_eq!(whoami(&mcp_url, &again).await.unwrap(), user);
+    client_id
 }
 
 #[tokio::test]
@@ -90,4 +94,11 @@ async fn rmcps_client_against_the_demo() {
 #[tokio::test]
 async fn rmcps_client_against_the_gateway_in_front_of_an_openid_provider() {
     full_flow(&crate::interop_targets::gateway_with_idp().await, "samira").await;
+}
+
+#[tokio::test]
+async fn rmcps_client_offering_a_client_id_metadata_document() {
+    let target = crate::interop_targets::gateway_with_idp_and_client_document("rmcp.json", REDIRECT).await;
+    let client_id = full_flow(&target, "samuel").await;
+    assert_client_document_used(&target, &serde_json::json!(client_id), "rmcp.json").await;
 }

@@ -2,12 +2,14 @@
 front of an OpenID provider), its browser steps driven by an HTTP client with a cookie jar:
 discovery from the 401, dynamic registration, consent, the provider's login, the code exchange, tools, `whoami`; then a refresh (the access token's
 lifetime made over), then the grant revoked server-side: the client signs in once more
-and carries on. Usage: python py_client.py <mcp-url> <user>. Prints one JSON line with what it
+and carries on. With INTEROP_CLIENT_METADATA_URL set, the client offers that URL (its client ID
+metadata document) instead of registering. Usage: python py_client.py <mcp-url> <user>. Prints one JSON line with what it
 saw; exits 1 on the first failed expectation."""
 
 import asyncio
 import html
 import json
+import os
 import re
 import sys
 from urllib.parse import parse_qs, urljoin, urlparse
@@ -105,6 +107,7 @@ async def main():
             token_endpoint_auth_method="none",
         ),
         storage=storage,
+        client_metadata_url=os.environ.get("INTEROP_CLIENT_METADATA_URL"),
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
@@ -119,6 +122,7 @@ async def main():
                 await session.initialize()
                 tools = await session.list_tools()
                 seen["tools"] = sorted(t.name for t in tools.tools)
+                seen["client_id"] = storage.client.client_id
                 me = await whoami(session)
                 seen["subject"] = me["subject"]
                 expect(me["subject"] == USER, f"whoami is {USER}")

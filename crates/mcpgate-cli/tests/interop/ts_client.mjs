@@ -3,6 +3,8 @@
 // the 401, dynamic registration, consent, the provider's login,
 // the code exchange, tools, `whoami`; then a refresh (the access token made stale), then the
 // grant revoked server-side: the client gets a 401, signs in again once, and works again.
+// With INTEROP_CLIENT_METADATA_URL set, the client offers that URL (its client ID metadata
+// document) instead of registering.
 // Usage: node ts_client.mjs <mcp-url> <user>. Prints one JSON line with what it saw; exits 1
 // on the first failed expectation.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -38,6 +40,7 @@ class Provider {
     response_types: ["code"],
     token_endpoint_auth_method: "none",
   };
+  clientMetadataUrl = process.env.INTEROP_CLIENT_METADATA_URL;
   pendingCode = undefined;
   clientInformation() { return this.client; }
   saveClientInformation(client) { this.client = client; }
@@ -94,6 +97,7 @@ async function whoamiRecovering({ client, transport }) {
 let { client, transport } = await connect();
 const tools = await client.listTools();
 seen.tools = tools.tools.map((t) => t.name).sort();
+seen.clientId = provider.client.client_id;
 let me = await whoami(client);
 seen.subject = me.subject;
 expect(me.subject === user, `whoami is ${user}`);
