@@ -214,3 +214,44 @@ forward_provider_token = true
         assert!(metrics.contains(&line), "{line} missing from {metrics}");
     }
 }
+
+#[tokio::test]
+async fn client_metadata_documents_can_be_turned_off() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = idp::TestIdp::start(&[&format!("{base}/auth/callback")]);
+    let upstream = header_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}\n\
+         [auth.client_metadata_documents]\nenabled = false\n",
+        auth = proxy_config(&idp, "mcp:read", dir.path()),
+    );
+    let _gateway = start_gateway(dir.path(), &config, &PROXY_ENV, &base).await;
+    let http = reqwest::Client::new();
+
+    let metadata: serde_json::Value = http
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["client_id_metadata_document_supported"], false, "{metadata}");
+    // A URL client id is then just an unknown client.
+    let authorize = url::Url::parse_with_params(
+        &format!("{base}/authorize"),
+        [
+            ("response_type", "code"),
+            ("client_id", "https://client.example.com/metadata.json"),
+            ("redirect_uri", "http://127.0.0.1:9/callback"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let refused = http.get(authorize).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().to_lowercase().contains("client"));
+}
