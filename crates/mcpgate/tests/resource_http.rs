@@ -139,6 +139,23 @@ async fn no_token_gets_the_discovery_challenge_on_every_method() {
 }
 
 #[tokio::test]
+async fn a_refused_request_whose_body_was_not_read_says_the_connection_closes() {
+    // hyper closes a connection whose request body went unread; the answer must say so, or a
+    // client sends its next request on it (the metadata lookup after a 401) and loses it.
+    let f = Fixture::start(&[]).await;
+    let refused = f.post(None).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    let refused = f.post(Some("not-a-token")).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    // Without a body the connection stays open for the next request.
+    let refused = f.http.get(&f.resource).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("connection").is_none());
+}
+
+#[tokio::test]
 async fn bad_tokens_get_invalid_token_with_a_reason() {
     let f = Fixture::start(&[]).await;
     let m = f.metadata_url();

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, Request};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Request, Version};
 use tower::{Layer, Service};
 
 use super::ProtectedResource;
@@ -151,10 +151,30 @@ where
                     request.extensions_mut().insert(principal);
                     inner.call(request).await.map(IntoResponse::into_response)
                 }
-                Err(refusal) => Ok(refusal.into_response_for(&guard.challenge)),
+                Err(refusal) => {
+                    let mut response = refusal.into_response_for(&guard.challenge);
+                    if leaves_body_unread(&request) {
+                        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    Ok(response)
+                }
             }
         })
     }
+}
+
+/// Whether refusing `request` leaves a request body unread on an HTTP/1 connection. hyper
+/// then closes the connection after the answer; without `Connection: close` in that answer a
+/// client may send its next request (the metadata lookup that follows a 401) on it meanwhile
+/// and see the connection vanish.
+fn leaves_body_unread<B>(request: &Request<B>) -> bool {
+    let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
+    let headers = request.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|length| length.to_str().map_or(true, |l| l.trim() != "0"));
+    http1 && has_body
 }
 
 #[cfg(test)]
