@@ -84,6 +84,17 @@ pub(crate) async fn callback(
             return back(ErrorCode::AccessDenied, "the sign-in at the identity provider failed");
         }
     };
+    if !server.settings.allowed_users.allows(&identity) {
+        tracing::info!(subject = %identity.subject, "a user outside the allow-list signed in; refused");
+        let who = identity.username.as_deref().or(identity.email.as_deref()).unwrap_or(&identity.subject);
+        return error_page(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "You signed in as {who}, who is not allowed to use this server. Ask its operator for \
+                 access, or sign in with another account."
+            ),
+        );
+    }
     let code = match server.create_grant(&transaction, identity, &tokens).await {
         Ok(code) => code,
         Err(_) => return back(ErrorCode::TemporarilyUnavailable, "storage unavailable"),

@@ -36,7 +36,16 @@ pub(crate) struct Grant {
     /// The upstream user id: the subject of our tokens.
     pub subject: String,
     pub email: Option<String>,
+    /// Whether the provider verified `email`.
+    #[serde(default)]
+    pub email_verified: bool,
     pub name: Option<String>,
+    /// The user's handle at the provider.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The user's groups or organisations at the provider.
+    #[serde(default)]
+    pub groups: Vec<String>,
     pub scopes: Vec<String>,
     pub resource: String,
     /// `UpstreamSecrets`, sealed with this grant's id as associated data.
@@ -134,7 +143,10 @@ impl Inner {
             client_id: transaction.client_id.clone(),
             subject: identity.subject,
             email: identity.email,
+            email_verified: identity.email_verified,
             name: identity.name,
+            username: identity.username,
+            groups: identity.groups,
             scopes: transaction.scopes.clone(),
             resource: transaction.resource.clone(),
             upstream_sealed,

@@ -6,6 +6,7 @@
 //! endpoints. Handlers are thin: parse, call the logic here, map errors through
 //! [`OAuthError`](crate::error::OAuthError).
 
+mod allowed_users;
 mod authorize;
 mod callback;
 mod cimd;
@@ -30,6 +31,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub(crate) use client::ClientLookupError;
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
@@ -73,6 +75,9 @@ pub struct AuthServerSettings {
     pub metadata_documents: MetadataDocumentPolicy,
     /// Rate limits per client address on registration, authorization and tokens (E3).
     pub rate_limits: RateLimits,
+    /// Who may sign in (checked at the callback, and at refresh for providers that check
+    /// identity then); default everyone the provider signs in.
+    pub allowed_users: AllowedUsers,
 }
 
 impl AuthServerSettings {
@@ -92,6 +97,7 @@ impl AuthServerSettings {
             clients: Vec::new(),
             metadata_documents: MetadataDocumentPolicy::default(),
             rate_limits: RateLimits::default(),
+            allowed_users: AllowedUsers::everyone(),
         }
     }
 }

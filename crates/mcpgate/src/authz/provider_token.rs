@@ -204,4 +204,36 @@ impl Inner {
         }
         Err(ProviderTokenError::Unavailable("timed out waiting for another refresh".into()))
     }
+
+    /// The grant with the user's identity as the provider tells it now, for providers checked
+    /// again at refresh (GitHub: its tokens may be revoked, or the user leave an organisation,
+    /// with nothing else to notice it). A user the provider no longer vouches for, who became
+    /// someone else, or whom the allow-list no longer admits, ends the grant. The fresh claims
+    /// go into the tokens issued now; the stored grant keeps its own.
+    pub(crate) async fn recheck_identity(&self, grant: Grant) -> Result<Grant, ProviderTokenError> {
+        let Some((access, _)) = self.open_upstream(&grant) else { return Ok(grant) };
+        let identity = match self.upstream.identity_now(&access).await {
+            Ok(None) => return Ok(grant),
+            Ok(Some(identity)) => identity,
+            Err(UpstreamError::Rejected { error, .. }) => {
+                tracing::info!(%error, "the provider no longer accepts the user's token; revoking the grant");
+                self.revoke_grant(&grant.id).await;
+                return Err(ProviderTokenError::Revoked);
+            }
+            Err(e) => return Err(ProviderTokenError::Unavailable(e.to_string())),
+        };
+        if identity.subject != grant.subject || !self.settings.allowed_users.allows(&identity) {
+            tracing::info!("the user is no longer allowed to sign in; revoking the grant");
+            self.revoke_grant(&grant.id).await;
+            return Err(ProviderTokenError::Revoked);
+        }
+        Ok(Grant {
+            email: identity.email,
+            email_verified: identity.email_verified,
+            name: identity.name,
+            username: identity.username,
+            groups: identity.groups,
+            ..grant
+        })
+    }
 }

@@ -136,11 +136,19 @@ impl Inner {
             "jti": random_token().expose_secret(),
             "gid": grant.id,
         });
+        // The identity the provider gave, under the OIDC claim names, for the MCP server (A10).
         if let Some(email) = &grant.email {
             claims["email"] = json!(email);
+            claims["email_verified"] = json!(grant.email_verified);
         }
         if let Some(name) = &grant.name {
             claims["name"] = json!(name);
+        }
+        if let Some(username) = &grant.username {
+            claims["preferred_username"] = json!(username);
+        }
+        if !grant.groups.is_empty() {
+            claims["groups"] = json!(grant.groups);
         }
         let access_token = self.signer.sign(&claims);
         let mut body = json!({
@@ -199,6 +207,9 @@ impl Inner {
         // D5: the user's provider tokens are renewed with ours when they are due; a provider
         // that refuses ends the grant, one that is down leaves this refresh token usable.
         let grant = self.refresh_upstream_if_due(grant).await?;
+        // Identity at refresh (providers whose user API is the source): before the rotation, so
+        // a provider that is down leaves this refresh token usable.
+        let grant = self.recheck_identity(grant).await?;
         let next = if in_grace {
             // Replace the unreceived current token; the grace window keeps its start.
             RefreshFamily {

@@ -5,6 +5,7 @@
 //! [`IdentitySource`] — OpenID Connect's id_token, or a user-info API — never a copy of the flow.
 
 mod oidc;
+pub mod providers;
 
 use std::time::Duration;
 
@@ -65,11 +66,43 @@ pub struct UpstreamIdentity {
     pub subject: String,
     /// Email, when known.
     pub email: Option<String>,
+    /// Whether the provider says it verified that email (`email_verified`). Allow-lists by
+    /// email or domain trust only verified addresses.
+    pub email_verified: bool,
     /// Display name, when known.
     pub name: Option<String>,
+    /// The user's handle at the provider (`preferred_username`, GitHub's `login`), when known.
+    pub username: Option<String>,
+    /// The groups or organisations the provider reports (`groups`; GitHub's organisations).
+    pub groups: Vec<String>,
     /// Every claim the provider gave.
     pub claims: Map<String, Value>,
 }
+
+/// A further call to the provider's user API whose answer adds claims (GitHub's verified
+/// emails and organisations), made with the user's access token after identity is
+/// established.
+#[derive(Clone)]
+pub struct ClaimsCall {
+    /// The endpoint (GET).
+    pub url: String,
+    /// Turns the answer into claims under the standard names (`email`, `groups`, …); they
+    /// replace what the identity source said.
+    pub map: fn(&Value) -> Map<String, Value>,
+    /// Whether to go on without these claims when the provider refuses the call (403/404: a
+    /// scope that was not granted) rather than fail the sign-in.
+    pub optional: bool,
+}
+
+impl std::fmt::Debug for ClaimsCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimsCall").field("url", &self.url).field("optional", &self.optional).finish()
+    }
+}
+
+/// Renames a provider's own claims to the standard ones, in place (Discord's `verified` is
+/// `email_verified`).
+pub type ClaimsNormalizer = fn(&mut Map<String, Value>);
 
 /// How identity is established after the code exchange.
 pub enum IdentitySource {
@@ -158,6 +191,9 @@ pub struct Upstream {
     config: UpstreamConfig,
     http: reqwest::Client,
     scope_mapper: Option<ScopeMapper>,
+    claims_calls: Vec<ClaimsCall>,
+    normalizer: Option<ClaimsNormalizer>,
+    identity_at_refresh: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -187,7 +223,34 @@ impl Upstream {
     /// A client for the provider described by `config`.
     pub fn new(config: UpstreamConfig) -> Self {
         let http = outbound_client(config.timeouts);
-        Self { config, http, scope_mapper: None }
+        Self {
+            config,
+            http,
+            scope_mapper: None,
+            claims_calls: Vec::new(),
+            normalizer: None,
+            identity_at_refresh: false,
+        }
+    }
+
+    /// Adds a user-API call whose answer adds claims at every identity check.
+    pub fn with_claims_call(mut self, call: ClaimsCall) -> Self {
+        self.claims_calls.push(call);
+        self
+    }
+
+    /// Renames the provider's claims to the standard ones before identity is read from them.
+    pub fn with_claims_normalizer(mut self, normalizer: ClaimsNormalizer) -> Self {
+        self.normalizer = Some(normalizer);
+        self
+    }
+
+    /// Checks identity again at every refresh of our tokens, through the user API with the
+    /// user's provider token (for providers whose identity comes from a user API: GitHub's
+    /// tokens may be revoked, or the user leave an organisation, without any refresh at GitHub).
+    pub fn with_identity_at_refresh(mut self) -> Self {
+        self.identity_at_refresh = true;
+        self
     }
 
     /// Asks the provider, beside the configured scopes, for the scopes each client was granted,
@@ -342,7 +405,7 @@ impl Upstream {
         tokens: &UpstreamTokens,
         nonce: &str,
     ) -> Result<UpstreamIdentity, UpstreamError> {
-        match &self.config.identity {
+        let (subject, claims) = match &self.config.identity {
             IdentitySource::IdToken { verifier, userinfo } => {
                 let id_token =
                     tokens.id_token.as_ref().ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
@@ -362,7 +425,7 @@ impl Upstream {
                     return Err(UpstreamError::Invalid("id_token azp is not this client".into()));
                 }
                 if let Some(url) = userinfo {
-                    let extra = self.user_info(url, tokens).await?;
+                    let extra = self.user_info(url, &tokens.access_token).await?;
                     // OIDC Core 5.3.2: user info about someone else is discarded.
                     if extra.get("sub").and_then(Value::as_str) != Some(principal.subject()) {
                         return Err(UpstreamError::Invalid("user info is about another subject".into()));
@@ -371,16 +434,11 @@ impl Upstream {
                         claims.entry(name).or_insert(value);
                     }
                 }
-                Ok(identity_from(principal.subject().to_owned(), claims))
+                (principal.subject().to_owned(), claims)
             }
             IdentitySource::UserInfo { url, subject_claim } => {
-                let claims = self.user_info(url, tokens).await?;
-                let subject = match claims.get(subject_claim.as_str()) {
-                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    _ => return Err(UpstreamError::Invalid(format!("user info has no {subject_claim}"))),
-                };
-                Ok(identity_from(subject, claims))
+                let claims = self.user_info(url, &tokens.access_token).await?;
+                (subject_in(&claims, subject_claim)?, claims)
             }
             IdentitySource::TokenResponse { subject_pointer } => {
                 let claims = tokens.response.clone();
@@ -393,20 +451,67 @@ impl Upstream {
                         )));
                     }
                 };
-                Ok(identity_from(subject, claims))
+                (subject, claims)
             }
-        }
+        };
+        self.complete_identity(subject, claims, &tokens.access_token).await
     }
 
+    /// Who the holder of `access_token` is now, for providers checked again at refresh (see
+    /// [`with_identity_at_refresh`](Self::with_identity_at_refresh)); `None` for the others.
+    /// A token the provider no longer accepts is [`UpstreamError::Rejected`].
+    pub async fn identity_now(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Option<UpstreamIdentity>, UpstreamError> {
+        let IdentitySource::UserInfo { url, subject_claim } = &self.config.identity else { return Ok(None) };
+        if !self.identity_at_refresh {
+            return Ok(None);
+        }
+        let claims = self.user_info(url, access_token).await?;
+        let subject = subject_in(&claims, subject_claim)?;
+        self.complete_identity(subject, claims, access_token).await.map(Some)
+    }
+
+    /// The identity claims completed by the provider's further calls and normalized.
+    async fn complete_identity(
+        &self,
+        subject: String,
+        mut claims: Map<String, Value>,
+        access_token: &SecretString,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        for call in &self.claims_calls {
+            match self.user_api(&call.url, access_token).await {
+                Ok(answer) => claims.extend((call.map)(&answer)),
+                Err(UpstreamError::Invalid(_)) if call.optional => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(normalize) = self.normalizer {
+            normalize(&mut claims);
+        }
+        Ok(identity_from(subject, claims))
+    }
+
+    /// A user-API answer that must be a JSON object.
     async fn user_info(
         &self,
         url: &str,
-        tokens: &UpstreamTokens,
+        access_token: &SecretString,
     ) -> Result<Map<String, Value>, UpstreamError> {
+        match self.user_api(url, access_token).await? {
+            Value::Object(claims) => Ok(claims),
+            _ => Err(UpstreamError::Invalid("user info is not a JSON object".into())),
+        }
+    }
+
+    /// GET `url` with the user's access token: a token refused (401) is
+    /// [`UpstreamError::Rejected`], other refusals are [`UpstreamError::Invalid`].
+    async fn user_api(&self, url: &str, access_token: &SecretString) -> Result<Value, UpstreamError> {
         let request = self
             .http
             .get(url)
-            .bearer_auth(tokens.access_token.expose_secret())
+            .bearer_auth(access_token.expose_secret())
             .header(http::header::ACCEPT, "application/json");
         let response = timed_provider_request("userinfo", send_bounded(request, MAX_RESPONSE_BYTES))
             .await
@@ -414,17 +519,53 @@ impl Upstream {
         if response.status.is_server_error() {
             return Err(UpstreamError::Unavailable(format!("user info answered {}", response.status)));
         }
+        if response.status == http::StatusCode::UNAUTHORIZED {
+            return Err(UpstreamError::Rejected {
+                error: "invalid_token".into(),
+                description: Some("the provider no longer accepts the user's token".into()),
+            });
+        }
         if !response.status.is_success() {
             return Err(UpstreamError::Invalid(format!("user info answered {}", response.status)));
         }
         serde_json::from_slice(&response.body)
-            .map_err(|_| UpstreamError::Invalid("user info is not a JSON object".into()))
+            .map_err(|_| UpstreamError::Invalid("user info is not JSON".into()))
     }
 }
 
+/// The user id in `claims[name]` (a string, or a number as GitHub and Discord send it).
+fn subject_in(claims: &Map<String, Value>, name: &str) -> Result<String, UpstreamError> {
+    match claims.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(UpstreamError::Invalid(format!("user info has no {name}"))),
+    }
+}
+
+/// The identity in standard claims: `email` and `email_verified` (a boolean, or the string
+/// `"true"` as Cognito sends it), `name`, `preferred_username` (else `login`, `username`),
+/// `groups` (its strings).
 fn identity_from(subject: String, claims: Map<String, Value>) -> UpstreamIdentity {
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    UpstreamIdentity { subject, email: text("email"), name: text("name"), claims }
+    let text =
+        |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(verified)) => verified == "true",
+        _ => false,
+    };
+    let groups = match claims.get("groups") {
+        Some(Value::Array(groups)) => groups.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    UpstreamIdentity {
+        subject,
+        email: text("email"),
+        email_verified,
+        name: text("name"),
+        username: text("preferred_username").or_else(|| text("login")).or_else(|| text("username")),
+        groups,
+        claims,
+    }
 }
 
 /// Timeouts used when none are configured: upstream calls are on a user's login path.
