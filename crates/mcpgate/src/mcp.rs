@@ -55,17 +55,23 @@ impl Default for DemoServer {
 
 #[tool_router]
 impl DemoServer {
-    /// `{"subject", "client_id", "scopes"}` of the caller.
+    /// `{"subject", "client_id", "scopes"}` of the caller, and the identity claims its token
+    /// carries (`email`, `name`, `preferred_username`, `groups`) when it has them.
     #[tool(
-        description = "Who is calling: the subject, client id and scopes of the caller's access token, as JSON"
+        description = "Who is calling: the subject, client id and scopes of the caller's access token, and its identity claims, as JSON"
     )]
     pub fn whoami(&self, caller: Principal) -> String {
-        serde_json::json!({
+        let mut me = serde_json::json!({
             "subject": caller.subject(),
             "client_id": caller.client_id(),
             "scopes": caller.scopes(),
-        })
-        .to_string()
+        });
+        for claim in ["email", "email_verified", "name", "preferred_username", "groups"] {
+            if let Some(value) = caller.claims().get(claim) {
+                me[claim] = value.clone();
+            }
+        }
+        me.to_string()
     }
 
     /// Returns its argument.

@@ -216,7 +216,12 @@ async fn the_token_reaches_the_mcp_server_as_the_upstream_user() {
     let client = ClientConfig::default().serve(transport).await.unwrap();
     let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
     let identity: Value = serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap();
-    assert_eq!(identity, json!({"subject": "carol", "client_id": flow.client_id, "scopes": ["mcp:read"]}));
+    // The identity the IdP vouched for reaches the MCP server with the token (A10).
+    assert_eq!(
+        identity,
+        json!({"subject": "carol", "client_id": flow.client_id, "scopes": ["mcp:read"],
+               "email": "carol@example.test", "email_verified": true})
+    );
     client.cancel().await.unwrap();
 
     // Our JWKS publishes the key that verifies it.

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod authz;
+pub mod fake_github;
 pub mod idp;
 pub mod oauth_client;
 pub mod process;
+pub mod provider_flow;
 pub mod redis_server;
 
 use std::net::SocketAddr;
