@@ -44,12 +44,13 @@ impl TestServer {
     }
 
     #[tool(
-        description = "Who the gateway started this process for, as JSON (from MCPGATE_SUBJECT, MCPGATE_CLIENT_ID)"
+        description = "Who the gateway started this process for, as JSON (from MCPGATE_SUBJECT, MCPGATE_CLIENT_ID, MCPGATE_EMAIL, MCPGATE_USERNAME, MCPGATE_GROUPS)"
     )]
     fn whoami(&self) -> String {
         let var = |name| std::env::var(name).ok();
-        serde_json::json!({"subject": var("MCPGATE_SUBJECT"), "client_id": var("MCPGATE_CLIENT_ID")})
-            .to_string()
+        serde_json::json!({"subject": var("MCPGATE_SUBJECT"), "client_id": var("MCPGATE_CLIENT_ID"),
+            "email": var("MCPGATE_EMAIL"), "username": var("MCPGATE_USERNAME"), "groups": var("MCPGATE_GROUPS")})
+        .to_string()
     }
 
     #[tool(description = "This process's id")]

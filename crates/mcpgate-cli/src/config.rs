@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use mcpgate::authz::{ConsentMode, MetadataDocumentPolicy};
+use mcpgate::authz::{AllowedUsers, ConsentMode, MetadataDocumentPolicy};
 use serde::Deserialize;
 
 /// The whole file.
@@ -123,7 +123,7 @@ pub struct AuthConfig {
     /// `proxy` (default) or `resource`.
     #[serde(default)]
     pub mode: AuthMode,
-    /// The upstream provider (proxy mode): `oidc`.
+    /// The upstream provider (proxy mode): one of [`PROVIDERS`].
     #[serde(default = "default_provider")]
     pub provider: String,
     /// Our client id at the provider.
@@ -143,14 +143,63 @@ pub struct AuthConfig {
     /// `[auth.client_metadata_documents]`: clients identified by the URL of their metadata.
     #[serde(default)]
     pub client_metadata_documents: MetadataDocumentsConfig,
+    /// `[auth.allowed_users]`: who may sign in (default: everyone the provider signs in).
+    #[serde(default)]
+    pub allowed_users: AllowedUsersConfig,
     /// `[auth.oidc]`.
     pub oidc: Option<OidcConfig>,
+    /// `[auth.github]`.
+    pub github: Option<GitHubConfig>,
     /// `[auth.resource]`.
     pub resource: Option<ResourceAuthConfig>,
 }
 
 fn default_provider() -> String {
     "oidc".into()
+}
+
+/// The providers `auth.provider` may name.
+pub const PROVIDERS: &[&str] = &["oidc", "github"];
+
+/// `[auth.allowed_users]`: a user may sign in when any list names them; all empty, everyone may.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedUsersConfig {
+    /// Provider user ids (GitHub's numeric id, an OIDC `sub`).
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Email addresses (verified by the provider).
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Email domains (of verified addresses).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Groups (GitHub: organisation logins).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl From<&AllowedUsersConfig> for AllowedUsers {
+    fn from(config: &AllowedUsersConfig) -> Self {
+        Self {
+            subjects: config.ids.clone(),
+            emails: config.emails.clone(),
+            email_domains: config.email_domains.clone(),
+            groups: config.groups.clone(),
+        }
+    }
+}
+
+/// `[auth.github]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// A GitHub Enterprise Server URL; default github.com.
+    pub base_url: Option<String>,
+    /// Read the user's organisations (asks for `read:org`); on by itself when
+    /// `allowed_users.groups` names organisations.
+    #[serde(default)]
+    pub organisations: bool,
 }
 
 fn consent_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ConsentMode, D::Error> {
@@ -509,7 +558,22 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                     }
                     Some(_) => {}
                 },
-                other => problem("auth.provider", &format!("unknown provider {other:?} (known: oidc)")),
+                "github" => {
+                    if let Some(url) = auth.github.as_ref().and_then(|g| g.base_url.as_deref())
+                        && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                    {
+                        problem("auth.github.base_url", "must be an http(s) URL");
+                    }
+                }
+                other => problem(
+                    "auth.provider",
+                    &format!("unknown provider {other:?} (known: {})", PROVIDERS.join(", ")),
+                ),
+            }
+            for (section, present) in [("oidc", auth.oidc.is_some()), ("github", auth.github.is_some())] {
+                if present && auth.provider != section {
+                    problem(&format!("auth.{section}"), &format!("applies only to provider = \"{section}\""));
+                }
             }
             if auth.resource.is_some() {
                 problem("auth.resource", "applies only to mode = \"resource\"");
@@ -636,6 +700,35 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
 
         let syntax = only_problem("[server\nlisten = 1", &[]);
         assert_eq!(syntax.origin, Origin::Line(1), "{syntax}");
+    }
+
+    #[test]
+    fn a_provider_s_section_and_the_allow_list_are_read_and_checked() {
+        let github = GOOD.replace(
+            "consent = \"remember\"\n\n[auth.oidc]\ndiscovery_url = \"https://accounts.example.com/.well-known/openid-configuration\"",
+            "provider = \"github\"\n\n[auth.github]\nbase_url = \"https://ghe.example.com\"\n\n\
+             [auth.allowed_users]\nemail_domains = [\"example.com\"]\ngroups = [\"acme\"]",
+        );
+        let config = load(&github, &[]).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.auth.github.unwrap().base_url.as_deref(), Some("https://ghe.example.com"));
+        let allowed = AllowedUsers::from(&config.auth.allowed_users);
+        assert_eq!(
+            (allowed.email_domains, allowed.groups),
+            (vec!["example.com".into()], vec!["acme".into()])
+        );
+
+        let problems = load(&GOOD.replace("consent", "provider = \"gitbucket\"\nconsent"), &[]).unwrap_err();
+        let unknown = problems.iter().find(|p| p.key == "auth.provider").expect("the provider named");
+        assert!(unknown.message.contains("github"), "the known ones are listed: {unknown}");
+        let stray = load(&github.replace("provider = \"github\"", "provider = \"oidc\""), &[]).unwrap_err();
+        let keys: Vec<&str> = stray.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["auth.oidc.discovery_url", "auth.github"]);
+        let misplaced =
+            load(&format!("{GOOD}\n[auth.github]\nbase_url = \"https://ghe.example.com\"\n"), &[])
+                .unwrap_err();
+        assert!(misplaced.iter().any(|p| p.key == "auth.github"), "{misplaced:?}");
+        let bad_url = only_problem(&github.replace("https://ghe.example.com", "ghe.example.com"), &[]);
+        assert_eq!(bad_url.key, "auth.github.base_url");
     }
 
     #[test]

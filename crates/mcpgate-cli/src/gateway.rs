@@ -114,16 +114,12 @@ impl Inner {
         }
         if let Some(principal) = &principal {
             if self.forwarding.identity {
-                let mut add = |name: &'static str, value: &str| {
-                    if let Ok(value) = HeaderValue::from_str(value) {
-                        headers.insert(HeaderName::from_static(name), value);
+                for field in crate::identity::fields(principal) {
+                    // UTF-8 as it is (a name may not be ASCII); a value no header can hold is left out.
+                    if let Ok(value) = HeaderValue::from_bytes(field.value.as_bytes()) {
+                        headers.insert(HeaderName::from_static(field.header), value);
                     }
-                };
-                add("x-mcpgate-subject", principal.subject());
-                if let Some(client_id) = principal.client_id() {
-                    add("x-mcpgate-client-id", client_id);
                 }
-                add("x-mcpgate-scopes", &principal.scopes().join(" "));
             }
             if let Some(server) = &self.forwarding.provider_token {
                 match server.provider_token(principal).await {

@@ -14,7 +14,6 @@ use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::ProtectedResource;
 use mcpgate::store::Store;
-use mcpgate::upstream::Upstream;
 use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
 use secrecy::SecretString;
 
@@ -25,7 +24,7 @@ use crate::stdio::{StdioSettings, StdioUpstream};
 
 /// Why the gateway could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
-enum ServeError {
+pub(crate) enum ServeError {
     /// The configuration cannot work (exit 2).
     #[error("{key}: {message}")]
     Config { key: &'static str, message: String },
@@ -34,7 +33,7 @@ enum ServeError {
     Runtime(String),
 }
 
-fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
+pub(crate) fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
     ServeError::Config { key, message: message.to_string() }
 }
 
@@ -132,16 +131,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 auth.client_secret_file.as_deref(),
                 "auth.client_secret_env",
             )?;
-            let discovery =
-                auth.oidc.as_ref().ok_or_else(|| config_error("auth.oidc.discovery_url", "is required"))?;
-            let provider = Upstream::oidc(
-                &discovery.discovery_url,
-                auth.client_id.clone().unwrap_or_default(),
-                client_secret,
-                vec!["email".into(), "profile".into()],
-            )
-            .await
-            .map_err(|e| ServeError::Runtime(format!("auth.oidc.discovery_url: {e}")))?;
+            let provider = crate::providers::upstream(auth, client_secret).await?;
             let store = mcpgate::store::open(&config.store.url)
                 .await
                 .map_err(|e| ServeError::Runtime(format!("store.url: {e}")))?;
@@ -163,7 +153,10 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .scopes(auth.scopes.clone())
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
-                .configure(|settings| settings.metadata_documents = auth.client_metadata_documents.into())
+                .configure(|settings| {
+                    settings.metadata_documents = auth.client_metadata_documents.into();
+                    settings.allowed_users = (&auth.allowed_users).into();
+                })
                 .build()
                 .map_err(|e| config_error("server.public_url", e))?;
             Ok((Guard::Proxy(Box::new(proxy)), Some(store)))

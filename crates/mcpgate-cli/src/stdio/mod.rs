@@ -157,11 +157,9 @@ impl Inner {
         let mut extra = Vec::new();
         if let Some(principal) = principal {
             if self.settings.identity {
-                extra.push(("MCPGATE_SUBJECT", SecretString::from(principal.subject().to_owned())));
-                if let Some(client_id) = principal.client_id() {
-                    extra.push(("MCPGATE_CLIENT_ID", SecretString::from(client_id.to_owned())));
+                for field in crate::identity::fields(principal) {
+                    extra.push((field.env, SecretString::from(field.value)));
                 }
-                extra.push(("MCPGATE_SCOPES", SecretString::from(principal.scopes().join(" "))));
             }
             if let Some(server) = &self.settings.provider_token {
                 let token = server.provider_token(principal).await.map_err(|e| {

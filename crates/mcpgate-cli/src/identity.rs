@@ -1,0 +1,78 @@
+//! The caller's identity as the upstream MCP server gets it: one list of fields, sent as
+//! `x-mcpgate-*` headers to an HTTP upstream and as `MCPGATE_*` variables to a stdio child.
+//! Values come from our own access token, which carries what the provider vouched for.
+
+use mcpgate::Principal;
+use serde_json::Value;
+
+/// One identity field under its header and variable names.
+pub struct Field {
+    /// The header name (`x-mcpgate-subject`).
+    pub header: &'static str,
+    /// The environment variable (`MCPGATE_SUBJECT`).
+    pub env: &'static str,
+    /// The value.
+    pub value: String,
+}
+
+/// The fields for `principal`: subject, client id and scopes always; email (and whether the
+/// provider verified it), username, name and groups (comma-separated) when known.
+pub fn fields(principal: &Principal) -> Vec<Field> {
+    let mut fields = Vec::new();
+    let mut add = |header, env, value: String| fields.push(Field { header, env, value });
+    add("x-mcpgate-subject", "MCPGATE_SUBJECT", principal.subject().to_owned());
+    if let Some(client_id) = principal.client_id() {
+        add("x-mcpgate-client-id", "MCPGATE_CLIENT_ID", client_id.to_owned());
+    }
+    add("x-mcpgate-scopes", "MCPGATE_SCOPES", principal.scopes().join(" "));
+    let claims = principal.claims();
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    if let Some(email) = text("email") {
+        add("x-mcpgate-email", "MCPGATE_EMAIL", email);
+        let verified = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
+        add("x-mcpgate-email-verified", "MCPGATE_EMAIL_VERIFIED", verified.to_string());
+    }
+    if let Some(username) = text("preferred_username") {
+        add("x-mcpgate-username", "MCPGATE_USERNAME", username);
+    }
+    if let Some(name) = text("name") {
+        add("x-mcpgate-name", "MCPGATE_NAME", name);
+    }
+    if let Some(Value::Array(groups)) = claims.get("groups") {
+        let groups: Vec<&str> = groups.iter().filter_map(Value::as_str).collect();
+        add("x-mcpgate-groups", "MCPGATE_GROUPS", groups.join(","));
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_claim_becomes_a_field() {
+        let claims = serde_json::json!({"email": "ada@example.org", "email_verified": true,
+            "preferred_username": "ada", "name": "Ada Lovelace", "groups": ["acme", "widgets"]});
+        let principal = Principal::new("42")
+            .with_client_id("cli")
+            .with_scopes(["mcp:read"])
+            .with_claims(claims.as_object().unwrap().clone());
+        let fields: Vec<(&str, &str, String)> =
+            fields(&principal).into_iter().map(|f| (f.header, f.env, f.value)).collect();
+        let value = |env: &str| fields.iter().find(|f| f.1 == env).map(|f| f.2.as_str());
+        assert_eq!(value("MCPGATE_SUBJECT"), Some("42"));
+        assert_eq!(value("MCPGATE_CLIENT_ID"), Some("cli"));
+        assert_eq!(value("MCPGATE_EMAIL"), Some("ada@example.org"));
+        assert_eq!(value("MCPGATE_EMAIL_VERIFIED"), Some("true"));
+        assert_eq!(value("MCPGATE_USERNAME"), Some("ada"));
+        assert_eq!(value("MCPGATE_NAME"), Some("Ada Lovelace"));
+        assert_eq!(value("MCPGATE_GROUPS"), Some("acme,widgets"));
+        assert!(fields.iter().all(|f| f.0.starts_with("x-mcpgate-")));
+        let bare = fields_of(&Principal::new("7"));
+        assert_eq!(bare, vec!["MCPGATE_SUBJECT", "MCPGATE_SCOPES"]);
+    }
+
+    fn fields_of(principal: &Principal) -> Vec<&'static str> {
+        fields(principal).into_iter().map(|f| f.env).collect()
+    }
+}
