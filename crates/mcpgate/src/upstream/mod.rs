@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub(crate) use oidc::fetch_discovery;
 pub use oidc::{OidcDiscovery, discover};
 
 use crate::crypto::constant_time_eq;
@@ -104,6 +105,10 @@ impl std::fmt::Debug for ClaimsCall {
 /// `email_verified`).
 pub type ClaimsNormalizer = fn(&mut Map<String, Value>);
 
+/// A condition the identity's claims must meet (Google's hosted domain); the error says why
+/// they do not.
+pub type ClaimsCheck = std::sync::Arc<dyn Fn(&Map<String, Value>) -> Result<(), String> + Send + Sync>;
+
 /// How identity is established after the code exchange.
 pub enum IdentitySource {
     /// OpenID Connect: the id_token, verified against the provider's keys (signature, `iss`,
@@ -193,6 +198,7 @@ pub struct Upstream {
     scope_mapper: Option<ScopeMapper>,
     claims_calls: Vec<ClaimsCall>,
     normalizer: Option<ClaimsNormalizer>,
+    claims_checks: Vec<ClaimsCheck>,
     identity_at_refresh: bool,
 }
 
@@ -229,8 +235,15 @@ impl Upstream {
             scope_mapper: None,
             claims_calls: Vec::new(),
             normalizer: None,
+            claims_checks: Vec::new(),
             identity_at_refresh: false,
         }
+    }
+
+    /// Refuses identities whose claims fail `check` (the sign-in fails).
+    pub fn with_claims_check(mut self, check: ClaimsCheck) -> Self {
+        self.claims_checks.push(check);
+        self
     }
 
     /// Adds a user-API call whose answer adds claims at every identity check.
@@ -489,6 +502,9 @@ impl Upstream {
         }
         if let Some(normalize) = self.normalizer {
             normalize(&mut claims);
+        }
+        for check in &self.claims_checks {
+            check(&claims).map_err(UpstreamError::Invalid)?;
         }
         Ok(identity_from(subject, claims))
     }

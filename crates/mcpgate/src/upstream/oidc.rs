@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{IdentitySource, UpstreamConfig, UpstreamError, default_timeouts};
 use crate::http_client::{outbound_client, send_bounded};
-use crate::verify::{ClientAuthMethod, JwtVerifier};
+use crate::verify::{ClientAuthMethod, JwtVerifier, JwtVerifierBuilder};
 
 /// The members of an OpenID Provider's discovery document mcpgate uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +29,14 @@ pub struct OidcDiscovery {
 
 /// Fetches and checks the discovery document at `url` (`…/.well-known/openid-configuration`).
 pub async fn discover(url: &str) -> Result<OidcDiscovery, UpstreamError> {
+    let document = fetch_discovery(url).await?;
+    document.check_issuer(url)?;
+    Ok(document)
+}
+
+/// The discovery document at `url`, its issuer not yet checked (a provider whose document
+/// names a templated issuer checks it its own way).
+pub(crate) async fn fetch_discovery(url: &str) -> Result<OidcDiscovery, UpstreamError> {
     let client = outbound_client(default_timeouts());
     let request = client.get(url).header(http::header::ACCEPT, "application/json");
     let response = crate::metrics::timed_provider_request("discovery", send_bounded(request, 256 * 1024))
@@ -37,20 +45,23 @@ pub async fn discover(url: &str) -> Result<OidcDiscovery, UpstreamError> {
     if !response.status.is_success() {
         return Err(UpstreamError::Unavailable(format!("discovery answered {}", response.status)));
     }
-    let document: OidcDiscovery = serde_json::from_slice(&response.body)
-        .map_err(|e| UpstreamError::Invalid(format!("discovery document: {e}")))?;
-    // OIDC Discovery §4.3: the issuer must be the URL the document was fetched under.
-    let expected = url.strip_suffix("/.well-known/openid-configuration").unwrap_or(url);
-    if document.issuer.trim_end_matches('/') != expected.trim_end_matches('/') {
-        return Err(UpstreamError::Invalid(format!(
-            "discovery issuer {:?} does not match {expected:?}",
-            document.issuer
-        )));
-    }
-    Ok(document)
+    serde_json::from_slice(&response.body)
+        .map_err(|e| UpstreamError::Invalid(format!("discovery document: {e}")))
 }
 
 impl OidcDiscovery {
+    /// OIDC Discovery §4.3: the issuer must be the URL the document was fetched under (`url`).
+    pub(crate) fn check_issuer(&self, url: &str) -> Result<(), UpstreamError> {
+        let expected = url.strip_suffix("/.well-known/openid-configuration").unwrap_or(url);
+        if self.issuer.trim_end_matches('/') != expected.trim_end_matches('/') {
+            return Err(UpstreamError::Invalid(format!(
+                "discovery issuer {:?} does not match {expected:?}",
+                self.issuer
+            )));
+        }
+        Ok(())
+    }
+
     /// The upstream configuration for this provider, as client `client_id`.
     pub fn upstream_config(
         &self,
@@ -58,10 +69,21 @@ impl OidcDiscovery {
         client_secret: secrecy::SecretString,
         scopes: Vec<String>,
     ) -> Result<UpstreamConfig, UpstreamError> {
+        let issuer = self.issuer.clone();
+        self.upstream_config_with(client_id, client_secret, scopes, |verifier| verifier.issuer(issuer))
+    }
+
+    /// [`upstream_config`](Self::upstream_config) with the id_token's issuer rules set by
+    /// `issuers` (a provider that names its issuer in more than one way).
+    pub(crate) fn upstream_config_with(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: secrecy::SecretString,
+        scopes: Vec<String>,
+        issuers: impl FnOnce(JwtVerifierBuilder) -> JwtVerifierBuilder,
+    ) -> Result<UpstreamConfig, UpstreamError> {
         let client_id = client_id.into();
-        let verifier = JwtVerifier::builder()
-            .jwks_uri(self.jwks_uri.clone())
-            .issuer(self.issuer.clone())
+        let verifier = issuers(JwtVerifier::builder().jwks_uri(self.jwks_uri.clone()))
             .audience(client_id.clone())
             .build()
             .map_err(|e| UpstreamError::Invalid(e.to_string()))?;

@@ -26,8 +26,11 @@ pub enum ScopeClaim {
 /// What a claim set must satisfy to be accepted.
 #[derive(Debug, Clone)]
 pub struct ClaimRules {
-    /// Accepted issuers; empty means the issuer is not checked.
+    /// Accepted issuers; empty (and no `tenant_issuer`) means the issuer is not checked.
     pub issuers: Vec<String>,
+    /// An accepted issuer template holding `{tenantid}`, filled from the token's own `tid`
+    /// claim: Microsoft Entra's multi-tenant endpoints, whose tokens name the user's tenant.
+    pub tenant_issuer: Option<String>,
     /// Accepted audiences (one of them must appear in `aud`); empty means not checked.
     pub audiences: Vec<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -42,6 +45,7 @@ impl Default for ClaimRules {
     fn default() -> Self {
         Self {
             issuers: Vec::new(),
+            tenant_issuer: None,
             audiences: Vec::new(),
             leeway: Duration::from_secs(60),
             require_expiry: true,
@@ -103,7 +107,8 @@ impl ClaimRules {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => return Err(InvalidToken::Malformed),
         };
-        if !self.issuers.is_empty() && !issuer.is_some_and(|iss| self.issuers.iter().any(|i| i == iss)) {
+        let checked = !self.issuers.is_empty() || self.tenant_issuer.is_some();
+        if checked && !issuer.is_some_and(|iss| self.accepts_issuer(iss, &claims)) {
             return Err(InvalidToken::WrongIssuer);
         }
 
@@ -136,6 +141,20 @@ impl ClaimRules {
             principal = principal.with_expires_at(exp);
         }
         Ok(principal.with_claims(claims))
+    }
+
+    fn accepts_issuer(&self, issuer: &str, claims: &Map<String, Value>) -> bool {
+        if self.issuers.iter().any(|i| i == issuer) {
+            return true;
+        }
+        // The tenant must look like a tenant id: no `/` that could shift the template's path.
+        let tenant = claims.get("tid").and_then(Value::as_str).filter(|t| {
+            !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        });
+        match (&self.tenant_issuer, tenant) {
+            (Some(template), Some(tenant)) => template.replace("{tenantid}", tenant) == issuer,
+            _ => false,
+        }
     }
 
     fn scopes(&self, claims: &Map<String, Value>) -> Result<Vec<String>, InvalidToken> {
@@ -188,6 +207,23 @@ mod tests {
         assert_eq!(p.scopes(), ["read", "write"]);
         assert_eq!(p.issuer(), Some("https://idp"));
         assert_eq!(p.expires_at(), Some(NOW + 300));
+    }
+
+    #[test]
+    fn a_tenant_issuer_is_filled_from_the_token_s_own_tenant() {
+        let template = "https://login.example/{tenantid}/v2.0";
+        let rules = ClaimRules { issuers: vec![], tenant_issuer: Some(template.into()), ..rules() };
+        let mut tenant = with("iss", json!("https://login.example/72f988bf-86f1/v2.0"));
+        tenant.insert("tid".into(), json!("72f988bf-86f1"));
+        assert!(rules.principal(tenant.clone(), NOW).is_ok());
+        // Another tenant's issuer, no tenant, or a tenant that rewrites the path: refused.
+        tenant.insert("tid".into(), json!("other"));
+        assert_eq!(rules.principal(tenant.clone(), NOW), Err(InvalidToken::WrongIssuer));
+        tenant.remove("tid");
+        assert_eq!(rules.principal(tenant.clone(), NOW), Err(InvalidToken::WrongIssuer));
+        let mut sneaky = with("iss", json!("https://login.example/a/b/v2.0"));
+        sneaky.insert("tid".into(), json!("a/b"));
+        assert_eq!(rules.principal(sneaky, NOW), Err(InvalidToken::WrongIssuer));
     }
 
     #[test]

@@ -104,6 +104,14 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Accepts issuers made from `template` by putting the token's `tid` claim in place of
+    /// `{tenantid}` (Microsoft Entra's `common` and `organizations` endpoints).
+    #[must_use]
+    pub fn tenant_issuer(mut self, template: impl Into<String>) -> Self {
+        self.rules.tenant_issuer = Some(template.into());
+        self
+    }
+
     /// Adds an accepted audience (`aud` must name one of them); normally the canonical URL of
     /// the protected resource.
     #[must_use]

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod fake_github;
+pub mod fake_oidc;
 pub mod idp;
 pub mod oauth_client;
 pub mod process;

@@ -1,0 +1,146 @@
+//! Microsoft Entra ID (Azure AD), v2.0 endpoints: any tenant (`common`, `organizations`,
+//! `consumers` or a tenant id/domain), any authority host (sovereign clouds), and Azure AD B2C
+//! user flows.
+//!
+//! Quirks: the multi-tenant discovery document names its issuer as a template
+//! (`…/{tenantid}/v2.0`), so each id_token's issuer is checked against the template filled with
+//! the token's own `tid`; `offline_access` must be asked for to get a refresh token (added once);
+//! an API's custom scopes are asked as `<identifier URI>/<scope>` (`api://<client-id>/…`) while
+//! clients see them un-prefixed; the `resource` parameter is never sent (v2.0 refuses it); the
+//! user-info endpoint belongs to Microsoft Graph and refuses tokens for another API, so identity
+//! comes from the id_token alone.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::{IdTokenIssuers, OidcProvider, base_url};
+use crate::upstream::{IdentitySource, Upstream, UpstreamError};
+
+const AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// A Microsoft Entra ID app registration that users sign in with.
+#[derive(Debug)]
+pub struct Entra {
+    client_id: String,
+    client_secret: SecretString,
+    tenant: String,
+    authority: String,
+    b2c_policy: Option<String>,
+    scopes: Vec<String>,
+    api_identifier: Option<String>,
+}
+
+impl Entra {
+    /// The app `client_id` with `client_secret`, for accounts of any tenant (`common`), asking
+    /// for `profile email offline_access`.
+    pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret,
+            tenant: "common".into(),
+            authority: AUTHORITY.into(),
+            b2c_policy: None,
+            scopes: vec!["profile".into(), "email".into()],
+            api_identifier: None,
+        }
+    }
+
+    /// Whose accounts may sign in: `common` (default), `organizations`, `consumers`, or one
+    /// tenant's id or domain.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    /// The authority host, for sovereign clouds (`https://login.microsoftonline.us`,
+    /// `https://login.chinacloudapi.cn`) or B2C (`https://<tenant>.b2clogin.com`).
+    pub fn authority(mut self, url: impl Into<String>) -> Self {
+        self.authority = url.into();
+        self
+    }
+
+    /// An Azure AD B2C user flow (`B2C_1_signupsignin`); the tenant is then the B2C tenant
+    /// (`contoso.onmicrosoft.com`) and the authority its b2clogin host.
+    pub fn b2c_policy(mut self, policy: impl Into<String>) -> Self {
+        self.b2c_policy = Some(policy.into());
+        self
+    }
+
+    /// Scopes beyond `openid` and `offline_access`, instead of `profile email`.
+    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also asks Entra for the scopes each client was granted, as scopes of the API exposed by
+    /// this app: `<identifier>/<scope>`, the identifier defaulting to `api://<client-id>`.
+    pub fn api_scopes(mut self, identifier: Option<String>) -> Self {
+        self.api_identifier = Some(identifier.unwrap_or_else(|| format!("api://{}", self.client_id)));
+        self
+    }
+
+    /// The upstream client (reads the tenant's discovery document).
+    pub async fn upstream(self) -> Result<Upstream, UpstreamError> {
+        let authority = base_url(&self.authority, "the Entra authority")?;
+        if self.tenant.is_empty()
+            || !self.tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(UpstreamError::Invalid(format!(
+                "the Entra tenant {:?} is not a tenant id or name",
+                self.tenant
+            )));
+        }
+        let discovery_url = match &self.b2c_policy {
+            None => format!("{authority}/{}/v2.0/.well-known/openid-configuration", self.tenant),
+            Some(policy) => {
+                format!("{authority}/{}/{policy}/v2.0/.well-known/openid-configuration", self.tenant)
+            }
+        };
+        let mut scopes = self.scopes;
+        if !scopes.iter().any(|s| s == "offline_access") {
+            scopes.push("offline_access".into());
+        }
+        let provider = OidcProvider {
+            discovery_url,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            scopes,
+            authorize_params: Vec::new(),
+        };
+        let authority_host = url::Url::parse(&authority).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let mut upstream = provider
+            .upstream_with(
+                |discovery, _| {
+                    // The issuer must be on the authority we asked; a template is filled per token.
+                    let host = url::Url::parse(&discovery.issuer.replace("{tenantid}", "t"))
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned));
+                    if host.is_none() || host != authority_host {
+                        return Err(UpstreamError::Invalid(format!(
+                            "the discovery issuer {:?} is not on the authority {authority}",
+                            discovery.issuer
+                        )));
+                    }
+                    Ok(if discovery.issuer.contains("{tenantid}") {
+                        IdTokenIssuers { exact: Vec::new(), tenant_template: Some(discovery.issuer.clone()) }
+                    } else {
+                        IdTokenIssuers { exact: vec![discovery.issuer.clone()], tenant_template: None }
+                    })
+                },
+                |config| {
+                    // Graph's user-info endpoint refuses tokens minted for another API.
+                    if let IdentitySource::IdToken { userinfo, .. } = &mut config.identity {
+                        *userinfo = None;
+                    }
+                },
+            )
+            .await?;
+        if let Some(identifier) = self.api_identifier {
+            let identifier = identifier.trim_end_matches('/').to_owned();
+            upstream =
+                upstream.with_scope_mapper(Arc::new(move |scope| Some(format!("{identifier}/{scope}"))));
+        }
+        Ok(upstream)
+    }
+}

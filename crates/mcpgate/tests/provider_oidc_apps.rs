@@ -1,0 +1,90 @@
+//! Auth0, Keycloak, Okta, GitLab and AWS Cognito against the fake OpenID provider laid out as
+//! each is (its discovery document where that provider keeps it, its issuer): a user signs in
+//! through mcpgate, and each provider's particular request (Auth0's `audience`, refresh scopes)
+//! is what reaches it.
+
+mod common;
+
+use common::fake_oidc::{CLIENT_ID, CLIENT_SECRET, FakeOidc, Quirks};
+use common::provider_flow::{self, claims_of};
+use mcpgate::authz::AllowedUsers;
+use mcpgate::upstream::providers::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// A fake whose issuer is `{base}{path}`, with one signed-in user.
+async fn fake_at(path: &str) -> FakeOidc {
+    let fake =
+        FakeOidc::start(Quirks { issuer: Some(format!("{{base}}{path}")), ..Default::default() }).await;
+    fake.add_user(
+        "user-1",
+        json!({"email": "ada@example.com", "email_verified": "true", "name": "Ada",
+                                   "preferred_username": "ada", "groups": ["staff"]}),
+    );
+    fake.sign_in_as("user-1");
+    fake
+}
+
+/// Signs in through mcpgate in front of `place`; the claims of our token and the provider's
+/// authorization request.
+async fn sign_in_at<P: OidcPlace>(
+    place: P,
+    fake: &FakeOidc,
+) -> (serde_json::Value, std::collections::HashMap<String, String>) {
+    let upstream =
+        OidcApp::new(place, CLIENT_ID, SecretString::from(CLIENT_SECRET)).upstream().await.unwrap();
+    let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    (claims_of(tokens["access_token"].as_str().unwrap()), fake.authorize_requests().remove(0))
+}
+
+#[tokio::test]
+async fn auth0_asks_for_the_api_audience_and_offline_access() {
+    let fake = fake_at("/").await;
+    let place = Auth0 { domain: fake.url.clone(), audience: Some("https://api.example.com".into()) };
+    let (claims, asked) = sign_in_at(place, &fake).await;
+    assert_eq!(claims["sub"], "user-1");
+    assert_eq!(asked["audience"], "https://api.example.com");
+    assert_eq!(asked["scope"], "openid profile email offline_access");
+}
+
+#[tokio::test]
+async fn keycloak_is_found_by_realm() {
+    let fake = fake_at("/realms/acme").await;
+    let (claims, asked) =
+        sign_in_at(Keycloak { base_url: fake.url.clone(), realm: "acme".into() }, &fake).await;
+    assert_eq!(
+        (claims["preferred_username"].as_str(), asked["scope"].as_str()),
+        (Some("ada"), "openid profile email")
+    );
+    assert_eq!(claims["groups"], json!(["staff"]));
+    assert!(Keycloak { base_url: fake.url.clone(), realm: "../x".into() }.discovery_url().is_err());
+}
+
+#[tokio::test]
+async fn okta_uses_a_custom_authorization_server() {
+    let fake = fake_at("/oauth2/default").await;
+    let place = Okta { domain: fake.url.clone(), authorization_server: Some("default".into()) };
+    let (claims, asked) = sign_in_at(place, &fake).await;
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(asked["scope"], "openid profile email offline_access");
+}
+
+#[tokio::test]
+async fn gitlab_self_managed_and_its_groups() {
+    let fake = fake_at("/gitlab").await;
+    let (claims, _) = sign_in_at(GitLab { base_url: format!("{}/gitlab", fake.url) }, &fake).await;
+    assert_eq!(claims["groups"], json!(["staff"]));
+}
+
+#[tokio::test]
+async fn cognito_s_string_email_verified_counts() {
+    let fake = fake_at("/us-east-1_AbCdEf").await;
+    let (claims, _) = sign_in_at(Cognito { issuer: format!("{}/us-east-1_AbCdEf", fake.url) }, &fake).await;
+    assert_eq!(claims["email_verified"], true, "Cognito sends \"true\"");
+    assert_eq!(
+        Cognito::pool("eu-west-1", "eu-west-1_AbCdEf").unwrap().discovery_url().unwrap(),
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf/.well-known/openid-configuration"
+    );
+    assert!(Cognito::pool("eu-west-1/..", "x").is_err());
+}
