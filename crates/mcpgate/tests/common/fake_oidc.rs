@@ -23,6 +23,9 @@ use sha2::Digest;
 pub const CLIENT_ID: &str = "fake-oidc-client";
 pub const CLIENT_SECRET: &str = "fake-oidc-secret";
 
+/// A condition on the query of an authorization request.
+pub type QueryTest = fn(&HashMap<String, String>) -> bool;
+
 /// How the provider differs from the plain OpenID Connect the fake speaks by default.
 #[derive(Clone, Default)]
 pub struct Quirks {
@@ -36,7 +39,7 @@ pub struct Quirks {
     pub bare_issuer_in_tokens: bool,
     /// A refresh token only when this returns true of the authorization request (Google:
     /// `access_type=offline`; Entra: the `offline_access` scope).
-    pub refresh_token_when: Option<fn(&HashMap<String, String>) -> bool>,
+    pub refresh_token_when: Option<QueryTest>,
     /// Refresh answers carry a new refresh token (default: no, the old one stays valid).
     pub rotate_refresh_tokens: bool,
     /// Authorization parameters the provider refuses with an error page (Entra: `resource`).
