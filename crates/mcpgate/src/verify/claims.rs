@@ -31,8 +31,13 @@ pub struct ClaimRules {
     /// An accepted issuer template holding `{tenantid}`, filled from the token's own `tid`
     /// claim: Microsoft Entra's multi-tenant endpoints, whose tokens name the user's tenant.
     pub tenant_issuer: Option<String>,
-    /// Accepted audiences (one of them must appear in `aud`); empty means not checked.
+    /// Accepted audiences (one of them must appear in `aud`); empty (and no `clients`) means
+    /// not checked.
     pub audiences: Vec<String>,
+    /// Accepted clients, for providers whose access tokens name the client rather than the
+    /// API: when no audience matches, a token whose `azp` (Keycloak) or `client_id` (AWS
+    /// Cognito) is one of these is accepted.
+    pub clients: Vec<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
     /// Whether `exp` must be present.
@@ -47,6 +52,7 @@ impl Default for ClaimRules {
             issuers: Vec::new(),
             tenant_issuer: None,
             audiences: Vec::new(),
+            clients: Vec::new(),
             leeway: Duration::from_secs(60),
             require_expiry: true,
             scope_claim: ScopeClaim::Standard,
@@ -116,7 +122,8 @@ impl ClaimRules {
             None => Vec::new(),
             Some(v) => string_or_array(v, false)?,
         };
-        if !self.audiences.is_empty() && !audience.iter().any(|a| self.audiences.contains(a)) {
+        let checked = !self.audiences.is_empty() || !self.clients.is_empty();
+        if checked && !audience.iter().any(|a| self.audiences.contains(a)) && !self.accepts_client(&claims) {
             return Err(InvalidToken::WrongAudience);
         }
 
@@ -141,6 +148,13 @@ impl ClaimRules {
             principal = principal.with_expires_at(exp);
         }
         Ok(principal.with_claims(claims))
+    }
+
+    fn accepts_client(&self, claims: &Map<String, Value>) -> bool {
+        ["azp", "client_id"]
+            .iter()
+            .filter_map(|name| claims.get(*name).and_then(Value::as_str))
+            .any(|client| self.clients.iter().any(|c| c == client))
     }
 
     fn accepts_issuer(&self, issuer: &str, claims: &Map<String, Value>) -> bool {
@@ -224,6 +238,21 @@ mod tests {
         let mut sneaky = with("iss", json!("https://login.example/a/b/v2.0"));
         sneaky.insert("tid".into(), json!("a/b"));
         assert_eq!(rules.principal(sneaky, NOW), Err(InvalidToken::WrongIssuer));
+    }
+
+    #[test]
+    fn a_token_naming_an_accepted_client_passes_without_the_audience() {
+        let rules = ClaimRules { audiences: vec![], clients: vec!["mcp-app".into()], ..rules() };
+        let mut keycloak = with("aud", json!("account"));
+        keycloak.insert("azp".into(), json!("mcp-app"));
+        assert!(rules.principal(keycloak, NOW).is_ok());
+        let mut cognito = claims(good());
+        cognito.remove("aud");
+        cognito.insert("client_id".into(), json!("mcp-app"));
+        assert!(rules.principal(cognito, NOW).is_ok());
+        let mut other = with("aud", json!("account"));
+        other.insert("azp".into(), json!("someone-else"));
+        assert_eq!(rules.principal(other, NOW), Err(InvalidToken::WrongAudience));
     }
 
     #[test]

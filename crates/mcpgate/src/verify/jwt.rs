@@ -120,6 +120,15 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Accepts tokens issued to `client_id` (their `azp` or `client_id` claim) even when `aud`
+    /// does not name this resource: for Keycloak and AWS Cognito, whose access tokens name the
+    /// client rather than the API. Any token of that client is then accepted here.
+    #[must_use]
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.rules.clients.push(client_id.into());
+        self
+    }
+
     /// Accepts tokens whatever their audience. Only for identity providers that cannot put the
     /// resource in `aud`; such tokens can be replayed against any resource trusting the issuer.
     #[must_use]
@@ -144,7 +153,7 @@ impl JwtVerifierBuilder {
 
     /// Builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
-        if self.rules.audiences.is_empty() && !self.any_audience {
+        if self.rules.audiences.is_empty() && self.rules.clients.is_empty() && !self.any_audience {
             return Err(JwtConfigError::MissingAudience);
         }
         let keys = match (self.jwks, self.keys.is_empty()) {

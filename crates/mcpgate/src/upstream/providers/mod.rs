@@ -4,11 +4,13 @@
 //! the flow.
 
 mod app;
+mod discord;
 mod entra;
 mod github;
 mod google;
 
 pub use app::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta};
+pub use discord::Discord;
 pub use entra::Entra;
 pub use github::GitHub;
 pub use google::Google;
