@@ -136,6 +136,14 @@ fn program_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<std::pa
 async fn fetch_published(config: &Config) -> Vec<Finding> {
     let auth = &config.auth;
     match auth.mode {
+        AuthMode::Proxy if auth.provider != "oidc" => {
+            // A built-in provider: building it reads its discovery document, if it has one.
+            let key = format!("auth.{}", auth.provider);
+            match crate::providers::upstream(auth, secrecy::SecretString::from("unused")).await {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![at(&key, e.to_string(), false)],
+            }
+        }
         AuthMode::Proxy => {
             let Some(oidc) = &auth.oidc else { return Vec::new() };
             match discover(&oidc.discovery_url).await {

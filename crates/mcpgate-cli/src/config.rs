@@ -150,6 +150,22 @@ pub struct AuthConfig {
     pub oidc: Option<OidcConfig>,
     /// `[auth.github]`.
     pub github: Option<GitHubConfig>,
+    /// `[auth.google]`.
+    pub google: Option<GoogleConfig>,
+    /// `[auth.azure]` (Microsoft Entra ID).
+    pub azure: Option<AzureConfig>,
+    /// `[auth.auth0]`.
+    pub auth0: Option<Auth0Config>,
+    /// `[auth.keycloak]`.
+    pub keycloak: Option<KeycloakConfig>,
+    /// `[auth.okta]`.
+    pub okta: Option<OktaConfig>,
+    /// `[auth.cognito]`.
+    pub cognito: Option<CognitoConfig>,
+    /// `[auth.gitlab]`.
+    pub gitlab: Option<BaseUrlConfig>,
+    /// `[auth.discord]`.
+    pub discord: Option<BaseUrlConfig>,
     /// `[auth.resource]`.
     pub resource: Option<ResourceAuthConfig>,
 }
@@ -158,8 +174,9 @@ fn default_provider() -> String {
     "oidc".into()
 }
 
-/// The providers `auth.provider` may name.
-pub const PROVIDERS: &[&str] = &["oidc", "github"];
+/// The providers `auth.provider` may name; each but `oidc` reads `[auth.<name>]`.
+pub const PROVIDERS: &[&str] =
+    &["oidc", "github", "google", "azure", "auth0", "keycloak", "okta", "cognito", "gitlab", "discord"];
 
 /// `[auth.allowed_users]`: a user may sign in when any list names them; all empty, everyone may.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -190,6 +207,85 @@ impl From<&AllowedUsersConfig> for AllowedUsers {
     }
 }
 
+/// `[auth.google]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// Only accounts of this Google Workspace domain (checked on the id_token's `hd`).
+    pub hosted_domain: Option<String>,
+    /// Where Google's accounts service is (a test double); default accounts.google.com.
+    pub base_url: Option<String>,
+}
+
+/// `[auth.azure]`: Microsoft Entra ID.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// `common` (default), `organizations`, `consumers`, or a tenant id or domain.
+    pub tenant: Option<String>,
+    /// The authority host (sovereign clouds, B2C's b2clogin host); default
+    /// `https://login.microsoftonline.com`.
+    pub base_url: Option<String>,
+    /// An Azure AD B2C user flow (`B2C_1_signupsignin`).
+    pub b2c_policy: Option<String>,
+    /// Ask Entra for the clients' scopes as this app's API scopes (`api://<client-id>/…`).
+    #[serde(default)]
+    pub api_scopes: bool,
+    /// The API's identifier URI, when not `api://<client-id>`.
+    pub api_identifier: Option<String>,
+}
+
+/// `[auth.auth0]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth0Config {
+    /// The tenant's URL (`https://acme.us.auth0.com`, or a custom domain).
+    pub base_url: String,
+    /// The API identifier tokens are asked for.
+    pub audience: Option<String>,
+}
+
+/// `[auth.keycloak]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakConfig {
+    /// The server's URL.
+    pub base_url: String,
+    /// The realm.
+    pub realm: String,
+}
+
+/// `[auth.okta]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// The org's URL (`https://acme.okta.com`).
+    pub base_url: String,
+    /// The custom authorization server (default `default`); `""` for the org server.
+    pub authorization_server: Option<String>,
+}
+
+/// `[auth.cognito]`: a user pool by region and id, or its issuer URL as `base_url`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoConfig {
+    /// The pool's region.
+    pub region: Option<String>,
+    /// The pool's id.
+    pub user_pool_id: Option<String>,
+    /// The pool's issuer URL, instead of region and id.
+    pub base_url: Option<String>,
+}
+
+/// A provider section with only a base URL (`[auth.gitlab]`: a self-managed instance;
+/// `[auth.discord]`: a test double).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseUrlConfig {
+    /// Where the provider is.
+    pub base_url: Option<String>,
+}
+
 /// `[auth.github]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +296,45 @@ pub struct GitHubConfig {
     /// `allowed_users.groups` names organisations.
     #[serde(default)]
     pub organisations: bool,
+}
+
+impl AuthConfig {
+    /// Whether the `[auth.<provider>]` section is present.
+    pub fn has_section(&self, provider: &str) -> bool {
+        match provider {
+            "oidc" => self.oidc.is_some(),
+            "github" => self.github.is_some(),
+            "google" => self.google.is_some(),
+            "azure" => self.azure.is_some(),
+            "auth0" => self.auth0.is_some(),
+            "keycloak" => self.keycloak.is_some(),
+            "okta" => self.okta.is_some(),
+            "cognito" => self.cognito.is_some(),
+            "gitlab" => self.gitlab.is_some(),
+            "discord" => self.discord.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The URLs the chosen provider's section gives, by key.
+    fn provider_urls(&self) -> Vec<(&'static str, &str)> {
+        fn url(value: Option<&String>) -> Option<&str> {
+            value.map(String::as_str)
+        }
+        let found: Vec<(&'static str, Option<&str>)> = match self.provider.as_str() {
+            "github" => vec![("base_url", url(self.github.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "google" => vec![("base_url", url(self.google.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "azure" => vec![("base_url", url(self.azure.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "auth0" => vec![("base_url", self.auth0.as_ref().map(|s| s.base_url.as_str()))],
+            "keycloak" => vec![("base_url", self.keycloak.as_ref().map(|s| s.base_url.as_str()))],
+            "okta" => vec![("base_url", self.okta.as_ref().map(|s| s.base_url.as_str()))],
+            "cognito" => vec![("base_url", url(self.cognito.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "gitlab" => vec![("base_url", url(self.gitlab.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "discord" => vec![("base_url", url(self.discord.as_ref().and_then(|s| s.base_url.as_ref())))],
+            _ => Vec::new(),
+        };
+        found.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+    }
 }
 
 fn consent_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ConsentMode, D::Error> {
@@ -558,11 +693,24 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                     }
                     Some(_) => {}
                 },
-                "github" => {
-                    if let Some(url) = auth.github.as_ref().and_then(|g| g.base_url.as_deref())
-                        && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                name if PROVIDERS.contains(&name) => {
+                    for (key, url) in auth.provider_urls() {
+                        if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                            problem(&format!("auth.{name}.{key}"), "must be an http(s) URL");
+                        }
+                    }
+                    if name == "cognito"
+                        && let Some(cognito) = &auth.cognito
+                        && cognito.base_url.is_none()
+                        && (cognito.region.is_none() || cognito.user_pool_id.is_none())
                     {
-                        problem("auth.github.base_url", "must be an http(s) URL");
+                        problem(
+                            "auth.cognito",
+                            "give region and user_pool_id (or base_url, the pool's issuer)",
+                        );
+                    }
+                    if !auth.has_section(name) && matches!(name, "auth0" | "keycloak" | "okta" | "cognito") {
+                        problem(&format!("auth.{name}"), &format!("is required for provider = \"{name}\""));
                     }
                 }
                 other => problem(
@@ -570,8 +718,8 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                     &format!("unknown provider {other:?} (known: {})", PROVIDERS.join(", ")),
                 ),
             }
-            for (section, present) in [("oidc", auth.oidc.is_some()), ("github", auth.github.is_some())] {
-                if present && auth.provider != section {
+            for section in PROVIDERS.iter().copied().filter(|s| auth.has_section(s)) {
+                if auth.provider != section {
                     problem(&format!("auth.{section}"), &format!("applies only to provider = \"{section}\""));
                 }
             }

@@ -1,8 +1,10 @@
 //! From `[auth]` to the library's provider: which one `auth.provider` names, built from its
 //! section (`[auth.oidc]`, `[auth.github]`, …) with our registration there.
 
-use mcpgate::upstream::Upstream;
-use mcpgate::upstream::providers::GitHub;
+use mcpgate::upstream::providers::{
+    Auth0, Cognito, Discord, Entra, GitHub, GitLab, Google, Keycloak, OidcApp, OidcPlace, Okta,
+};
+use mcpgate::upstream::{Upstream, UpstreamError};
 use secrecy::SecretString;
 
 use crate::config::AuthConfig;
@@ -10,11 +12,19 @@ use crate::serve::{ServeError, config_error};
 
 /// The upstream provider `auth` describes, where we are `auth.client_id` with `client_secret`.
 pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<Upstream, ServeError> {
-    let client_id = auth.client_id.clone().unwrap_or_default();
-    match auth.provider.as_str() {
+    let id = auth.client_id.clone().unwrap_or_default();
+    let name = auth.provider.as_str();
+    // Discovery and network failures are runtime problems; a refused setting names its section.
+    let built = |result: Result<Upstream, UpstreamError>| {
+        result.map_err(|e| match e {
+            UpstreamError::Unavailable(why) => ServeError::Runtime(format!("provider {name}: {why}")),
+            other => ServeError::Runtime(format!("[auth.{name}]: {other}")),
+        })
+    };
+    match name {
         "github" => {
             let section = auth.github.clone().unwrap_or_default();
-            let mut github = GitHub::new(client_id, client_secret);
+            let mut github = GitHub::new(id, client_secret);
             if let Some(url) = &section.base_url {
                 github = github.base_url(url);
             }
@@ -22,14 +32,90 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
             if section.organisations || !auth.allowed_users.groups.is_empty() {
                 github = github.with_organisations();
             }
-            github.upstream().map_err(|e| config_error("auth.github.base_url", e))
+            built(github.upstream())
+        }
+        "google" => {
+            let section = auth.google.clone().unwrap_or_default();
+            let mut google = Google::new(id, client_secret);
+            if let Some(url) = &section.base_url {
+                google = google.base_url(url);
+            }
+            if let Some(domain) = &section.hosted_domain {
+                google = google.hosted_domain(domain);
+            }
+            built(google.upstream().await)
+        }
+        "azure" => {
+            let section = auth.azure.clone().unwrap_or_default();
+            let mut entra = Entra::new(id, client_secret);
+            if let Some(tenant) = &section.tenant {
+                entra = entra.tenant(tenant);
+            }
+            if let Some(url) = &section.base_url {
+                entra = entra.authority(url);
+            }
+            if let Some(policy) = &section.b2c_policy {
+                entra = entra.b2c_policy(policy);
+            }
+            if section.api_scopes {
+                entra = entra.api_scopes(section.api_identifier.clone());
+            }
+            built(entra.upstream().await)
+        }
+        "auth0" => {
+            let section = auth.auth0.clone().ok_or_else(|| config_error("auth.auth0", "is required"))?;
+            let place = Auth0 { domain: section.base_url, audience: section.audience };
+            built(app(place, id, client_secret).await)
+        }
+        "keycloak" => {
+            let section =
+                auth.keycloak.clone().ok_or_else(|| config_error("auth.keycloak", "is required"))?;
+            built(app(Keycloak { base_url: section.base_url, realm: section.realm }, id, client_secret).await)
+        }
+        "okta" => {
+            let section = auth.okta.clone().ok_or_else(|| config_error("auth.okta", "is required"))?;
+            let server = section.authorization_server.unwrap_or_else(|| "default".into());
+            let place = Okta {
+                domain: section.base_url,
+                authorization_server: Some(server).filter(|s| !s.is_empty()),
+            };
+            built(app(place, id, client_secret).await)
+        }
+        "cognito" => {
+            let section = auth.cognito.clone().ok_or_else(|| config_error("auth.cognito", "is required"))?;
+            let place = match (&section.base_url, &section.region, &section.user_pool_id) {
+                (Some(issuer), _, _) => Cognito { issuer: issuer.clone() },
+                (None, Some(region), Some(pool)) => {
+                    Cognito::pool(region, pool).map_err(|e| config_error("auth.cognito", e))?
+                }
+                _ => return Err(config_error("auth.cognito", "give region and user_pool_id")),
+            };
+            built(app(place, id, client_secret).await)
+        }
+        "gitlab" => {
+            let base = auth.gitlab.as_ref().and_then(|s| s.base_url.clone());
+            built(
+                app(
+                    GitLab { base_url: base.unwrap_or_else(|| "https://gitlab.com".into()) },
+                    id,
+                    client_secret,
+                )
+                .await,
+            )
+        }
+        "discord" => {
+            let mut discord = Discord::new(id, client_secret);
+            if let Some(url) = auth.discord.as_ref().and_then(|s| s.base_url.as_ref()) {
+                discord = discord.base_url(url);
+            }
+            built(discord.upstream())
         }
         _ => {
             let discovery =
                 auth.oidc.as_ref().ok_or_else(|| config_error("auth.oidc.discovery_url", "is required"))?;
             Upstream::oidc(
                 &discovery.discovery_url,
-                client_id,
+                id,
                 client_secret,
                 vec!["email".into(), "profile".into()],
             )
@@ -37,4 +123,9 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
             .map_err(|e| ServeError::Runtime(format!("auth.oidc.discovery_url: {e}")))
         }
     }
+}
+
+/// Our app at an OpenID Connect place.
+async fn app<P: OidcPlace>(place: P, id: String, secret: SecretString) -> Result<Upstream, UpstreamError> {
+    OidcApp::new(place, id, secret).upstream().await
 }

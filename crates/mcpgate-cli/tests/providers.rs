@@ -7,6 +7,9 @@
 #[path = "../../mcpgate/tests/common/fake_github.rs"]
 mod fake_github;
 #[allow(dead_code)]
+#[path = "../../mcpgate/tests/common/fake_oidc.rs"]
+mod fake_oidc;
+#[allow(dead_code)]
 #[path = "../../mcpgate/tests/common/idp.rs"]
 mod idp;
 #[allow(dead_code)]
@@ -23,6 +26,7 @@ mod provider_flow;
 mod gateway;
 
 use fake_github::{AppKind, FakeGitHub, GitHubUser};
+use fake_oidc::{FakeOidc, Quirks};
 use process::{Running, example_path, free_port};
 use provider_flow::{Proxy, SignIn};
 use rmcp::ServiceExt;
@@ -94,4 +98,65 @@ async fn github_users_reach_the_mcp_server_with_their_github_identity() {
         SignIn::Page(403, page) => assert!(page.contains("not allowed"), "{page}"),
         other => panic!("an outsider must be refused: {other:?}"),
     }
+}
+
+/// A fake OpenID provider whose issuer is `{base}{path}`, with Ada signed in.
+async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
+    let fake = FakeOidc::start(Quirks { issuer: Some(format!("{{base}}{path}")), ..quirks }).await;
+    fake.add_user(
+        "ada-1",
+        serde_json::json!({"email": "ada@example.com", "email_verified": true, "name": "Ada",
+                           "preferred_username": "ada", "hd": "example.com", "tid": "tenant-1", "groups": ["staff"]}),
+    );
+    fake.sign_in_as("ada-1");
+    fake
+}
+
+/// Signs Ada in at a gateway for `provider` with `section`; what the stdio server saw.
+async fn sign_in_through(provider: &str, section: &str) -> serde_json::Value {
+    let (_gateway, proxy, _dir) =
+        gateway(provider, fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, section).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    whoami(&proxy, tokens["access_token"].as_str().unwrap()).await
+}
+
+#[tokio::test]
+async fn each_openid_provider_is_configured_by_its_section() {
+    let google = fake_oidc_at("", Quirks { bare_issuer_in_tokens: true, ..Default::default() }).await;
+    let section = format!("[auth.google]\nbase_url = \"{}\"\nhosted_domain = \"example.com\"", google.url);
+    assert_eq!(sign_in_through("google", &section).await["email"], "ada@example.com");
+    assert_eq!(google.authorize_requests()[0]["hd"], "example.com");
+
+    let azure = fake_oidc_at(
+        "/{tenantid}/v2.0",
+        Quirks { refused_authorize_params: vec!["resource"], ..Default::default() },
+    )
+    .await;
+    let section = format!("[auth.azure]\nbase_url = \"{}\"\napi_scopes = true", azure.url);
+    assert_eq!(sign_in_through("azure", &section).await["username"], "ada");
+    assert!(
+        azure.authorize_requests()[0]["scope"].ends_with(&format!("api://{}/mcp:read", fake_oidc::CLIENT_ID))
+    );
+
+    let keycloak = fake_oidc_at("/realms/acme", Quirks::default()).await;
+    let section = format!("[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"", keycloak.url);
+    assert_eq!(sign_in_through("keycloak", &section).await["groups"], "staff");
+
+    let okta = fake_oidc_at("/oauth2/default", Quirks::default()).await;
+    let section = format!("[auth.okta]\nbase_url = \"{}\"", okta.url);
+    assert_eq!(sign_in_through("okta", &section).await["subject"], "ada-1");
+
+    let auth0 = fake_oidc_at("/", Quirks::default()).await;
+    let section =
+        format!("[auth.auth0]\nbase_url = \"{}\"\naudience = \"https://api.example.com\"", auth0.url);
+    assert_eq!(sign_in_through("auth0", &section).await["subject"], "ada-1");
+    assert_eq!(auth0.authorize_requests()[0]["audience"], "https://api.example.com");
+
+    let cognito = fake_oidc_at("/eu-west-1_AbC", Quirks::default()).await;
+    let section = format!("[auth.cognito]\nbase_url = \"{}/eu-west-1_AbC\"", cognito.url);
+    assert_eq!(sign_in_through("cognito", &section).await["subject"], "ada-1");
+
+    let gitlab = fake_oidc_at("", Quirks::default()).await;
+    let section = format!("[auth.gitlab]\nbase_url = \"{}\"", gitlab.url);
+    assert_eq!(sign_in_through("gitlab", &section).await["subject"], "ada-1");
 }
