@@ -166,6 +166,8 @@ pub struct AuthConfig {
     pub gitlab: Option<BaseUrlConfig>,
     /// `[auth.discord]`.
     pub discord: Option<BaseUrlConfig>,
+    /// `[auth.workos]`: WorkOS AuthKit (`base_url`, the AuthKit domain).
+    pub workos: Option<BaseUrlConfig>,
     /// `[auth.resource]`.
     pub resource: Option<ResourceAuthConfig>,
 }
@@ -175,8 +177,10 @@ fn default_provider() -> String {
 }
 
 /// The providers `auth.provider` may name; each but `oidc` reads `[auth.<name>]`.
-pub const PROVIDERS: &[&str] =
-    &["oidc", "github", "google", "azure", "auth0", "keycloak", "okta", "cognito", "gitlab", "discord"];
+pub const PROVIDERS: &[&str] = &[
+    "oidc", "github", "google", "azure", "auth0", "keycloak", "okta", "cognito", "gitlab", "discord",
+    "workos",
+];
 
 /// `[auth.allowed_users]`: a user may sign in when any list names them; all empty, everyone may.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -312,6 +316,7 @@ impl AuthConfig {
             "cognito" => self.cognito.is_some(),
             "gitlab" => self.gitlab.is_some(),
             "discord" => self.discord.is_some(),
+            "workos" => self.workos.is_some(),
             _ => false,
         }
     }
@@ -331,6 +336,7 @@ impl AuthConfig {
             "cognito" => vec![("base_url", url(self.cognito.as_ref().and_then(|s| s.base_url.as_ref())))],
             "gitlab" => vec![("base_url", url(self.gitlab.as_ref().and_then(|s| s.base_url.as_ref())))],
             "discord" => vec![("base_url", url(self.discord.as_ref().and_then(|s| s.base_url.as_ref())))],
+            "workos" => vec![("base_url", url(self.workos.as_ref().and_then(|s| s.base_url.as_ref())))],
             _ => Vec::new(),
         };
         found.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
@@ -389,6 +395,11 @@ pub struct ResourceAuthConfig {
     /// Authorization servers named in the resource metadata; default: the issuer.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
+    /// Also accept tokens issued to this client (their `azp` or `client_id`) whatever their
+    /// audience: Keycloak and AWS Cognito access tokens name the client, not the API.
+    pub client_id: Option<String>,
+    /// The claim holding the scopes, when not `scope`/`scp` (Auth0 RBAC: `permissions`).
+    pub scope_claim: Option<String>,
 }
 
 /// `[store]`.
@@ -708,6 +719,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                             "auth.cognito",
                             "give region and user_pool_id (or base_url, the pool's issuer)",
                         );
+                    }
+                    if name == "workos" && auth.workos.as_ref().is_none_or(|w| w.base_url.is_none()) {
+                        problem("auth.workos.base_url", "is required (the AuthKit domain)");
                     }
                     if !auth.has_section(name) && matches!(name, "auth0" | "keycloak" | "okta" | "cognito") {
                         problem(&format!("auth.{name}"), &format!("is required for provider = \"{name}\""));

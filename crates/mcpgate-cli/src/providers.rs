@@ -2,7 +2,7 @@
 //! section (`[auth.oidc]`, `[auth.github]`, …) with our registration there.
 
 use mcpgate::upstream::providers::{
-    Auth0, Cognito, Discord, Entra, GitHub, GitLab, Google, Keycloak, OidcApp, OidcPlace, Okta,
+    Auth0, Cognito, Discord, Entra, GitHub, GitLab, Google, Keycloak, OidcApp, OidcPlace, Okta, WorkOs,
 };
 use mcpgate::upstream::{Upstream, UpstreamError};
 use secrecy::SecretString;
@@ -102,6 +102,11 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
                 )
                 .await,
             )
+        }
+        "workos" => {
+            let domain = auth.workos.as_ref().and_then(|s| s.base_url.clone());
+            let domain = domain.ok_or_else(|| config_error("auth.workos.base_url", "is required"))?;
+            built(app(WorkOs { authkit_domain: domain }, id, client_secret).await)
         }
         "discord" => {
             let mut discord = Discord::new(id, client_secret);

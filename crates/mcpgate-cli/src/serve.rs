@@ -173,12 +173,17 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                     "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
                 ));
             }
-            let verifier = JwtVerifier::builder()
+            let mut verifier = JwtVerifier::builder()
                 .jwks_uri(resource_config.jwks_uri.clone())
                 .issuer(resource_config.issuer.clone())
-                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.to_owned()))
-                .build()
-                .map_err(|e| config_error("auth.resource", e))?;
+                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.to_owned()));
+            if let Some(client_id) = &resource_config.client_id {
+                verifier = verifier.client(client_id.clone());
+            }
+            if let Some(claim) = &resource_config.scope_claim {
+                verifier = verifier.scope_claim(mcpgate::verify::ScopeClaim::Named(claim.clone()));
+            }
+            let verifier = verifier.build().map_err(|e| config_error("auth.resource", e))?;
             let mut resource =
                 ProtectedResource::new(mcp_url).map_err(|e| config_error("server.public_url", e))?;
             let servers = if resource_config.authorization_servers.is_empty() {

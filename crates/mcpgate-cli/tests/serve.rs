@@ -255,3 +255,34 @@ async fn client_metadata_documents_can_be_turned_off() {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().to_lowercase().contains("client"));
 }
+
+#[tokio::test]
+async fn resource_mode_accepts_tokens_naming_the_client_and_reads_scopes_where_told() {
+    // Keycloak-style access tokens: `aud` is "account", the client is in `azp`; Auth0-style
+    // scopes in `permissions`.
+    let issuer = Issuer::start().await;
+    let upstream = header_echo().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}\
+         client_id = \"kc-app\"\nscope_claim = \"permissions\"\n",
+        auth = issuer.auth_config()
+    );
+    let _gateway = start_gateway(dir.path(), &config, &[], &base).await;
+    let http = reqwest::Client::new();
+    let ping = |token: String| {
+        http.post(format!("{base}/mcp"))
+            .bearer_auth(token)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+    };
+    let good = issuer.token_with(json!({"sub": "kc-user", "aud": "account", "azp": "kc-app",
+                                         "permissions": ["mcp:read", "mcp:write"]}));
+    let seen: serde_json::Value = ping(good).await.unwrap().json().await.unwrap();
+    assert_eq!(seen["x-mcpgate-subject"], "kc-user");
+    assert_eq!(seen["x-mcpgate-scopes"], "mcp:read mcp:write");
+    let other_client = issuer.token_with(json!({"sub": "kc-user", "aud": "account", "azp": "another-app"}));
+    assert_eq!(ping(other_client).await.unwrap().status(), 401);
+}

@@ -1,4 +1,4 @@
-//! Auth0, Keycloak, Okta, GitLab and AWS Cognito against the fake OpenID provider laid out as
+//! Auth0, Keycloak, Okta, GitLab, AWS Cognito and WorkOS AuthKit against the fake OpenID provider laid out as
 //! each is (its discovery document where that provider keeps it, its issuer): a user signs in
 //! through mcpgate, and each provider's particular request (Auth0's `audience`, refresh scopes)
 //! is what reaches it.
@@ -8,7 +8,7 @@ mod common;
 use common::fake_oidc::{CLIENT_ID, CLIENT_SECRET, FakeOidc, Quirks};
 use common::provider_flow::{self, claims_of};
 use mcpgate::authz::AllowedUsers;
-use mcpgate::upstream::providers::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta};
+use mcpgate::upstream::providers::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta, WorkOs};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -87,4 +87,18 @@ async fn cognito_s_string_email_verified_counts() {
         "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf/.well-known/openid-configuration"
     );
     assert!(Cognito::pool("eu-west-1/..", "x").is_err());
+}
+
+#[tokio::test]
+async fn workos_authkit_gets_the_client_secret_in_the_body() {
+    let fake = FakeOidc::start(Quirks { secret_in_body_only: true, ..Default::default() }).await;
+    fake.add_user(
+        "user_01JQ0E27VT3MH79RY0FVA4QBP9",
+        json!({"email": "ada@example.com", "email_verified": true}),
+    );
+    fake.sign_in_as("user_01JQ0E27VT3MH79RY0FVA4QBP9");
+    let (claims, asked) = sign_in_at(WorkOs { authkit_domain: fake.url.clone() }, &fake).await;
+    assert_eq!(claims["sub"], "user_01JQ0E27VT3MH79RY0FVA4QBP9");
+    assert_eq!(asked["scope"], "openid profile email offline_access");
+    assert_eq!(fake.token_requests()[0]["client_secret"], CLIENT_SECRET);
 }

@@ -83,9 +83,15 @@ impl Issuer {
 
     /// An access token for `subject`, for the MCP endpoint `audience`, valid five minutes.
     pub fn token(&self, subject: &str, audience: &str) -> String {
+        self.token_with(json!({"sub": subject, "aud": audience, "client_id": "c1", "scope": "mcp:tools"}))
+    }
+
+    /// An access token with `claims`, plus this issuer, `iat` and a five-minute `exp`.
+    pub fn token_with(&self, mut claims: serde_json::Value) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let claims = json!({"iss": ISSUER, "sub": subject, "aud": audience, "client_id": "c1",
-                            "scope": "mcp:tools", "iat": now, "exp": now + 300});
+        claims["iss"] = json!(ISSUER);
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(now + 300);
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("k1".into());
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()

@@ -44,6 +44,9 @@ pub struct Quirks {
     pub rotate_refresh_tokens: bool,
     /// Authorization parameters the provider refuses with an error page (Entra: `resource`).
     pub refused_authorize_params: Vec<&'static str>,
+    /// The client secret is accepted in the form body only (WorkOS AuthKit), as the discovery
+    /// document then says.
+    pub secret_in_body_only: bool,
 }
 
 struct Pending {
@@ -173,7 +176,11 @@ async fn discovery(State(fake): State<FakeOidc>, uri: Uri) -> Response {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": if fake.quirks.secret_in_body_only {
+            json!(["client_secret_post"])
+        } else {
+            json!(["client_secret_post", "client_secret_basic"])
+        },
     }))
     .into_response()
 }
@@ -240,6 +247,9 @@ async fn token(
 ) -> Response {
     let mut world = fake.world.lock().unwrap();
     world.token_requests.push(form.clone());
+    if fake.quirks.secret_in_body_only && headers.contains_key("authorization") {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+    }
     if client_credentials(&headers, &form) != Some((CLIENT_ID.into(), CLIENT_SECRET.into())) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
     }

@@ -1,6 +1,6 @@
 //! The OpenID Connect providers that differ only in where they live and what they add to the
-//! authorization request (Auth0, Keycloak, Okta, GitLab, AWS Cognito): an [`OidcApp`] is our
-//! registration at one [`OidcPlace`].
+//! authorization request (Auth0, Keycloak, Okta, GitLab, AWS Cognito, WorkOS AuthKit): an
+//! [`OidcApp`] is our registration at one [`OidcPlace`].
 
 use secrecy::SecretString;
 
@@ -181,5 +181,23 @@ impl OidcPlace for Cognito {
     }
     fn default_scopes(&self) -> Vec<String> {
         scopes(&["profile", "email"])
+    }
+}
+
+/// WorkOS AuthKit's OAuth endpoints (a WorkOS Connect application): the AuthKit domain
+/// (`https://<subdomain>.authkit.app`). AuthKit takes the client secret in the form body only,
+/// which its discovery document says and the generic client follows.
+#[derive(Debug, Clone)]
+pub struct WorkOs {
+    /// The AuthKit domain.
+    pub authkit_domain: String,
+}
+
+impl OidcPlace for WorkOs {
+    fn discovery_url(&self) -> Result<String, UpstreamError> {
+        under(&self.authkit_domain, "the AuthKit domain", "/.well-known/openid-configuration")
+    }
+    fn default_scopes(&self) -> Vec<String> {
+        scopes(&["profile", "email", "offline_access"])
     }
 }

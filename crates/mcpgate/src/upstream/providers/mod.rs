@@ -9,7 +9,7 @@ mod entra;
 mod github;
 mod google;
 
-pub use app::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta};
+pub use app::{Auth0, Cognito, GitLab, Keycloak, OidcApp, OidcPlace, Okta, WorkOs};
 pub use discord::Discord;
 pub use entra::Entra;
 pub use github::GitHub;
