@@ -1,7 +1,8 @@
 //! Discord: OAuth 2.0 (not OpenID Connect); who signed in comes from `GET /users/@me` — a
 //! snowflake `id`, `username`, `global_name` (the display name), and with the `email` scope
 //! `email` and `verified` (whether Discord verified that email). Tokens expire (a week) with a
-//! refresh token; revocation at `/oauth2/token/revoke` (RFC 7009).
+//! refresh token; revocation at `/oauth2/token/revoke` (RFC 7009). Identity is checked again at
+//! every refresh of mcpgate's tokens, as for GitHub.
 
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -63,7 +64,7 @@ impl Discord {
             },
             timeouts: default_timeouts(),
         };
-        Ok(Upstream::new(config).with_claims_normalizer(standard_claims))
+        Ok(Upstream::new(config).with_claims_normalizer(standard_claims).with_identity_at_refresh())
     }
 }
 
