@@ -100,63 +100,119 @@ async fn github_users_reach_the_mcp_server_with_their_github_identity() {
     }
 }
 
-/// A fake OpenID provider whose issuer is `{base}{path}`, with Ada signed in.
+/// A fake OpenID provider whose issuer is `{base}{path}`, its access tokens living 2 s: Ada
+/// (of example.com, signed in) and Eve (of elsewhere.example).
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
-    let fake = FakeOidc::start(Quirks { issuer: Some(format!("{{base}}{path}")), ..quirks }).await;
+    let fake = FakeOidc::start(Quirks {
+        issuer: Some(format!("{{base}}{path}")),
+        token_lifetime: Some(2),
+        ..quirks
+    })
+    .await;
     fake.add_user(
         "ada-1",
         serde_json::json!({"email": "ada@example.com", "email_verified": true, "name": "Ada",
                            "preferred_username": "ada", "hd": "example.com", "tid": "tenant-1", "groups": ["staff"]}),
     );
+    fake.add_user(
+        "eve-1",
+        serde_json::json!({"email": "eve@elsewhere.example", "email_verified": true, "hd": "example.com", "tid": "tenant-1"}),
+    );
     fake.sign_in_as("ada-1");
     fake
 }
 
-/// Signs Ada in at a gateway for `provider` with `section`; what the stdio server saw.
-async fn sign_in_through(provider: &str, section: &str) -> serde_json::Value {
+/// Through a gateway for `provider` configured by `section` (plus an allow-list of
+/// example.com emails): Ada signs in and reaches the MCP server as herself; once the
+/// provider's token is due, mcpgate's refresh renews it at the provider; Eve is turned away.
+/// What the MCP server saw of Ada.
+async fn sign_in_through(provider: &str, section: &str, fake: &FakeOidc) -> serde_json::Value {
+    let section = format!("{section}\n\n[auth.allowed_users]\nemail_domains = [\"example.com\"]");
     let (_gateway, proxy, _dir) =
-        gateway(provider, fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, section).await;
+        gateway(provider, fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, &section).await;
     let tokens = provider_flow::sign_in(&proxy).await.tokens();
-    whoami(&proxy, tokens["access_token"].as_str().unwrap()).await
+    let me = whoami(&proxy, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(me["subject"], "ada-1");
+
+    // Whole seconds: past 2 s the provider's token is due whatever the second boundaries.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, refreshed) = provider_flow::refresh(&proxy, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let renewed = fake
+        .token_requests()
+        .iter()
+        .any(|form| form.get("grant_type").map(String::as_str) == Some("refresh_token"));
+    assert!(renewed, "{provider}: the provider's token was renewed at the provider");
+
+    fake.sign_in_as("eve-1");
+    match provider_flow::sign_in(&proxy).await {
+        SignIn::Page(403, page) => assert!(page.contains("not allowed"), "{page}"),
+        other => panic!("{provider}: an outsider must be refused: {other:?}"),
+    }
+    me
 }
 
 #[tokio::test]
-async fn each_openid_provider_is_configured_by_its_section() {
-    let google = fake_oidc_at("", Quirks { bare_issuer_in_tokens: true, ..Default::default() }).await;
-    let section = format!("[auth.google]\nbase_url = \"{}\"\nhosted_domain = \"example.com\"", google.url);
-    assert_eq!(sign_in_through("google", &section).await["email"], "ada@example.com");
-    assert_eq!(google.authorize_requests()[0]["hd"], "example.com");
+async fn google_by_its_section() {
+    let fake = fake_oidc_at("", Quirks { bare_issuer_in_tokens: true, ..Default::default() }).await;
+    let section = format!("[auth.google]\nbase_url = \"{}\"\nhosted_domain = \"example.com\"", fake.url);
+    assert_eq!(sign_in_through("google", &section, &fake).await["email"], "ada@example.com");
+    assert_eq!(fake.authorize_requests()[0]["hd"], "example.com");
+}
 
-    let azure = fake_oidc_at(
-        "/{tenantid}/v2.0",
-        Quirks { refused_authorize_params: vec!["resource"], ..Default::default() },
+#[tokio::test]
+async fn azure_by_its_section() {
+    let quirks = Quirks { refused_authorize_params: vec!["resource"], ..Default::default() };
+    let fake = fake_oidc_at("/{tenantid}/v2.0", quirks).await;
+    let section = format!("[auth.azure]\nbase_url = \"{}\"\napi_scopes = true", fake.url);
+    assert_eq!(sign_in_through("azure", &section, &fake).await["username"], "ada");
+    assert!(
+        fake.authorize_requests()[0]["scope"].ends_with(&format!("api://{}/mcp:read", fake_oidc::CLIENT_ID))
+    );
+}
+
+#[tokio::test]
+async fn keycloak_by_its_section() {
+    let fake = fake_oidc_at("/realms/acme", Quirks::default()).await;
+    let section = format!("[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"", fake.url);
+    assert_eq!(sign_in_through("keycloak", &section, &fake).await["groups"], "staff");
+}
+
+#[tokio::test]
+async fn okta_by_its_section() {
+    let fake =
+        fake_oidc_at("/oauth2/default", Quirks { rotate_refresh_tokens: true, ..Default::default() }).await;
+    sign_in_through("okta", &format!("[auth.okta]\nbase_url = \"{}\"", fake.url), &fake).await;
+}
+
+#[tokio::test]
+async fn auth0_by_its_section() {
+    let fake = fake_oidc_at("/", Quirks { rotate_refresh_tokens: true, ..Default::default() }).await;
+    let section =
+        format!("[auth.auth0]\nbase_url = \"{}\"\naudience = \"https://api.example.com\"", fake.url);
+    sign_in_through("auth0", &section, &fake).await;
+    assert_eq!(fake.authorize_requests()[0]["audience"], "https://api.example.com");
+}
+
+#[tokio::test]
+async fn cognito_by_its_section() {
+    let fake = fake_oidc_at("/eu-west-1_AbC", Quirks::default()).await;
+    let section = format!("[auth.cognito]\nbase_url = \"{}/eu-west-1_AbC\"", fake.url);
+    sign_in_through("cognito", &section, &fake).await;
+}
+
+#[tokio::test]
+async fn gitlab_by_its_section() {
+    let fake = fake_oidc_at("", Quirks::default()).await;
+    sign_in_through("gitlab", &format!("[auth.gitlab]\nbase_url = \"{}\"", fake.url), &fake).await;
+}
+
+#[tokio::test]
+async fn workos_by_its_section() {
+    let fake = fake_oidc_at(
+        "",
+        Quirks { secret_in_body_only: true, rotate_refresh_tokens: true, ..Default::default() },
     )
     .await;
-    let section = format!("[auth.azure]\nbase_url = \"{}\"\napi_scopes = true", azure.url);
-    assert_eq!(sign_in_through("azure", &section).await["username"], "ada");
-    assert!(
-        azure.authorize_requests()[0]["scope"].ends_with(&format!("api://{}/mcp:read", fake_oidc::CLIENT_ID))
-    );
-
-    let keycloak = fake_oidc_at("/realms/acme", Quirks::default()).await;
-    let section = format!("[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"", keycloak.url);
-    assert_eq!(sign_in_through("keycloak", &section).await["groups"], "staff");
-
-    let okta = fake_oidc_at("/oauth2/default", Quirks::default()).await;
-    let section = format!("[auth.okta]\nbase_url = \"{}\"", okta.url);
-    assert_eq!(sign_in_through("okta", &section).await["subject"], "ada-1");
-
-    let auth0 = fake_oidc_at("/", Quirks::default()).await;
-    let section =
-        format!("[auth.auth0]\nbase_url = \"{}\"\naudience = \"https://api.example.com\"", auth0.url);
-    assert_eq!(sign_in_through("auth0", &section).await["subject"], "ada-1");
-    assert_eq!(auth0.authorize_requests()[0]["audience"], "https://api.example.com");
-
-    let cognito = fake_oidc_at("/eu-west-1_AbC", Quirks::default()).await;
-    let section = format!("[auth.cognito]\nbase_url = \"{}/eu-west-1_AbC\"", cognito.url);
-    assert_eq!(sign_in_through("cognito", &section).await["subject"], "ada-1");
-
-    let gitlab = fake_oidc_at("", Quirks::default()).await;
-    let section = format!("[auth.gitlab]\nbase_url = \"{}\"", gitlab.url);
-    assert_eq!(sign_in_through("gitlab", &section).await["subject"], "ada-1");
+    sign_in_through("workos", &format!("[auth.workos]\nbase_url = \"{}\"", fake.url), &fake).await;
 }

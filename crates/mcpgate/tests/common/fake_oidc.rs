@@ -44,6 +44,8 @@ pub struct Quirks {
     pub rotate_refresh_tokens: bool,
     /// Authorization parameters the provider refuses with an error page (Entra: `resource`).
     pub refused_authorize_params: Vec<&'static str>,
+    /// Access-token lifetime in seconds (default an hour), short to see refreshes.
+    pub token_lifetime: Option<u64>,
     /// The client secret is accepted in the form body only (WorkOS AuthKit), as the discovery
     /// document then says.
     pub secret_in_body_only: bool,
@@ -286,7 +288,8 @@ async fn token(
     let Some(claims) = world.users.get(&user).cloned() else { return oauth_error("invalid_grant") };
     let access = world.fresh("at");
     world.access.insert(access.clone(), user.clone());
-    let mut body = json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
+    let lifetime = fake.quirks.token_lifetime.unwrap_or(3600);
+    let mut body = json!({"access_token": access, "token_type": "Bearer", "expires_in": lifetime,
                           "id_token": fake.id_token(&claims, nonce.as_deref())});
     if offline && rotated {
         let refresh = world.fresh("rt");
