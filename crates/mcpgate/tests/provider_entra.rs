@@ -87,3 +87,21 @@ async fn a_single_tenant_app_accepts_exactly_its_tenant_s_issuer() {
     // A tenant name that would change the discovery URL's path is refused up front.
     assert!(entra(&fake).tenant("../common").upstream().await.is_err());
 }
+
+#[tokio::test]
+async fn an_azure_ad_b2c_user_flow_is_found_under_its_policy() {
+    let fake =
+        fake_entra(Quirks { issuer: Some(format!("{{base}}/{TENANT}/v2.0/")), ..entra_quirks() }).await;
+    let upstream = entra(&fake)
+        .tenant("contoso.onmicrosoft.com")
+        .b2c_policy("B2C_1_signupsignin")
+        .upstream()
+        .await
+        .unwrap();
+    let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
+    assert!(matches!(provider_flow::sign_in(&proxy).await, SignIn::Tokens(_)));
+    assert_eq!(
+        fake.discovery_paths(),
+        ["/contoso.onmicrosoft.com/B2C_1_signupsignin/v2.0/.well-known/openid-configuration"]
+    );
+}

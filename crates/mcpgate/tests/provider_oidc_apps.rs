@@ -102,3 +102,29 @@ async fn workos_authkit_gets_the_client_secret_in_the_body() {
     assert_eq!(asked["scope"], "openid profile email offline_access");
     assert_eq!(fake.token_requests()[0]["client_secret"], CLIENT_SECRET);
 }
+
+#[tokio::test]
+async fn an_outsider_s_provider_tokens_are_revoked_at_the_provider() {
+    let fake = fake_at("/realms/acme").await;
+    let upstream = OidcApp::new(
+        Keycloak { base_url: fake.url.clone(), realm: "acme".into() },
+        CLIENT_ID,
+        SecretString::from(CLIENT_SECRET),
+    )
+    .upstream()
+    .await
+    .unwrap();
+    let only_bob = AllowedUsers { emails: vec!["bob@example.com".into()], ..Default::default() };
+    let proxy = provider_flow::serve(upstream, only_bob).await;
+    assert!(matches!(provider_flow::sign_in(&proxy).await, common::provider_flow::SignIn::Page(403, _)));
+    // Off the page's path: wait for it.
+    for _ in 0..50 {
+        if fake.revoked().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let revoked = fake.revoked();
+    assert_eq!(revoked.len(), 2, "the access and the refresh token: {revoked:?}");
+    assert_eq!(fake.live_refresh_tokens(), 0);
+}

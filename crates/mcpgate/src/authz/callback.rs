@@ -86,6 +86,14 @@ pub(crate) async fn callback(
     };
     if !server.settings.allowed_users.allows(&identity) {
         tracing::info!(subject = %identity.subject, "a user outside the allow-list signed in; refused");
+        // No grant keeps the provider's tokens: revoke them there, where it can be, off the page's path.
+        let upstream = server.upstream.clone();
+        tokio::spawn(async move {
+            let _ = upstream.revoke(&tokens.access_token, "access_token").await;
+            if let Some(refresh) = &tokens.refresh_token {
+                let _ = upstream.revoke(refresh, "refresh_token").await;
+            }
+        });
         let who = identity.username.as_deref().or(identity.email.as_deref()).unwrap_or(&identity.subject);
         return error_page(
             StatusCode::FORBIDDEN,

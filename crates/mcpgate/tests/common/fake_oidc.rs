@@ -69,6 +69,8 @@ struct World {
     counter: u64,
     authorize_requests: Vec<HashMap<String, String>>,
     token_requests: Vec<HashMap<String, String>>,
+    revoked: Vec<String>,
+    discovery_paths: Vec<String>,
 }
 
 /// The running fake.
@@ -96,6 +98,7 @@ impl FakeOidc {
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .route("/jwks", get(jwks))
+            .route("/revoke", post(revoke))
             .fallback(get(discovery))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -117,6 +120,16 @@ impl FakeOidc {
     /// The query of each authorization request so far.
     pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
         self.world.lock().unwrap().authorize_requests.clone()
+    }
+
+    /// The tokens revoked at its RFC 7009 endpoint so far.
+    pub fn revoked(&self) -> Vec<String> {
+        self.world.lock().unwrap().revoked.clone()
+    }
+
+    /// The paths its discovery document was fetched at.
+    pub fn discovery_paths(&self) -> Vec<String> {
+        self.world.lock().unwrap().discovery_paths.clone()
     }
 
     /// How many refresh tokens the provider holds for its users.
@@ -168,6 +181,7 @@ async fn discovery(State(fake): State<FakeOidc>, uri: Uri) -> Response {
     if !uri.path().ends_with("/.well-known/openid-configuration") {
         return StatusCode::NOT_FOUND.into_response();
     }
+    fake.world.lock().unwrap().discovery_paths.push(uri.path().to_owned());
     let base = &fake.url;
     Json(json!({
         "issuer": fake.issuer_template(),
@@ -175,6 +189,7 @@ async fn discovery(State(fake): State<FakeOidc>, uri: Uri) -> Response {
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/jwks"),
+        "revocation_endpoint": format!("{base}/revoke"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -297,6 +312,23 @@ async fn token(
         body["refresh_token"] = json!(refresh);
     }
     Json(body).into_response()
+}
+
+/// RFC 7009: the token is forgotten; 200 whether it was known or not.
+async fn revoke(
+    State(fake): State<FakeOidc>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if client_credentials(&headers, &form) != Some((CLIENT_ID.into(), CLIENT_SECRET.into())) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+    }
+    let mut world = fake.world.lock().unwrap();
+    let token = form.get("token").cloned().unwrap_or_default();
+    world.access.remove(&token);
+    world.refresh.remove(&token);
+    world.revoked.push(token);
+    StatusCode::OK.into_response()
 }
 
 async fn userinfo(State(fake): State<FakeOidc>, headers: HeaderMap) -> Response {
