@@ -24,42 +24,36 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
     match name {
         "github" => {
             let section = auth.github.clone().unwrap_or_default();
-            let mut github = GitHub::new(id, client_secret);
-            if let Some(url) = &section.base_url {
-                github = github.base_url(url);
-            }
-            // An allow-list by organisation needs the organisations.
-            if section.organisations || !auth.allowed_users.groups.is_empty() {
-                github = github.with_organisations();
-            }
+            let github = GitHub {
+                base_url: section.base_url,
+                // An allow-list by organisation needs the organisations.
+                organisations: section.organisations || !auth.allowed_users.groups.is_empty(),
+                ..GitHub::new(id, client_secret)
+            };
             built(github.upstream())
         }
         "google" => {
             let section = auth.google.clone().unwrap_or_default();
-            let mut google = Google::new(id, client_secret);
-            if let Some(url) = &section.base_url {
-                google = google.base_url(url);
-            }
-            if let Some(domain) = &section.hosted_domain {
-                google = google.hosted_domain(domain);
-            }
+            let google = Google {
+                base_url: section.base_url,
+                hosted_domain: section.hosted_domain,
+                ..Google::new(id, client_secret)
+            };
             built(google.upstream().await)
         }
         "azure" => {
             let section = auth.azure.clone().unwrap_or_default();
-            let mut entra = Entra::new(id, client_secret);
-            if let Some(tenant) = &section.tenant {
-                entra = entra.tenant(tenant);
-            }
-            if let Some(url) = &section.base_url {
-                entra = entra.authority(url);
-            }
-            if let Some(policy) = &section.b2c_policy {
-                entra = entra.b2c_policy(policy);
-            }
-            if section.api_scopes {
-                entra = entra.api_scopes(section.api_identifier.clone());
-            }
+            let defaults = Entra::new(id, client_secret);
+            let api_identifier = section.api_scopes.then(|| {
+                section.api_identifier.clone().unwrap_or_else(|| format!("api://{}", defaults.client_id))
+            });
+            let entra = Entra {
+                tenant: section.tenant.unwrap_or(defaults.tenant.clone()),
+                authority: section.base_url.unwrap_or(defaults.authority.clone()),
+                b2c_policy: section.b2c_policy,
+                api_identifier,
+                ..defaults
+            };
             built(entra.upstream().await)
         }
         "auth0" => {
@@ -109,11 +103,8 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
             built(app(WorkOs { authkit_domain: domain }, id, client_secret).await)
         }
         "discord" => {
-            let mut discord = Discord::new(id, client_secret);
-            if let Some(url) = auth.discord.as_ref().and_then(|s| s.base_url.as_ref()) {
-                discord = discord.base_url(url);
-            }
-            built(discord.upstream())
+            let base_url = auth.discord.as_ref().and_then(|s| s.base_url.clone());
+            built(Discord { base_url, ..Discord::new(id, client_secret) }.upstream())
         }
         _ => {
             let discovery =

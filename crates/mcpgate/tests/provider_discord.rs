@@ -46,10 +46,8 @@ async fn a_discord_user_signs_in_with_identity_from_users_me() {
         .mount(&discord)
         .await;
 
-    let upstream = Discord::new("discord-app", SecretString::from("discord-secret"))
-        .base_url(discord.uri())
-        .upstream()
-        .unwrap();
+    let app = Discord::new("discord-app", SecretString::from("discord-secret"));
+    let upstream = Discord { base_url: Some(discord.uri()), ..app }.upstream().unwrap();
     let proxy = provider_flow::serve(
         upstream,
         AllowedUsers { emails: vec!["nelly@example.com".into()], ..Default::default() },

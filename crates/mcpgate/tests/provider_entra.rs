@@ -38,7 +38,11 @@ async fn fake_entra(quirks: Quirks) -> FakeOidc {
 }
 
 fn entra(fake: &FakeOidc) -> Entra {
-    Entra::new(CLIENT_ID, SecretString::from(CLIENT_SECRET)).authority(&fake.url).api_scopes(None)
+    Entra {
+        authority: fake.url.clone(),
+        api_identifier: Some(format!("api://{CLIENT_ID}")),
+        ..Entra::new(CLIENT_ID, SecretString::from(CLIENT_SECRET))
+    }
 }
 
 #[tokio::test]
@@ -81,23 +85,23 @@ async fn an_id_token_whose_issuer_is_another_tenant_than_its_own_is_refused() {
 #[tokio::test]
 async fn a_single_tenant_app_accepts_exactly_its_tenant_s_issuer() {
     let fake = fake_entra(Quirks { issuer: Some(format!("{{base}}/{TENANT}/v2.0")), ..entra_quirks() }).await;
-    let upstream = entra(&fake).tenant(TENANT).upstream().await.unwrap();
+    let upstream = Entra { tenant: TENANT.into(), ..entra(&fake) }.upstream().await.unwrap();
     let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
     assert!(matches!(provider_flow::sign_in(&proxy).await, SignIn::Tokens(_)));
     // A tenant name that would change the discovery URL's path is refused up front.
-    assert!(entra(&fake).tenant("../common").upstream().await.is_err());
+    assert!(Entra { tenant: "../common".into(), ..entra(&fake) }.upstream().await.is_err());
 }
 
 #[tokio::test]
 async fn an_azure_ad_b2c_user_flow_is_found_under_its_policy() {
     let fake =
         fake_entra(Quirks { issuer: Some(format!("{{base}}/{TENANT}/v2.0/")), ..entra_quirks() }).await;
-    let upstream = entra(&fake)
-        .tenant("contoso.onmicrosoft.com")
-        .b2c_policy("B2C_1_signupsignin")
-        .upstream()
-        .await
-        .unwrap();
+    let b2c = Entra {
+        tenant: "contoso.onmicrosoft.com".into(),
+        b2c_policy: Some("B2C_1_signupsignin".into()),
+        ..entra(&fake)
+    };
+    let upstream = b2c.upstream().await.unwrap();
     let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
     assert!(matches!(provider_flow::sign_in(&proxy).await, SignIn::Tokens(_)));
     assert_eq!(

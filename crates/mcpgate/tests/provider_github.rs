@@ -12,7 +12,11 @@ use mcpgate::upstream::providers::GitHub;
 use secrecy::SecretString;
 
 fn github(fake: &FakeGitHub) -> GitHub {
-    GitHub::new(CLIENT_ID, SecretString::from(CLIENT_SECRET)).base_url(&fake.url)
+    GitHub { base_url: Some(fake.url.clone()), ..GitHub::new(CLIENT_ID, SecretString::from(CLIENT_SECRET)) }
+}
+
+fn with_organisations(github: GitHub) -> GitHub {
+    GitHub { organisations: true, ..github }
 }
 
 fn acme_only() -> AllowedUsers {
@@ -25,7 +29,7 @@ async fn an_oauth_app_user_signs_in_with_identity_from_the_rest_api() {
     ada.public_email = Some("ada-public@example.net".into());
     let fake = FakeGitHub::start(AppKind::OAuthApp, &[ada]).await;
     let proxy =
-        provider_flow::serve(github(&fake).with_organisations().upstream().unwrap(), acme_only()).await;
+        provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), acme_only()).await;
     fake.sign_in_as("ada");
 
     let tokens = provider_flow::sign_in(&proxy).await.tokens();
@@ -60,8 +64,7 @@ async fn an_oauth_app_user_signs_in_with_identity_from_the_rest_api() {
 async fn github_s_200_with_error_at_the_token_endpoint_fails_the_sign_in() {
     let fake = FakeGitHub::start(AppKind::OAuthApp, &[GitHubUser::new(1, "ada", &[])]).await;
     // A wrong secret: GitHub answers 200 {"error": "incorrect_client_credentials"}.
-    let upstream =
-        GitHub::new(CLIENT_ID, SecretString::from("wrong")).base_url(&fake.url).upstream().unwrap();
+    let upstream = GitHub { client_secret: SecretString::from("wrong"), ..github(&fake) }.upstream().unwrap();
     let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
     fake.sign_in_as("ada");
     match provider_flow::sign_in(&proxy).await {
@@ -117,7 +120,7 @@ async fn the_allow_list_refuses_an_outsider_with_a_clear_page() {
     )
     .await;
     let proxy =
-        provider_flow::serve(github(&fake).with_organisations().upstream().unwrap(), acme_only()).await;
+        provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), acme_only()).await;
     fake.sign_in_as("mallory");
     match provider_flow::sign_in(&proxy).await {
         SignIn::Page(status, page) => {
@@ -129,7 +132,7 @@ async fn the_allow_list_refuses_an_outsider_with_a_clear_page() {
     }
     // A verified email domain admits someone outside the organisation.
     let by_domain = AllowedUsers { email_domains: vec!["example.org".into()], ..Default::default() };
-    let proxy = provider_flow::serve(github(&fake).with_organisations().upstream().unwrap(), by_domain).await;
+    let proxy = provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), by_domain).await;
     assert!(matches!(provider_flow::sign_in(&proxy).await, SignIn::Tokens(_)));
 }
 
@@ -137,7 +140,7 @@ async fn the_allow_list_refuses_an_outsider_with_a_clear_page() {
 async fn identity_is_checked_again_at_refresh() {
     let fake = FakeGitHub::start(AppKind::OAuthApp, &[GitHubUser::new(1, "ada", &["acme"])]).await;
     let proxy =
-        provider_flow::serve(github(&fake).with_organisations().upstream().unwrap(), acme_only()).await;
+        provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), acme_only()).await;
     fake.sign_in_as("ada");
     let tokens = provider_flow::sign_in(&proxy).await.tokens();
     let (status, refreshed) = refresh(&proxy, tokens["refresh_token"].as_str().unwrap()).await;

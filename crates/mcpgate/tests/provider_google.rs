@@ -28,7 +28,7 @@ async fn fake_google() -> FakeOidc {
 }
 
 fn google(fake: &FakeOidc) -> Google {
-    Google::new(CLIENT_ID, SecretString::from(CLIENT_SECRET)).base_url(&fake.url)
+    Google { base_url: Some(fake.url.clone()), ..Google::new(CLIENT_ID, SecretString::from(CLIENT_SECRET)) }
 }
 
 #[tokio::test]
@@ -56,7 +56,8 @@ async fn a_google_user_signs_in_and_mcpgate_gets_a_refresh_token() {
 #[tokio::test]
 async fn the_hosted_domain_is_checked_on_the_id_token_not_just_asked_for() {
     let fake = fake_google().await;
-    let upstream = google(&fake).hosted_domain("example.com").upstream().await.unwrap();
+    let upstream =
+        Google { hosted_domain: Some("example.com".into()), ..google(&fake) }.upstream().await.unwrap();
     let proxy = provider_flow::serve(upstream, AllowedUsers::everyone()).await;
     fake.sign_in_as("110169484474386276334");
     assert!(matches!(provider_flow::sign_in(&proxy).await, SignIn::Tokens(_)));

@@ -14,10 +14,14 @@ use crate::verify::ClientAuthMethod;
 /// A Discord application that users sign in with.
 #[derive(Debug)]
 pub struct Discord {
-    client_id: String,
-    client_secret: SecretString,
-    base_url: Option<String>,
-    scopes: Vec<String>,
+    /// Our application's client id.
+    pub client_id: String,
+    /// Our application's client secret.
+    pub client_secret: SecretString,
+    /// Where Discord is; `None` for `https://discord.com` (set for a test double).
+    pub base_url: Option<String>,
+    /// The scopes asked for (default `identify email`).
+    pub scopes: Vec<String>,
 }
 
 impl Discord {
@@ -29,18 +33,6 @@ impl Discord {
             base_url: None,
             scopes: vec!["identify".into(), "email".into()],
         }
-    }
-
-    /// Where Discord is, instead of `https://discord.com` (a test double).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The scopes asked for, instead of `identify email`.
-    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
     }
 
     /// The upstream client.

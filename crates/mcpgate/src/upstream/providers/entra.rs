@@ -22,13 +22,23 @@ const AUTHORITY: &str = "https://login.microsoftonline.com";
 /// A Microsoft Entra ID app registration that users sign in with.
 #[derive(Debug)]
 pub struct Entra {
-    client_id: String,
-    client_secret: SecretString,
-    tenant: String,
-    authority: String,
-    b2c_policy: Option<String>,
-    scopes: Vec<String>,
-    api_identifier: Option<String>,
+    /// Our app registration's client id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: SecretString,
+    /// Whose accounts may sign in: `common` (the default), `organizations`, `consumers`, or
+    /// one tenant's id or domain (a B2C tenant: `contoso.onmicrosoft.com`).
+    pub tenant: String,
+    /// The authority host (default `https://login.microsoftonline.com`): sovereign clouds
+    /// (`https://login.microsoftonline.us`) or B2C (`https://<tenant>.b2clogin.com`).
+    pub authority: String,
+    /// An Azure AD B2C user flow (`B2C_1_signupsignin`).
+    pub b2c_policy: Option<String>,
+    /// Scopes beyond `openid` and `offline_access` (default `profile email`).
+    pub scopes: Vec<String>,
+    /// Also ask Entra for the scopes each client was granted, as scopes of the API this app
+    /// exposes: `<identifier>/<scope>`, the identifier usually `api://<client-id>`.
+    pub api_identifier: Option<String>,
 }
 
 impl Entra {
@@ -44,40 +54,6 @@ impl Entra {
             scopes: vec!["profile".into(), "email".into()],
             api_identifier: None,
         }
-    }
-
-    /// Whose accounts may sign in: `common` (default), `organizations`, `consumers`, or one
-    /// tenant's id or domain.
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = tenant.into();
-        self
-    }
-
-    /// The authority host, for sovereign clouds (`https://login.microsoftonline.us`,
-    /// `https://login.chinacloudapi.cn`) or B2C (`https://<tenant>.b2clogin.com`).
-    pub fn authority(mut self, url: impl Into<String>) -> Self {
-        self.authority = url.into();
-        self
-    }
-
-    /// An Azure AD B2C user flow (`B2C_1_signupsignin`); the tenant is then the B2C tenant
-    /// (`contoso.onmicrosoft.com`) and the authority its b2clogin host.
-    pub fn b2c_policy(mut self, policy: impl Into<String>) -> Self {
-        self.b2c_policy = Some(policy.into());
-        self
-    }
-
-    /// Scopes beyond `openid` and `offline_access`, instead of `profile email`.
-    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Also asks Entra for the scopes each client was granted, as scopes of the API exposed by
-    /// this app: `<identifier>/<scope>`, the identifier defaulting to `api://<client-id>`.
-    pub fn api_scopes(mut self, identifier: Option<String>) -> Self {
-        self.api_identifier = Some(identifier.unwrap_or_else(|| format!("api://{}", self.client_id)));
-        self
     }
 
     /// The upstream client (reads the tenant's discovery document).

@@ -20,11 +20,19 @@ use crate::verify::ClientAuthMethod;
 /// A GitHub OAuth app or GitHub App that users sign in with.
 #[derive(Debug)]
 pub struct GitHub {
-    client_id: String,
-    client_secret: SecretString,
-    base_url: Option<String>,
-    scopes: Vec<String>,
-    organisations: bool,
+    /// Our app's client id.
+    pub client_id: String,
+    /// Our app's client secret.
+    pub client_secret: SecretString,
+    /// A GitHub Enterprise Server (`https://github.example.com`): its web endpoints under it,
+    /// its REST API under `/api/v3`; `None` for github.com.
+    pub base_url: Option<String>,
+    /// The scopes asked for (default `read:user user:email`; without `user:email` the identity
+    /// carries no verified email).
+    pub scopes: Vec<String>,
+    /// Read the user's organisations (asking for `read:org`) as the identity's groups: what an
+    /// allow-list by organisation needs.
+    pub organisations: bool,
 }
 
 impl GitHub {
@@ -38,27 +46,6 @@ impl GitHub {
             scopes: vec!["read:user".into(), "user:email".into()],
             organisations: false,
         }
-    }
-
-    /// A GitHub Enterprise Server at `url` (`https://github.example.com`): its web endpoints
-    /// under it, its REST API under `/api/v3`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The scopes asked for, instead of `read:user user:email` (without `user:email` the
-    /// identity carries no verified email).
-    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Also reads the user's organisations (asking for `read:org`), as the identity's groups:
-    /// what an allow-list by organisation needs.
-    pub fn with_organisations(mut self) -> Self {
-        self.organisations = true;
-        self
     }
 
     /// The upstream client.
@@ -164,12 +151,17 @@ mod tests {
 
     #[test]
     fn enterprise_server_endpoints_live_under_its_url() {
-        let upstream =
-            GitHub::new("id", SecretString::from("s")).base_url("https://ghe.example.com/").upstream();
+        let upstream = GitHub {
+            base_url: Some("https://ghe.example.com/".into()),
+            ..GitHub::new("id", SecretString::from("s"))
+        }
+        .upstream();
         assert_eq!(
             upstream.unwrap().authorization_endpoint(),
             "https://ghe.example.com/login/oauth/authorize"
         );
-        assert!(GitHub::new("id", SecretString::from("s")).base_url("ghe.example.com").upstream().is_err());
+        let bare =
+            GitHub { base_url: Some("ghe.example.com".into()), ..GitHub::new("id", SecretString::from("s")) };
+        assert!(bare.upstream().is_err());
     }
 }

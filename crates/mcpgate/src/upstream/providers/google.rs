@@ -19,11 +19,17 @@ const ACCOUNTS: &str = "https://accounts.google.com";
 /// A Google OAuth client that users sign in with.
 #[derive(Debug)]
 pub struct Google {
-    client_id: String,
-    client_secret: SecretString,
-    base_url: Option<String>,
-    hosted_domain: Option<String>,
-    scopes: Vec<String>,
+    /// Our OAuth client's id.
+    pub client_id: String,
+    /// Our OAuth client's secret.
+    pub client_secret: SecretString,
+    /// Where Google's accounts service is; `None` for `https://accounts.google.com` (set for a
+    /// test double).
+    pub base_url: Option<String>,
+    /// Only accounts of this Google Workspace domain may sign in (checked on `hd`).
+    pub hosted_domain: Option<String>,
+    /// Scopes beyond `openid` (default `email profile`).
+    pub scopes: Vec<String>,
 }
 
 impl Google {
@@ -36,25 +42,6 @@ impl Google {
             hosted_domain: None,
             scopes: vec!["email".into(), "profile".into()],
         }
-    }
-
-    /// Only accounts of the Google Workspace domain `domain` may sign in.
-    pub fn hosted_domain(mut self, domain: impl Into<String>) -> Self {
-        self.hosted_domain = Some(domain.into());
-        self
-    }
-
-    /// Where Google's accounts service is, instead of `https://accounts.google.com` (a test
-    /// double).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Scopes beyond `openid`, instead of `email profile`.
-    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
     }
 
     /// The upstream client (reads Google's discovery document).
