@@ -73,21 +73,13 @@ async fn a_discord_user_signs_in_with_identity_from_users_me() {
     assert_eq!(asked["scope"], "identify email");
 
     // Our refresh asks Discord who the token's holder is again (identity at refresh).
-    let before = discord
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/api/users/@me")
-        .count();
+    let identity_checks = || async {
+        let seen = discord.received_requests().await.unwrap();
+        seen.iter().filter(|r| r.url.path() == "/api/users/@me").count()
+    };
+    let before = identity_checks().await;
     let (status, refreshed) = provider_flow::refresh(&proxy, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{refreshed}");
-    let after = discord
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/api/users/@me")
-        .count();
+    let after = identity_checks().await;
     assert_eq!(after, before + 1);
 }

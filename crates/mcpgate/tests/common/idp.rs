@@ -114,6 +114,13 @@ pub async fn approve_and_log_in(
     idp_issuer: &str,
     user: &str,
 ) -> url::Url {
+    let to_idp = approve(browser, authorize_url).await;
+    log_in(browser, idp_issuer, to_idp.as_str(), user).await
+}
+
+/// Opens `authorize_url` (mcpgate's) and approves its consent page; where mcpgate then sends
+/// the browser (the provider's authorization endpoint).
+pub async fn approve(browser: &reqwest::Client, authorize_url: &url::Url) -> url::Url {
     let page = browser.get(authorize_url.clone()).send().await.unwrap();
     assert_eq!(page.status(), 200, "the consent page");
     let html = page.text().await.unwrap();
@@ -129,6 +136,5 @@ pub async fn approve_and_log_in(
         .await
         .unwrap();
     assert_eq!(approved.status(), 303);
-    let to_idp = approved.headers()["location"].to_str().unwrap().to_owned();
-    log_in(browser, idp_issuer, &to_idp, user).await
+    url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap()
 }

@@ -13,7 +13,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::Value;
 
-use super::idp::{browser, hidden_input};
+use super::idp::{approve, browser};
 use super::oauth_client;
 
 pub const CLIENT_REDIRECT: &str = "http://127.0.0.1:47081/callback";
@@ -79,21 +79,7 @@ pub async fn sign_in(proxy: &Proxy) -> SignIn {
         .append_pair("resource", &format!("{}/mcp", proxy.base))
         .append_pair("scope", "mcp:read");
     let browser = browser();
-    let page = browser.get(authorize.clone()).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the consent page");
-    let html = page.text().await.unwrap();
-    let approved = browser
-        .post(format!("{}/consent", proxy.base))
-        .form(&[
-            ("transaction", hidden_input(&html, "transaction")),
-            ("csrf", hidden_input(&html, "csrf")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), 303, "{}", approved.text().await.unwrap());
-    let mut next = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
+    let mut next = approve(&browser, &authorize).await;
     for _ in 0..10 {
         if next.as_str().starts_with(CLIENT_REDIRECT) {
             if next.query_pairs().any(|(k, _)| k == "error") {
