@@ -128,3 +128,25 @@ async fn an_outsider_s_provider_tokens_are_revoked_at_the_provider() {
     assert_eq!(revoked.len(), 2, "the access and the refresh token: {revoked:?}");
     assert_eq!(fake.live_refresh_tokens(), 0);
 }
+
+#[tokio::test]
+async fn narrowing_the_allow_list_ends_existing_grants_at_their_next_refresh() {
+    let fake = fake_at("/realms/acme").await;
+    let keycloak = || async {
+        let place = Keycloak { base_url: fake.url.clone(), realm: "acme".into() };
+        OidcApp::new(place, CLIENT_ID, SecretString::from(CLIENT_SECRET)).upstream().await.unwrap()
+    };
+    let store = mcpgate::store::open("memory://").await.unwrap();
+    let before = provider_flow::serve_on(keycloak().await, AllowedUsers::everyone(), store.clone()).await;
+    let client_id =
+        common::oauth_client::register_public_client(&before.base, provider_flow::CLIENT_REDIRECT, "c").await;
+    let before = provider_flow::Proxy { client_id: client_id.clone(), ..before };
+    let tokens = provider_flow::sign_in(&before).await.tokens();
+
+    // The operator restarts with an allow-list that leaves Ada out.
+    let only_bob = AllowedUsers { emails: vec!["bob@example.com".into()], ..Default::default() };
+    let after = provider_flow::serve_on(keycloak().await, only_bob, store).await;
+    let after = provider_flow::Proxy { client_id, ..after };
+    let (status, refused) = provider_flow::refresh(&after, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_grant")), "{refused}");
+}

@@ -123,6 +123,21 @@ pub(crate) struct AuthorizationCode {
     pub redeemed: bool,
 }
 
+impl Grant {
+    /// The identity this grant was made for, as it was when last checked.
+    pub(crate) fn identity(&self) -> UpstreamIdentity {
+        UpstreamIdentity {
+            subject: self.subject.clone(),
+            email: self.email.clone(),
+            email_verified: self.email_verified,
+            name: self.name.clone(),
+            username: self.username.clone(),
+            groups: self.groups.clone(),
+            claims: Default::default(),
+        }
+    }
+}
+
 fn grant_aad(grant_id: &str) -> Vec<u8> {
     format!("grant:{grant_id}").into_bytes()
 }

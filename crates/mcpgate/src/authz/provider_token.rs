@@ -205,12 +205,19 @@ impl Inner {
         Err(ProviderTokenError::Unavailable("timed out waiting for another refresh".into()))
     }
 
-    /// The grant with the user's identity as the provider tells it now, for providers checked
-    /// again at refresh (GitHub: its tokens may be revoked, or the user leave an organisation,
+    /// The grant, its user still admitted by the allow-list; and with the user's identity as
+    /// the provider tells it now, for providers checked again at refresh (GitHub: its tokens may be revoked, or the user leave an organisation,
     /// with nothing else to notice it). A user the provider no longer vouches for, who became
     /// someone else, or whom the allow-list no longer admits, ends the grant. The fresh claims
     /// go into the tokens issued now; the stored grant keeps its own.
     pub(crate) async fn recheck_identity(&self, grant: Grant) -> Result<Grant, ProviderTokenError> {
+        // Every provider: the identity held in the grant against today's allow-list, so that an
+        // operator who narrows it does not wait for grants to expire.
+        if !self.settings.allowed_users.allows(&grant.identity()) {
+            tracing::info!("the allow-list no longer admits this user; revoking the grant");
+            self.revoke_grant(&grant.id).await;
+            return Err(ProviderTokenError::Revoked);
+        }
         let Some((access, _)) = self.open_upstream(&grant) else { return Ok(grant) };
         let identity = match self.upstream.identity_now(&access).await {
             Ok(None) => return Ok(grant),

@@ -27,12 +27,25 @@ pub struct Proxy {
 /// Serves the proxy for `upstream` (memory store, scope `mcp:read`, consent asked) admitting
 /// `allowed`; registers a public client.
 pub async fn serve(upstream: Upstream, allowed: AllowedUsers) -> Proxy {
+    let store = mcpgate::store::open("memory://").await.unwrap();
+    let proxy = serve_on(upstream, allowed, store).await;
+    let client_id = oauth_client::register_public_client(&proxy.base, CLIENT_REDIRECT, "provider test").await;
+    Proxy { client_id, ..proxy }
+}
+
+/// [`serve`] keeping its records in `store` (another instance's, or a restart's), without
+/// registering a client.
+pub async fn serve_on(
+    upstream: Upstream,
+    allowed: AllowedUsers,
+    store: Arc<dyn mcpgate::store::Store>,
+) -> Proxy {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let proxy = OAuthProxy::builder(&base)
         .upstream(upstream)
         .keyring(Keyring::new(RootSecret::from_bytes(vec![5; 32]).unwrap(), vec![]))
-        .store(mcpgate::store::open("memory://").await.unwrap())
+        .store(store)
         .scopes(["mcp:read"])
         .configure(move |settings| settings.allowed_users = allowed)
         .build()
@@ -44,8 +57,7 @@ pub async fn serve(upstream: Upstream, allowed: AllowedUsers) -> Proxy {
     );
     let app = proxy.protect(mcp);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client_id = oauth_client::register_public_client(&base, CLIENT_REDIRECT, "provider test").await;
-    Proxy { base, client_id }
+    Proxy { base, client_id: String::new() }
 }
 
 /// How a sign-in ended.
