@@ -112,7 +112,8 @@ async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
     fake.add_user(
         "ada-1",
         serde_json::json!({"email": "ada@example.com", "email_verified": true, "name": "Ada",
-                           "preferred_username": "ada", "hd": "example.com", "tid": "tenant-1", "groups": ["staff"]}),
+                           "preferred_username": "ada", "hd": "example.com", "tid": "tenant-1", "xms_edov": true,
+                           "groups": ["staff"]}),
     );
     fake.add_user(
         "eve-1",

@@ -8,11 +8,14 @@
 //! an API's custom scopes are asked as `<identifier URI>/<scope>` (`api://<client-id>/…`) while
 //! clients see them un-prefixed; the `resource` parameter is never sent (v2.0 refuses it); the
 //! user-info endpoint belongs to Microsoft Graph and refuses tokens for another API, so identity
-//! comes from the id_token alone.
+//! comes from the id_token alone. Entra's `email` is not vouched for (any tenant admin can set
+//! it: the "nOAuth" problem), so it counts as verified only with the optional claim `xms_edov`
+//! (the email's domain is verified by its tenant).
 
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use serde_json::{Map, Value, json};
 
 use super::{IdTokenIssuers, OidcProvider, base_url};
 use crate::upstream::{IdentitySource, Upstream, UpstreamError};
@@ -111,12 +114,36 @@ impl Entra {
                     }
                 },
             )
-            .await?;
+            .await?
+            .with_claims_normalizer(verified_email_domain);
         if let Some(identifier) = self.api_identifier {
             let identifier = identifier.trim_end_matches('/').to_owned();
             upstream =
                 upstream.with_scope_mapper(Arc::new(move |scope| Some(format!("{identifier}/{scope}"))));
         }
         Ok(upstream)
+    }
+}
+
+/// `email_verified` only from `xms_edov` (Entra sends no `email_verified` of its own).
+fn verified_email_domain(claims: &mut Map<String, Value>) {
+    let verified = matches!(claims.get("xms_edov"), Some(Value::Bool(true)))
+        || claims.get("xms_edov") == Some(&json!("1"));
+    claims.insert("email_verified".into(), Value::Bool(verified));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_tenant_verified_domain_makes_the_email_verified() {
+        let mut claims =
+            json!({"email": "ada@contoso.com", "email_verified": true}).as_object().cloned().unwrap();
+        verified_email_domain(&mut claims);
+        assert_eq!(claims["email_verified"], false, "Entra's own word is not taken");
+        let mut claims = json!({"email": "ada@contoso.com", "xms_edov": true}).as_object().cloned().unwrap();
+        verified_email_domain(&mut claims);
+        assert_eq!(claims["email_verified"], true);
     }
 }
