@@ -130,6 +130,14 @@ async fn the_allow_list_refuses_an_outsider_with_a_clear_page() {
         }
         other => panic!("an outsider must be stopped: {other:?}"),
     }
+    // Their GitHub token is deleted at GitHub (off the page's path: wait for it).
+    for _ in 0..50 {
+        if fake.live_tokens_of("mallory") == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.live_tokens_of("mallory"), 0);
     // A verified email domain admits someone outside the organisation.
     let by_domain = AllowedUsers { email_domains: vec!["example.org".into()], ..Default::default() };
     let proxy = provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), by_domain).await;
@@ -159,4 +167,24 @@ async fn identity_is_checked_again_at_refresh() {
     fake.revoke_app_for("ada");
     let (status, refused) = refresh(&proxy, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_grant")), "{refused}");
+}
+
+#[tokio::test]
+async fn revoking_at_mcpgate_deletes_the_github_token_at_github() {
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[GitHubUser::new(1, "ada", &[])]).await;
+    let proxy = provider_flow::serve(github(&fake).upstream().unwrap(), AllowedUsers::everyone()).await;
+    fake.sign_in_as("ada");
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    assert_eq!(fake.live_tokens_of("ada"), 1);
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/revoke", proxy.base))
+        .form(&[
+            ("token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", proxy.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(fake.live_tokens_of("ada"), 0, "only that token, through DELETE /applications/{{id}}/token");
 }

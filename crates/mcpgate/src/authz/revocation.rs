@@ -94,12 +94,12 @@ impl Inner {
         if let Ok(Some(grant)) = self.store.get_json::<Grant>(GRANTS, grant_id).await
             && let Some((access, refresh)) = self.open_upstream(&grant.value)
         {
-            let (token, hint) = match &refresh {
-                Some(refresh) => (refresh, "refresh_token"),
-                None => (&access, "access_token"),
-            };
-            if let Err(e) = self.upstream.revoke(token, hint).await {
-                tracing::warn!(error = %e, "revoking the upstream token failed");
+            // Both: a provider may revoke one without the other (GitHub deletes access tokens only).
+            let tokens = [Some((&access, "access_token")), refresh.as_ref().map(|r| (r, "refresh_token"))];
+            for (token, hint) in tokens.into_iter().flatten() {
+                if let Err(e) = self.upstream.revoke(token, hint).await {
+                    tracing::warn!(error = %e, "revoking the upstream token failed");
+                }
             }
         }
         self.revoke_grant(grant_id).await;

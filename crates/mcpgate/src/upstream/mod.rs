@@ -200,6 +200,7 @@ pub struct Upstream {
     normalizer: Option<ClaimsNormalizer>,
     claims_checks: Vec<ClaimsCheck>,
     identity_at_refresh: bool,
+    token_deletion: Option<String>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -237,7 +238,15 @@ impl Upstream {
             normalizer: None,
             claims_checks: Vec::new(),
             identity_at_refresh: false,
+            token_deletion: None,
         }
+    }
+
+    /// Revokes access tokens by `DELETE <url>` with our client's Basic credentials and
+    /// `{"access_token": …}` (GitHub's `/applications/{client_id}/token`), instead of RFC 7009.
+    pub fn with_token_deletion_endpoint(mut self, url: String) -> Self {
+        self.token_deletion = Some(url);
+        self
     }
 
     /// Refuses identities whose claims fail `check` (the sign-in fails).
@@ -394,18 +403,25 @@ impl Upstream {
         Ok(tokens)
     }
 
-    /// Revokes a token at the provider, when it has a revocation endpoint (RFC 7009). Returns
-    /// whether a revocation was sent and accepted.
+    /// Revokes a token at the provider, when it has a revocation endpoint (RFC 7009, or a
+    /// token-deletion endpoint). Returns whether a revocation was sent and accepted.
     pub async fn revoke(&self, token: &SecretString, hint: &str) -> Result<bool, UpstreamError> {
-        let Some(endpoint) = &self.config.revocation_endpoint else { return Ok(false) };
-        let request = self
-            .http
-            .post(endpoint)
-            .basic_auth(
+        let credentials = |request: reqwest::RequestBuilder| {
+            request.basic_auth(
                 form_urlencode(&self.config.client_id),
                 Some(form_urlencode(self.config.client_secret.expose_secret())),
             )
-            .form(&[("token", token.expose_secret()), ("token_type_hint", hint)]);
+        };
+        let request = match (&self.token_deletion, &self.config.revocation_endpoint) {
+            // Only access tokens can be deleted this way.
+            (Some(_), _) if hint != "access_token" => return Ok(false),
+            (Some(url), _) => credentials(self.http.delete(url))
+                .header(http::header::ACCEPT, "application/json")
+                .json(&serde_json::json!({"access_token": token.expose_secret()})),
+            (None, Some(endpoint)) => credentials(self.http.post(endpoint))
+                .form(&[("token", token.expose_secret()), ("token_type_hint", hint)]),
+            (None, None) => return Ok(false),
+        };
         let response = timed_provider_request("revoke", send_bounded(request, MAX_RESPONSE_BYTES))
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;

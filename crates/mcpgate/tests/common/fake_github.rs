@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -113,6 +113,7 @@ impl FakeGitHub {
             .route("/api/v3/user", get(user))
             .route("/api/v3/user/emails", get(emails))
             .route("/api/v3/user/orgs", get(orgs))
+            .route("/api/v3/applications/{client_id}/token", delete(delete_token))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -141,6 +142,11 @@ impl FakeGitHub {
     /// GitHub-App access tokens issued from now on live `seconds` (to see them expire).
     pub fn set_token_lifetime(&self, seconds: u64) {
         self.world.lock().unwrap().lifetime = seconds;
+    }
+
+    /// How many access tokens of `login` still work.
+    pub fn live_tokens_of(&self, login: &str) -> usize {
+        self.world.lock().unwrap().access.values().filter(|g| g.login == login).count()
     }
 
     /// The forms posted to the token endpoint so far.
@@ -282,6 +288,29 @@ async fn access_token(
     }
     world.access.insert(access, grant);
     token_answer(&headers, body)
+}
+
+/// `DELETE /applications/{client_id}/token`: the app (Basic auth) deletes one of its tokens;
+/// 204, or 404 for a token GitHub does not know.
+async fn delete_token(
+    State(fake): State<FakeGitHub>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if client_id != CLIENT_ID || headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&expected)
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let token = body["access_token"].as_str().unwrap_or_default();
+    match fake.world.lock().unwrap().access.remove(token) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The user and scopes behind the request's bearer token.

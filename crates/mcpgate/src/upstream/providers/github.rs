@@ -65,9 +65,9 @@ impl GitHub {
         let config = UpstreamConfig {
             authorization_endpoint: format!("{web}/login/oauth/authorize"),
             token_endpoint: format!("{web}/login/oauth/access_token"),
-            // GitHub revokes through its REST API (DELETE /applications/{id}/grant), not RFC 7009.
+            // GitHub revokes through its REST API (below), not RFC 7009.
             revocation_endpoint: None,
-            client_id: self.client_id,
+            client_id: self.client_id.clone(),
             client_secret: self.client_secret,
             // GitHub documents the secret in the form.
             client_auth: ClientAuthMethod::ClientSecretPost,
@@ -83,7 +83,9 @@ impl GitHub {
                 // Without `user:email` GitHub refuses; the public email then stays unverified.
                 optional: true,
             })
-            .with_identity_at_refresh();
+            .with_identity_at_refresh()
+            // One token, not the user's whole authorization of the app (their other sessions).
+            .with_token_deletion_endpoint(format!("{api}/applications/{}/token", self.client_id));
         if self.organisations {
             upstream = upstream.with_claims_call(ClaimsCall {
                 url: format!("{api}/user/orgs?per_page=100"),
