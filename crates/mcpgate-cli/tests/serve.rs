@@ -286,3 +286,45 @@ async fn resource_mode_accepts_tokens_naming_the_client_and_reads_scopes_where_t
     let other_client = issuer.token_with(json!({"sub": "kc-user", "aud": "account", "azp": "another-app"}));
     assert_eq!(ping(other_client).await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn an_authorization_server_that_registers_clients_itself_is_published_and_its_tokens_verified() {
+    // WorkOS AuthKit's setup (docs/providers.md): AuthKit does registration and sign-in; the
+    // gateway names it in the resource metadata and verifies its JWTs against its keys.
+    let issuer = Issuer::start().await;
+    let upstream = header_echo().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}\
+         authorization_servers = [\"{as_url}\"]\n",
+        auth = issuer.auth_config(),
+        as_url = gateway::ISSUER,
+    );
+    let _gateway = start_gateway(dir.path(), &config, &[], &base).await;
+    let http = reqwest::Client::new();
+    let metadata: serde_json::Value = http
+        .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["authorization_servers"], json!([gateway::ISSUER]));
+    assert_eq!(metadata["resource"], format!("{base}/mcp"));
+    let token = issuer.token("user_01JQ0E27VT3MH79RY0FVA4QBP9", &format!("{base}/mcp"));
+    let ping = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = ping.json().await.unwrap();
+    assert_eq!(seen["x-mcpgate-subject"], "user_01JQ0E27VT3MH79RY0FVA4QBP9");
+    // The gateway offers no authorization server of its own in this mode.
+    let own = http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.unwrap();
+    assert_eq!(own.status(), 404);
+}

@@ -34,8 +34,7 @@ async fn a_discord_user_signs_in_with_identity_from_users_me() {
         .and(path("/api/oauth2/token"))
         .and(header("authorization", "Basic ZGlzY29yZC1hcHA6ZGlzY29yZC1zZWNyZXQ="))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "discord-access",
-            "token_type": "Bearer", "expires_in": 604800, "refresh_token": "discord-refresh", "scope": "identify email"})))
-        .expect(1)
+            "token_type": "Bearer", "expires_in": 2, "refresh_token": "discord-refresh", "scope": "identify email"})))
         .mount(&discord)
         .await;
     Mock::given(method("GET"))
@@ -72,7 +71,9 @@ async fn a_discord_user_signs_in_with_identity_from_users_me() {
     let asked: std::collections::HashMap<_, _> = authorize.url.query_pairs().into_owned().collect();
     assert_eq!(asked["scope"], "identify email");
 
-    // Our refresh asks Discord who the token's holder is again (identity at refresh).
+    // Our refresh, once Discord's token (2 s here, a week in life) is due: renewed at Discord
+    // with its refresh token, and Discord asked who the token's holder is again.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let identity_checks = || async {
         let seen = discord.received_requests().await.unwrap();
         seen.iter().filter(|r| r.url.path() == "/api/users/@me").count()
@@ -82,4 +83,17 @@ async fn a_discord_user_signs_in_with_identity_from_users_me() {
     assert_eq!(status, 200, "{refreshed}");
     let after = identity_checks().await;
     assert_eq!(after, before + 1);
+    let seen = discord.received_requests().await.unwrap();
+    let renewed = seen.iter().any(|r| {
+        r.url.path() == "/api/oauth2/token"
+            && String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token")
+    });
+    assert!(renewed, "Discord's token renewed at Discord");
+
+    // Someone the allow-list does not name is turned away.
+    let app = Discord::new("discord-app", SecretString::from("discord-secret"));
+    let upstream = Discord { base_url: Some(discord.uri()), ..app }.upstream().unwrap();
+    let only_bob = AllowedUsers { emails: vec!["bob@example.com".into()], ..Default::default() };
+    let proxy = provider_flow::serve(upstream, only_bob).await;
+    assert!(matches!(provider_flow::sign_in(&proxy).await, provider_flow::SignIn::Page(403, _)));
 }
