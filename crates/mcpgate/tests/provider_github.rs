@@ -188,3 +188,16 @@ async fn revoking_at_mcpgate_deletes_the_github_token_at_github() {
     assert_eq!(revoked.status(), 200);
     assert_eq!(fake.live_tokens_of("ada"), 0, "only that token, through DELETE /applications/{{id}}/token");
 }
+
+#[tokio::test]
+async fn organisations_are_read_across_pages() {
+    let orgs: Vec<String> = (0..150).map(|i| format!("org-{i}")).collect();
+    let org_refs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[GitHubUser::new(1, "ada", &org_refs)]).await;
+    // The organisation that admits her is on the second page of 100.
+    let allowed = AllowedUsers { groups: vec!["org-140".into()], ..Default::default() };
+    let proxy = provider_flow::serve(with_organisations(github(&fake)).upstream().unwrap(), allowed).await;
+    fake.sign_in_as("ada");
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    assert_eq!(claims_of(tokens["access_token"].as_str().unwrap())["groups"].as_array().unwrap().len(), 150);
+}

@@ -510,7 +510,7 @@ impl Upstream {
         access_token: &SecretString,
     ) -> Result<UpstreamIdentity, UpstreamError> {
         for call in &self.claims_calls {
-            match self.user_api(&call.url, access_token).await {
+            match self.user_api_all_pages(&call.url, access_token).await {
                 Ok(answer) => claims.extend((call.map)(&answer)),
                 Err(UpstreamError::Invalid(_)) if call.optional => {}
                 Err(e) => return Err(e),
@@ -540,6 +540,42 @@ impl Upstream {
     /// GET `url` with the user's access token: a token refused (401) is
     /// [`UpstreamError::Rejected`], other refusals are [`UpstreamError::Invalid`].
     async fn user_api(&self, url: &str, access_token: &SecretString) -> Result<Value, UpstreamError> {
+        self.user_api_page(url, access_token).await.map(|(answer, _)| answer)
+    }
+
+    /// [`user_api`](Self::user_api) for a list answer split in pages (GitHub's `Link: <…>;
+    /// rel="next"`): the pages' items together, at most [`MAX_PAGES`] pages, following only
+    /// links on the first URL's origin (the user's token goes nowhere else).
+    async fn user_api_all_pages(
+        &self,
+        url: &str,
+        access_token: &SecretString,
+    ) -> Result<Value, UpstreamError> {
+        let (first, mut next) = self.user_api_page(url, access_token).await?;
+        let Value::Array(mut items) = first else { return Ok(first) };
+        let origin = url::Url::parse(url).map(|u| u.origin()).ok();
+        for _ in 1..MAX_PAGES {
+            let Some(page_url) =
+                next.take().filter(|n| url::Url::parse(n).ok().map(|u| u.origin()) == origin)
+            else {
+                break;
+            };
+            let (page, after) = self.user_api_page(&page_url, access_token).await?;
+            match page {
+                Value::Array(more) => items.extend(more),
+                _ => break,
+            }
+            next = after;
+        }
+        Ok(Value::Array(items))
+    }
+
+    /// One page: the answer, and the next page's URL if the `Link` header names one.
+    async fn user_api_page(
+        &self,
+        url: &str,
+        access_token: &SecretString,
+    ) -> Result<(Value, Option<String>), UpstreamError> {
         let request = self
             .http
             .get(url)
@@ -560,9 +596,24 @@ impl Upstream {
         if !response.status.is_success() {
             return Err(UpstreamError::Invalid(format!("user info answered {}", response.status)));
         }
-        serde_json::from_slice(&response.body)
-            .map_err(|_| UpstreamError::Invalid("user info is not JSON".into()))
+        let next = response.headers.get(http::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_link);
+        let answer = serde_json::from_slice(&response.body)
+            .map_err(|_| UpstreamError::Invalid("user info is not JSON".into()))?;
+        Ok((answer, next))
     }
+}
+
+/// Pages of a user-API list read at most (GitHub: 100 items a page).
+const MAX_PAGES: usize = 10;
+
+/// The `rel="next"` target of a `Link` header (RFC 8288), as GitHub writes it.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        let is_next = params.split(';').any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
 }
 
 /// The user id in `claims[name]` (a string, or a number as GitHub and Discord send it).
@@ -603,4 +654,17 @@ fn identity_from(subject: String, claims: Map<String, Value>) -> UpstreamIdentit
 /// Timeouts used when none are configured: upstream calls are on a user's login path.
 pub fn default_timeouts() -> OutboundTimeouts {
     OutboundTimeouts { connect: Duration::from_secs(5), total: Duration::from_secs(15) }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::next_link;
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let header = r#"<https://api.github.com/user/orgs?page=2>; rel="next", <https://api.github.com/user/orgs?page=5>; rel="last""#;
+        assert_eq!(next_link(header).as_deref(), Some("https://api.github.com/user/orgs?page=2"));
+        assert_eq!(next_link(r#"<https://api.github.com/user/orgs?page=1>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 }

@@ -360,16 +360,36 @@ async fn emails(State(fake): State<FakeGitHub>, headers: HeaderMap) -> Response 
     }
 }
 
-async fn orgs(State(fake): State<FakeGitHub>, headers: HeaderMap) -> Response {
+/// `GET /user/orgs`, 30 a page by default (`per_page` at most 100), the next page named in
+/// `Link` as GitHub does.
+async fn orgs(
+    State(fake): State<FakeGitHub>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let per_page = query.get("per_page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(30).min(100);
+    let page = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
     match caller(&fake, &headers) {
         Some((_, scopes)) if !scopes.iter().any(|s| s == "read:org" || s == "user") => {
             (StatusCode::FORBIDDEN, Json(json!({"message": "You need at least read:org scope"})))
                 .into_response()
         }
-        Some((user, _)) => Json(Value::Array(
-            user.orgs.iter().enumerate().map(|(i, login)| json!({"login": login, "id": i + 1})).collect(),
-        ))
-        .into_response(),
+        Some((user, _)) => {
+            let all: Vec<Value> =
+                user.orgs.iter().enumerate().map(|(i, login)| json!({"login": login, "id": i + 1})).collect();
+            let start = (page - 1) * per_page;
+            let items: Vec<Value> = all.iter().skip(start).take(per_page).cloned().collect();
+            let mut response = Json(Value::Array(items)).into_response();
+            if start + per_page < all.len() {
+                let next = format!(
+                    "<{}/api/v3/user/orgs?per_page={per_page}&page={}>; rel=\"next\"",
+                    fake.url,
+                    page + 1
+                );
+                response.headers_mut().insert("link", next.parse().unwrap());
+            }
+            response
+        }
         None => bad_credentials(),
     }
 }
