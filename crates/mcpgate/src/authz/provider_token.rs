@@ -205,11 +205,12 @@ impl Inner {
         Err(ProviderTokenError::Unavailable("timed out waiting for another refresh".into()))
     }
 
-    /// The grant, its user still admitted by the allow-list; and with the user's identity as
-    /// the provider tells it now, for providers checked again at refresh (GitHub: its tokens may be revoked, or the user leave an organisation,
-    /// with nothing else to notice it). A user the provider no longer vouches for, who became
-    /// someone else, or whom the allow-list no longer admits, ends the grant. The fresh claims
-    /// go into the tokens issued now; the stored grant keeps its own.
+    /// The grant, its user still admitted by the allow-list — and, for providers checked again
+    /// at refresh (GitHub: its tokens may be revoked, or the user leave an organisation, with
+    /// nothing else to notice it), with the user's identity as the provider tells it now. A user
+    /// the provider no longer vouches for, who became someone else, or whom the allow-list no
+    /// longer admits, ends the grant. The fresh claims go into the tokens issued now; the stored
+    /// grant keeps its own.
     pub(crate) async fn recheck_identity(&self, grant: Grant) -> Result<Grant, ProviderTokenError> {
         // Every provider: the identity held in the grant against today's allow-list, so that an
         // operator who narrows it does not wait for grants to expire.

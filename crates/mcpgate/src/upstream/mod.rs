@@ -335,10 +335,7 @@ impl Upstream {
         let request =
             self.http.post(&self.config.token_endpoint).header(http::header::ACCEPT, "application/json");
         let request = match self.config.client_auth {
-            ClientAuthMethod::ClientSecretBasic => request.basic_auth(
-                form_urlencode(&self.config.client_id),
-                Some(form_urlencode(self.config.client_secret.expose_secret())),
-            ),
+            ClientAuthMethod::ClientSecretBasic => self.with_client_credentials(request),
             ClientAuthMethod::ClientSecretPost => {
                 form.push(("client_id", &self.config.client_id));
                 form.push(("client_secret", self.config.client_secret.expose_secret()));
@@ -403,22 +400,27 @@ impl Upstream {
         Ok(tokens)
     }
 
+    /// `request` with our client's credentials in HTTP Basic (RFC 6749 §2.3.1: each part
+    /// form-urlencoded first).
+    fn with_client_credentials(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.basic_auth(
+            form_urlencode(&self.config.client_id),
+            Some(form_urlencode(self.config.client_secret.expose_secret())),
+        )
+    }
+
     /// Revokes a token at the provider, when it has a revocation endpoint (RFC 7009, or a
     /// token-deletion endpoint). Returns whether a revocation was sent and accepted.
     pub async fn revoke(&self, token: &SecretString, hint: &str) -> Result<bool, UpstreamError> {
-        let credentials = |request: reqwest::RequestBuilder| {
-            request.basic_auth(
-                form_urlencode(&self.config.client_id),
-                Some(form_urlencode(self.config.client_secret.expose_secret())),
-            )
-        };
         let request = match (&self.token_deletion, &self.config.revocation_endpoint) {
             // Only access tokens can be deleted this way.
             (Some(_), _) if hint != "access_token" => return Ok(false),
-            (Some(url), _) => credentials(self.http.delete(url))
+            (Some(url), _) => self
+                .with_client_credentials(self.http.delete(url))
                 .header(http::header::ACCEPT, "application/json")
                 .json(&serde_json::json!({"access_token": token.expose_secret()})),
-            (None, Some(endpoint)) => credentials(self.http.post(endpoint))
+            (None, Some(endpoint)) => self
+                .with_client_credentials(self.http.post(endpoint))
                 .form(&[("token", token.expose_secret()), ("token_type_hint", hint)]),
             (None, None) => return Ok(false),
         };

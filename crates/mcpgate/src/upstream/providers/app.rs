@@ -4,7 +4,7 @@
 
 use secrecy::SecretString;
 
-use super::{OidcProvider, same_issuer};
+use super::{OidcProvider, same_issuer, segment};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Where a provider's discovery document is, and what it wants beyond plain OIDC.
@@ -56,15 +56,6 @@ impl<P: OidcPlace> OidcApp<P> {
 /// `base` (checked) followed by `path`.
 pub(super) fn under(base: &str, what: &str, path: &str) -> Result<String, UpstreamError> {
     Ok(format!("{}{path}", super::base_url(base, what)?))
-}
-
-/// A path segment that cannot change the URL's shape (a realm, a pool, a server id).
-pub(super) fn segment<'a>(value: &'a str, what: &str) -> Result<&'a str, UpstreamError> {
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-        Ok(value)
-    } else {
-        Err(UpstreamError::Invalid(format!("{what} {value:?} is not a plain name")))
-    }
 }
 
 fn scopes(list: &[&str]) -> Vec<String> {

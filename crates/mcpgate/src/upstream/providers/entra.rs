@@ -17,7 +17,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::{IdTokenIssuers, OidcProvider, base_url};
+use super::{IdTokenIssuers, OidcProvider, base_url, segment};
 use crate::upstream::{IdentitySource, Upstream, UpstreamError};
 
 const AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -62,18 +62,12 @@ impl Entra {
     /// The upstream client (reads the tenant's discovery document).
     pub async fn upstream(self) -> Result<Upstream, UpstreamError> {
         let authority = base_url(&self.authority, "the Entra authority")?;
-        if self.tenant.is_empty()
-            || !self.tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        {
-            return Err(UpstreamError::Invalid(format!(
-                "the Entra tenant {:?} is not a tenant id or name",
-                self.tenant
-            )));
-        }
+        let tenant = segment(&self.tenant, "the Entra tenant")?;
         let discovery_url = match &self.b2c_policy {
-            None => format!("{authority}/{}/v2.0/.well-known/openid-configuration", self.tenant),
+            None => format!("{authority}/{tenant}/v2.0/.well-known/openid-configuration"),
             Some(policy) => {
-                format!("{authority}/{}/{policy}/v2.0/.well-known/openid-configuration", self.tenant)
+                let policy = segment(policy, "the B2C policy")?;
+                format!("{authority}/{tenant}/{policy}/v2.0/.well-known/openid-configuration")
             }
         };
         let mut scopes = self.scopes;

@@ -31,6 +31,15 @@ fn base_url(url: &str, what: &str) -> Result<String, UpstreamError> {
     }
 }
 
+/// A path segment that cannot change the URL's shape (a realm, a tenant, a pool, a policy).
+fn segment<'a>(value: &'a str, what: &str) -> Result<&'a str, UpstreamError> {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+        Ok(value)
+    } else {
+        Err(UpstreamError::Invalid(format!("{what} {value:?} is not a plain name")))
+    }
+}
+
 /// A built-in OpenID Connect provider: where its discovery document is, our registration, and
 /// what it adds to the authorization request.
 struct OidcProvider {
