@@ -260,17 +260,8 @@ async fn client_metadata_documents_can_be_turned_off() {
 async fn resource_mode_accepts_tokens_naming_the_client_and_reads_scopes_where_told() {
     // Keycloak-style access tokens: `aud` is "account", the client is in `azp`; Auth0-style
     // scopes in `permissions`.
-    let issuer = Issuer::start().await;
-    let upstream = header_echo().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}\
-         client_id = \"kc-app\"\nscope_claim = \"permissions\"\n",
-        auth = issuer.auth_config()
-    );
-    let _gateway = start_gateway(dir.path(), &config, &[], &base).await;
+    let (issuer, base, _gateway) =
+        resource_gateway_before_header_echo("client_id = \"kc-app\"\nscope_claim = \"permissions\"\n").await;
     let http = reqwest::Client::new();
     let ping = |token: String| {
         http.post(format!("{base}/mcp"))
@@ -291,18 +282,8 @@ async fn resource_mode_accepts_tokens_naming_the_client_and_reads_scopes_where_t
 async fn an_authorization_server_that_registers_clients_itself_is_published_and_its_tokens_verified() {
     // WorkOS AuthKit's setup (docs/providers.md): AuthKit does registration and sign-in; the
     // gateway names it in the resource metadata and verifies its JWTs against its keys.
-    let issuer = Issuer::start().await;
-    let upstream = header_echo().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}\
-         authorization_servers = [\"{as_url}\"]\n",
-        auth = issuer.auth_config(),
-        as_url = gateway::ISSUER,
-    );
-    let _gateway = start_gateway(dir.path(), &config, &[], &base).await;
+    let extra = format!("authorization_servers = [\"{}\"]\n", gateway::ISSUER);
+    let (issuer, base, _gateway) = resource_gateway_before_header_echo(&extra).await;
     let http = reqwest::Client::new();
     let metadata: serde_json::Value = http
         .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
@@ -327,4 +308,23 @@ async fn an_authorization_server_that_registers_clients_itself_is_published_and_
     // The gateway offers no authorization server of its own in this mode.
     let own = http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.unwrap();
     assert_eq!(own.status(), 404);
+}
+
+/// A resource-mode gateway trusting a test issuer, with `extra` keys in `[auth.resource]`, in
+/// front of the header-echoing upstream: the issuer, the gateway's URL, and the gateway (with
+/// its directory) to keep alive.
+async fn resource_gateway_before_header_echo(
+    extra: &str,
+) -> (Issuer, String, (process::Running, tempfile::TempDir)) {
+    let issuer = Issuer::start().await;
+    let upstream = header_echo().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"{upstream}\"\n\n{auth}{extra}",
+        auth = issuer.auth_config()
+    );
+    let gateway = start_gateway(dir.path(), &config, &[], &base).await;
+    (issuer, base, (gateway, dir))
 }
