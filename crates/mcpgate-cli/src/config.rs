@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mcpgate::authz::{AllowedUsers, ConsentMode, MetadataDocumentPolicy};
+use mcpgate::client_address::{BadNetwork, TrustedProxies};
 use serde::Deserialize;
 
 /// The whole file.
@@ -49,6 +50,10 @@ pub struct ServerConfig {
     /// Serve `/metrics` (Prometheus text format) on the listener.
     #[serde(default = "yes")]
     pub metrics: bool,
+    /// Reverse proxies in front of the gateway (addresses or CIDR blocks): only a connection
+    /// from one of them has its `X-Forwarded-For` believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             mcp_path: default_mcp_path(),
             max_request_bytes: default_max_request_bytes(),
             metrics: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -676,6 +682,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     if upstream.max_children == 0 {
         problem("upstream.max_children", "must be at least 1");
     }
+    if let Err(e) = config.trusted_proxies() {
+        problem("server.trusted_proxies", &e.to_string());
+    }
     if config.server.max_request_bytes < 1024 {
         problem("server.max_request_bytes", "must be at least 1024");
     }
@@ -788,6 +797,11 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.server.listen),
         }
+    }
+
+    /// `server.trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, BadNetwork> {
+        TrustedProxies::parse(&self.server.trusted_proxies)
     }
 }
 

@@ -3,10 +3,11 @@
 //! bodies stream both ways, never buffered whole, so SSE events reach the client as the
 //! upstream sends them. Timeouts bound connecting and waiting for the response head only.
 //!
-//! The client's credentials and hop-by-hop headers never reach the upstream, nor any
-//! `X-Mcpgate-*` header the client sent; the caller's identity (set by the bearer layer in front)
-//! is added as `X-Mcpgate-Subject`, `X-Mcpgate-Client-Id`, `X-Mcpgate-Scopes`, and optionally
-//! the user's provider token. An upstream that cannot be reached gets a 502 with a
+//! What of the client's headers reaches the upstream is [`crate::headers`]' business: never its
+//! credentials, look-alikes of our identity headers or its claims of where it came from. The
+//! caller's identity (set by the bearer layer in front) is added as `X-Mcpgate-Subject`,
+//! `X-Mcpgate-Client-Id`, `X-Mcpgate-Scopes` and the rest, optionally the user's provider
+//! token, and the gateway's own `X-Forwarded-*`. An upstream that cannot be reached gets a 502 with a
 //! JSON-RPC-shaped error, not a hang.
 
 use std::convert::Infallible;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -26,18 +27,7 @@ use mcpgate::Principal;
 use mcpgate::authz::AuthServer;
 use secrecy::ExposeSecret;
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-const IDENTITY_PREFIX: &str = "x-mcpgate-";
+use crate::headers::{ForwardedHeaders, strip_client_headers, strip_hop_by_hop};
 
 /// What the gateway tells the upstream about the caller.
 #[derive(Clone, Default)]
@@ -46,6 +36,8 @@ pub struct Forwarding {
     pub identity: bool,
     /// `X-Mcpgate-Provider-Token`, from this authorization server's grants.
     pub provider_token: Option<AuthServer>,
+    /// `X-Forwarded-For`, `-Proto`, `-Host`.
+    pub forwarded: Option<ForwardedHeaders>,
 }
 
 /// The proxy, as a tower service.
@@ -83,34 +75,16 @@ fn json_rpc_error(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
-/// Removes hop-by-hop headers, and those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
-    }
-}
-
 impl Inner {
     /// The request as the upstream gets it.
     async fn upstream_request(&self, request: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+        let client = self.forwarding.forwarded.as_ref().and_then(|f| f.client(&request));
         let (mut parts, body) = request.into_parts();
         let principal = parts.extensions.remove::<Principal>();
         let headers = &mut parts.headers;
-        strip_hop_by_hop(headers);
-        for name in [header::AUTHORIZATION, header::COOKIE, header::HOST] {
-            headers.remove(&name);
-        }
-        let forged: Vec<HeaderName> =
-            headers.keys().filter(|name| name.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
-        for name in forged {
-            headers.remove(&name);
+        strip_client_headers(headers);
+        if let Some(forwarded) = &self.forwarding.forwarded {
+            forwarded.apply(headers, client);
         }
         if let Some(principal) = &principal {
             if self.forwarding.identity {
@@ -205,6 +179,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use http::HeaderMap;
 
     /// An upstream that answers with the headers it received, and an SSE stream that sends an
     /// event, waits, and sends another.
@@ -243,7 +218,11 @@ mod tests {
             format!("{upstream}{path}").parse().unwrap(),
             Duration::from_secs(1),
             Duration::from_secs(2),
-            Forwarding { identity: true, provider_token: None },
+            Forwarding {
+                identity: true,
+                provider_token: None,
+                forwarded: ForwardedHeaders::new("https://gw.example.com", Default::default()),
+            },
         );
         let verifier: Arc<dyn TokenVerifier> = Arc::new(FixedVerifier::new().with_token(
             &secrecy::SecretString::from("alice-token"),
@@ -255,16 +234,21 @@ mod tests {
     #[tokio::test]
     async fn the_upstream_sees_the_callers_identity_and_none_of_its_credentials_or_forgeries() {
         let upstream = upstream().await;
-        let request = Request::post("/mcp?x=1")
+        let mut request = Request::post("/mcp?x=1")
             .header("authorization", "Bearer alice-token")
             .header("cookie", "__Host-mcpgate-csrf=abc")
             .header("x-mcpgate-subject", "root")
             .header("X-Mcpgate-Admin", "yes")
+            .header("X_Mcpgate_Groups", "admins")
+            .header("x-forwarded-for", "10.0.0.1")
             .header("mcp-protocol-version", "2025-06-18")
             .header("connection", "close")
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([203, 0, 113, 7], 1234))));
         let response = protected(&upstream, "/mcp").oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["mcp-session-id"], "s-1");
@@ -276,7 +260,10 @@ mod tests {
         assert_eq!(seen["x-mcpgate-client-id"], "cli");
         assert_eq!(seen["x-mcpgate-scopes"], "mcp:read");
         assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
-        for gone in ["authorization", "cookie", "x-mcpgate-admin"] {
+        assert_eq!(seen["x-forwarded-for"], "203.0.113.7", "the peer, not what the client wrote");
+        assert_eq!(seen["x-forwarded-proto"], "https");
+        assert_eq!(seen["x-forwarded-host"], "gw.example.com");
+        for gone in ["authorization", "cookie", "x-mcpgate-admin", "x_mcpgate_groups"] {
             assert!(seen.get(gone).is_none(), "{gone} reached the upstream: {seen}");
         }
         assert_ne!(seen["host"], "gw.example.com");

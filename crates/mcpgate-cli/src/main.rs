@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod devidp;
 mod gateway;
+mod headers;
 mod health;
 mod identity;
 mod listener;

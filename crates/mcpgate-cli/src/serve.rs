@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use mcpgate::OAuthProxy;
 use mcpgate::authz::AuthServer;
+use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::ProtectedResource;
@@ -20,6 +21,7 @@ use secrecy::SecretString;
 use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
 use crate::config::{AuthMode, Config};
 use crate::gateway::{Forwarding, McpProxy};
+use crate::headers::ForwardedHeaders;
 use crate::stdio::{StdioSettings, StdioUpstream};
 
 /// Why the gateway could not start (or stopped).
@@ -154,6 +156,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
                 .configure(|settings| {
+                    settings.rate_limits.trusted_proxies = trusted_proxies(config);
                     settings.metadata_documents = auth.client_metadata_documents.into();
                     settings.allowed_users = (&auth.allowed_users).into();
                 })
@@ -202,6 +205,11 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
     }
 }
 
+/// `server.trusted_proxies` (checked when the configuration was loaded).
+fn trusted_proxies(config: &Config) -> TrustedProxies {
+    config.trusted_proxies().unwrap_or_default()
+}
+
 /// The environment variables a child must not inherit: mcpgate's own secrets and settings.
 fn withheld_env(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = std::env::vars_os()
@@ -226,7 +234,11 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let (app, upstream_name) = match (&upstream.url, &upstream.command) {
         (Some(url), _) => {
             let uri = url.parse().map_err(|e| config_error("upstream.url", e))?;
-            let forwarding = Forwarding { identity: upstream.forward_identity, provider_token };
+            let forwarding = Forwarding {
+                identity: upstream.forward_identity,
+                provider_token,
+                forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(&config)),
+            };
             let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
             // A declared length over the limit is refused at once (413); a longer streamed body is
             // cut off where it passes the limit.

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod client_address;
 pub mod crypto;
 pub mod error;
 pub mod http_client;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use http::{HeaderName, Request};
+use http::Request;
 use mcpgate::authz::{AuthServer, AuthServerSettings, RateLimits};
 use mcpgate::crypto::{Keyring, RootSecret};
 use mcpgate::ratelimit::RateLimit;
@@ -34,6 +34,13 @@ fn register_from(peer: &str, forwarded: Option<&str>) -> Request<Body> {
     }
     let mut request = request.body(Body::from(body.to_string())).unwrap();
     request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    request
+}
+
+/// `request` with `body`, from one fixed peer.
+fn from_peer(request: http::request::Builder, body: Body) -> Request<Body> {
+    let mut request = request.body(body).unwrap();
+    request.extensions_mut().insert(ConnectInfo("192.0.2.77:1000".parse::<SocketAddr>().unwrap()));
     request
 }
 
@@ -63,24 +70,53 @@ async fn registration_past_the_limit_is_429_with_retry_after_per_peer() {
 }
 
 #[tokio::test]
-async fn behind_a_proxy_the_configured_header_names_the_client() {
+async fn behind_a_trusted_proxy_its_forwarded_for_names_the_client() {
     let limits = RateLimits {
         register: two_at_once(),
-        client_ip_header: Some(HeaderName::from_static("x-forwarded-for")),
+        trusted_proxies: mcpgate::client_address::TrustedProxies::parse(["10.0.0.0/8"]).unwrap(),
         ..RateLimits::default()
     };
     let server = server(limits).await;
-    let call = |forwarded: &'static str| {
+    let call = |peer: &'static str, forwarded: &'static str| {
         let server = server.clone();
-        // Every request comes from the proxy's address.
-        async move { server.router().oneshot(register_from("10.0.0.2:443", Some(forwarded))).await.unwrap() }
+        async move { server.router().oneshot(register_from(peer, Some(forwarded))).await.unwrap() }
     };
-    // The last value is the one the proxy added; what the client wrote before it is ignored.
+    // The right-most address is the one the proxy added; what the client wrote before it is ignored.
     for spoof in ["1.1.1.1, 203.0.113.5", "2.2.2.2, 203.0.113.5"] {
-        assert_eq!(call(spoof).await.status(), 201);
+        assert_eq!(call("10.0.0.2:443", spoof).await.status(), 201);
     }
-    assert_eq!(call("3.3.3.3, 203.0.113.5").await.status(), 429);
-    assert_eq!(call("203.0.113.6").await.status(), 201, "a different client behind the same proxy");
+    assert_eq!(call("10.0.0.2:443", "3.3.3.3, 203.0.113.5").await.status(), 429);
+    assert_eq!(
+        call("10.0.0.2:443", "203.0.113.6").await.status(),
+        201,
+        "a different client behind the same proxy"
+    );
+    // A peer that is not a trusted proxy is the client, whatever it forwards: once past its
+    // limit, a fresh X-Forwarded-For does not buy it another bucket.
+    assert_eq!(call("198.51.100.1:1", "203.0.113.50").await.status(), 201);
+    assert_eq!(call("198.51.100.1:1", "203.0.113.51").await.status(), 201);
+    assert_eq!(call("198.51.100.1:1", "203.0.113.52").await.status(), 429);
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_64_and_no_connect_info_is_not_one_shared_bucket() {
+    let server = server(RateLimits { register: two_at_once(), ..RateLimits::default() }).await;
+    let call = |request: Request<Body>| {
+        let server = server.clone();
+        async move { server.router().oneshot(request).await.unwrap().status() }
+    };
+    // Addresses of one /64 are one client.
+    assert_eq!(call(register_from("[2001:db8:5:6::1]:1", None)).await, 201);
+    assert_eq!(call(register_from("[2001:db8:5:6:ffff::2]:1", None)).await, 201);
+    assert_eq!(call(register_from("[2001:db8:5:6:1:2:3:4]:1", None)).await, 429);
+    assert_eq!(call(register_from("[2001:db8:5:7::1]:1", None)).await, 201, "the next /64 is someone else");
+    // Without connection info nobody can be told apart: not limited (and a warning logged),
+    // rather than everyone sharing one bucket that one client could empty.
+    for _ in 0..5 {
+        let mut anonymous = register_from("192.0.2.200:1", None);
+        anonymous.extensions_mut().remove::<ConnectInfo<SocketAddr>>();
+        assert_eq!(call(anonymous).await, 201);
+    }
 }
 
 #[tokio::test]
@@ -92,7 +128,7 @@ async fn authorize_over_the_limit_gets_a_page_and_tokens_json() {
         last = Some(
             server
                 .router()
-                .oneshot(Request::get("/authorize?client_id=x").body(Body::empty()).unwrap())
+                .oneshot(from_peer(Request::get("/authorize?client_id=x"), Body::empty()))
                 .await
                 .unwrap(),
         );
@@ -103,10 +139,10 @@ async fn authorize_over_the_limit_gets_a_page_and_tokens_json() {
     assert!(refused.headers().contains_key("retry-after"));
 
     let token = || {
-        Request::post("/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from("grant_type=refresh_token&refresh_token=x&client_id=y"))
-            .unwrap()
+        from_peer(
+            Request::post("/token").header("content-type", "application/x-www-form-urlencoded"),
+            Body::from("grant_type=refresh_token&refresh_token=x&client_id=y"),
+        )
     };
     assert_eq!(server.router().oneshot(token()).await.unwrap().status(), 401);
     assert_eq!(server.router().oneshot(token()).await.unwrap().status(), 401);

@@ -2,15 +2,16 @@
 //! and the token endpoint, per client address. Over the limit: 429 with `Retry-After` — an
 //! OAuth-shaped JSON error for the API endpoints, a page for the browser's `/authorize`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 
 use super::pages::error_page;
+use crate::client_address::{TrustedProxies, client_address, rate_limit_key};
 use crate::ratelimit::{RateLimit, RateLimiter};
 
 /// The limits per client address; `None` turns one off.
@@ -22,10 +23,10 @@ pub struct RateLimits {
     pub authorize: Option<RateLimit>,
     /// `/token` and `/revoke` (default: 600 a minute, 60 at once).
     pub token: Option<RateLimit>,
-    /// Behind a reverse proxy: the header it puts the client's address in (its last value is
-    /// used, the one the proxy added). Without it, the peer address of the connection is the
-    /// client — which behind a proxy is the proxy, so set this there.
-    pub client_ip_header: Option<HeaderName>,
+    /// Behind reverse proxies: their networks. A request whose peer is one of them is counted
+    /// under the client address its `X-Forwarded-For` names (see [`crate::client_address`]);
+    /// any other peer is the client, whatever it writes. Empty by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for RateLimits {
@@ -34,7 +35,7 @@ impl Default for RateLimits {
             register: Some(RateLimit::per_minute(20, 10)),
             authorize: Some(RateLimit::per_minute(120, 30)),
             token: Some(RateLimit::per_minute(600, 60)),
-            client_ip_header: None,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 }
@@ -42,7 +43,7 @@ impl Default for RateLimits {
 impl RateLimits {
     /// No limits (benchmarks; deployments that limit in front of mcpgate).
     pub fn off() -> Self {
-        Self { register: None, authorize: None, token: None, client_ip_header: None }
+        Self { register: None, authorize: None, token: None, trusted_proxies: TrustedProxies::none() }
     }
 }
 
@@ -56,7 +57,7 @@ pub(crate) struct EndpointLimits {
 impl EndpointLimits {
     pub(crate) fn new(limits: &RateLimits) -> Self {
         let make = |limit: Option<RateLimit>, audience| {
-            limit.map(|limit| EndpointLimit::new(limit, audience, limits.client_ip_header.clone()))
+            limit.map(|limit| EndpointLimit::new(limit, audience, limits.trusted_proxies.clone()))
         };
         Self {
             register: make(limits.register, Audience::Client),
@@ -80,32 +81,38 @@ pub(crate) enum Audience {
 pub(crate) struct EndpointLimit {
     limiter: Arc<RateLimiter>,
     audience: Audience,
-    client_ip_header: Option<HeaderName>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl EndpointLimit {
-    pub(crate) fn new(limit: RateLimit, audience: Audience, client_ip_header: Option<HeaderName>) -> Self {
-        Self { limiter: Arc::new(RateLimiter::new(limit, 100_000)), audience, client_ip_header }
+    pub(crate) fn new(limit: RateLimit, audience: Audience, trusted_proxies: TrustedProxies) -> Self {
+        Self { limiter: Arc::new(RateLimiter::new(limit, 100_000)), audience, trusted_proxies }
     }
 
-    /// Who is asking: the proxy's header when configured, else the connection's peer.
-    fn client_key(&self, request: &Request) -> String {
-        let from_header = self.client_ip_header.as_ref().and_then(|name| {
-            let last = request.headers().get_all(name).iter().next_back()?.to_str().ok()?;
-            last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
-        });
-        let peer = || request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        match from_header.or_else(peer) {
-            Some(ip) => ip.to_string(),
-            // Served without connection info (in-process): one shared bucket.
-            None => "unknown".to_owned(),
-        }
+    /// Who is asking, as a rate-limit key; `None` when served without connection info.
+    fn client_key(&self, request: &Request) -> Option<String> {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        client_address(&self.trusted_proxies, peer, request.headers()).map(rate_limit_key)
     }
 }
 
 /// Middleware: admits the request or answers 429.
+///
+/// A server run without connection info (`into_make_service_with_connect_info`) has no client
+/// addresses: its requests are not limited — one bucket for everyone would let one client lock
+/// out all — and a warning says so, once.
 pub(crate) async fn enforce(State(limit): State<EndpointLimit>, request: Request, next: Next) -> Response {
-    let Err(wait) = limit.limiter.check(&limit.client_key(&request)) else {
+    let Some(key) = limit.client_key(&request) else {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "rate limits are off: the server runs without connection info, so client addresses \
+                 are unknown (serve with into_make_service_with_connect_info::<SocketAddr>())"
+            );
+        });
+        return next.run(request).await;
+    };
+    let Err(wait) = limit.limiter.check(&key) else {
         return next.run(request).await;
     };
     let mut response = match limit.audience {
