@@ -32,7 +32,8 @@ fi
 for dir in crates/mcpgate/tests/idp crates/mcpgate-cli/tests/interop; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "== npm ci ($dir)"
-    npm ci --prefix "$dir" --no-audit --no-fund
+    # From inside the directory: npm 11 no longer reads the lockfile of a --prefix directory.
+    (cd "$dir" && npm ci --no-audit --no-fund)
   fi
 done
 

@@ -15,5 +15,7 @@ mod process;
 #[allow(dead_code)]
 mod sign_in;
 
+#[path = "security/consent.rs"]
+mod consent;
 #[path = "security/upstream_headers.rs"]
 mod upstream_headers;

@@ -37,12 +37,20 @@ struct Flow {
 }
 
 async fn start() -> Flow {
+    start_with(DEFAULT_ACCESS_TTL).await
+}
+
+/// The default lifetime of our access tokens.
+const DEFAULT_ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// An instance whose access tokens live `access_ttl`, with a client registered.
+async fn start_with(access_ttl: std::time::Duration) -> Flow {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let idp = Arc::new(TestIdp::start(&[&format!("{base}/auth/callback")]));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    serve_instance(listener, &base, &idp, &format!("sqlite://{}", db.display())).await;
+    serve_instance_with(listener, &base, &idp, &format!("sqlite://{}", db.display()), access_ttl).await;
 
     let client_id = register_client(&base).await;
     Flow { idp, base, client_id, _dir: Arc::new(dir), db }
@@ -62,6 +70,17 @@ async fn serve_instance(
     idp: &TestIdp,
     store_url: &str,
 ) -> AuthServer {
+    serve_instance_with(listener, issuer, idp, store_url, DEFAULT_ACCESS_TTL).await
+}
+
+/// [`serve_instance`] with access tokens living `access_ttl`.
+async fn serve_instance_with(
+    listener: tokio::net::TcpListener,
+    issuer: &str,
+    idp: &TestIdp,
+    store_url: &str,
+    access_ttl: std::time::Duration,
+) -> AuthServer {
     let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
     let upstream = Upstream::new(
         discovery
@@ -72,6 +91,7 @@ async fn serve_instance(
     let mut settings = AuthServerSettings::new(issuer, format!("{issuer}/mcp"));
     settings.scopes_supported = vec!["mcp:read".into()];
     settings.refresh_grace = std::time::Duration::from_secs(2);
+    settings.access_token_ttl = access_ttl;
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
     // The MCP server this authorization server protects, in the same app.
@@ -334,6 +354,14 @@ async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{forged}");
     }
 
+    // One spelling per token: the generation written another way is no token, and — not being
+    // a genuine retired token — does not end the grant either.
+    let mac = r1.rsplit('.').next().unwrap();
+    for respelled in [format!("{gid}.+0.{mac}"), format!("{gid}.00.{mac}")] {
+        let (status, body) = refresh(&flow, &respelled, None).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{respelled}");
+    }
+
     let (status, second) = refresh(&flow, &r1, None).await;
     assert_eq!(status, 200, "{second}");
     let r2 = second["refresh_token"].as_str().unwrap().to_owned();
@@ -400,6 +428,30 @@ async fn revoking_either_token_ends_the_grant_at_once() {
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{which}");
     }
     assert_eq!(revoke(&flow, "no-such-token", &flow.client_id).await, 200, "unknown tokens: 200");
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_stays_refused_through_the_verifiers_clock_skew_leeway() {
+    // Access tokens living 1 s, which the verifier accepts until 60 s past `exp` (its leeway):
+    // the revocation must be remembered, and read back by a later instance, that long.
+    let flow = start_with(std::time::Duration::from_secs(1)).await;
+    let (code, verifier) = code_for(&flow, "vera").await;
+    let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(whoami_status(&flow, access).await, 200);
+    assert_eq!(revoke(&flow, access, &flow.client_id).await, 200);
+    // 45 s on: past the lifetime, past the window in which every instance keeps re-reading
+    // recent revocations (40 s), inside lifetime + leeway (61 s).
+    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
+    assert_eq!(whoami_status(&flow, access).await, 401, "past exp, inside the leeway, on the same instance");
+
+    // An instance started now on the same store reads the revocation back.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let later =
+        Flow { base: format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port()), ..flow.clone() };
+    let store_url = format!("sqlite://{}", flow.db.display());
+    serve_instance_with(listener, &flow.base, &flow.idp, &store_url, std::time::Duration::from_secs(1)).await;
+    assert_eq!(whoami_status(&later, access).await, 401, "a later instance read the revocation back");
 }
 
 #[tokio::test]

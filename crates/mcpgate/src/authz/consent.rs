@@ -2,11 +2,15 @@
 //! provider the user sees which client asks, where it will send them back, and which scopes —
 //! and approves or denies.
 //!
-//! The form's CSRF token is a MAC over the transaction and a random value held in a cookie set
-//! with the page, so it is bound to the browser that saw the page: a page that auto-submits the
-//! form from elsewhere has neither. Approval sets the browser-binding cookie (a MAC over the
-//! transaction id) that the upstream callback requires (C7). [`ConsentMode`] decides when the
-//! page is shown at all.
+//! The form's CSRF token is a MAC over the transaction and the browser's secret, a random value
+//! minted by mcpgate and held, with its own MAC, in a cookie set with the page: the token is
+//! bound to the transaction and to the browser that saw the page. A cookie value that mcpgate did
+//! not mint (planted by a page on another port of an http loopback issuer, whose cookies are
+//! shared) is ignored and replaced. And since planting a genuine value is still possible there,
+//! `POST /consent` also refuses what browsers say came from elsewhere: an `Origin` other than the
+//! issuer's, or `Sec-Fetch-Site` other than `same-origin`. Approval sets the browser-binding
+//! cookie (a MAC over the transaction id) that the upstream callback requires (C7).
+//! [`ConsentMode`] decides when the page is shown at all.
 
 use std::sync::Arc;
 
@@ -44,9 +48,10 @@ pub enum ConsentMode {
     /// Every authorization shows the consent page.
     #[default]
     Always,
-    /// An approval is remembered in the browser for that client and those scopes (30 days),
-    /// and honoured only when the browser says the request was not started by another site
-    /// (`Sec-Fetch-Site: none` or `same-origin`).
+    /// An approval is remembered in the browser for that client, that exact redirect URI (port
+    /// included: RFC 8252 §8.6 — another loopback port may be another program) and those
+    /// scopes (30 days), and honoured only when the browser says the request was not started by
+    /// another site (`Sec-Fetch-Site: none` or `same-origin`).
     Remember,
     /// No consent page. This gives up the confused-deputy defence: choose it only when every
     /// client is trusted (pre-registered clients, no open registration).
@@ -66,10 +71,20 @@ impl std::str::FromStr for ConsentMode {
     }
 }
 
-/// The approvals a browser remembers (`remember` mode): client id, the scopes approved and
-/// until when, in one cookie MACed as a whole so the browser can neither forge nor widen it.
+/// One remembered approval: of this client, sending the browser back to this redirect URI, for
+/// these scopes, until then (Unix seconds).
+#[derive(Debug, Serialize, Deserialize)]
+struct Approval {
+    client_id: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    until: u64,
+}
+
+/// The approvals a browser remembers (`remember` mode), in one cookie MACed as a whole so the
+/// browser can neither forge nor widen it.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct RememberedConsent(Vec<(String, Vec<String>, u64)>);
+struct RememberedConsent(Vec<Approval>);
 
 impl RememberedConsent {
     fn mac(server: &Inner, payload: &str) -> String {
@@ -91,25 +106,31 @@ impl RememberedConsent {
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok())
             .unwrap_or_default();
-        remembered.0.retain(|(_, _, until)| *until > now);
+        remembered.0.retain(|approval| approval.until > now);
         remembered
     }
 
-    /// Whether the transaction's client was approved for at least its scopes.
+    /// Whether the transaction's client was approved, for its exact redirect URI, for at least
+    /// its scopes.
     fn covers(&self, transaction: &Transaction) -> bool {
-        self.0.iter().any(|(client, scopes, _)| {
-            *client == transaction.client_id && transaction.scopes.iter().all(|s| scopes.contains(s))
+        self.0.iter().any(|approval| {
+            approval.client_id == transaction.client_id
+                && approval.redirect_uri == transaction.redirect_uri
+                && transaction.scopes.iter().all(|s| approval.scopes.contains(s))
         })
     }
 
     /// These approvals plus the transaction's, the oldest dropped beyond the limit.
     fn with(mut self, transaction: &Transaction) -> Self {
-        self.0.retain(|(client, _, _)| *client != transaction.client_id);
-        self.0.push((
-            transaction.client_id.clone(),
-            transaction.scopes.clone(),
-            unix_now() + REMEMBER_FOR.as_secs(),
-        ));
+        self.0.retain(|approval| {
+            approval.client_id != transaction.client_id || approval.redirect_uri != transaction.redirect_uri
+        });
+        self.0.push(Approval {
+            client_id: transaction.client_id.clone(),
+            redirect_uri: transaction.redirect_uri.clone(),
+            scopes: transaction.scopes.clone(),
+            until: unix_now() + REMEMBER_FOR.as_secs(),
+        });
         let excess = self.0.len().saturating_sub(REMEMBER_AT_MOST);
         self.0.drain(..excess);
         self
@@ -190,24 +211,43 @@ fn csrf_token(server: &Inner, transaction_id: &str, browser_secret: &str) -> Str
     server.cookie_mac.tag(format!("csrf\0{transaction_id}\0{browser_secret}").as_bytes()).to_base64()
 }
 
+/// The CSRF cookie's value for a browser secret: the secret and our MAC over it.
+fn csrf_cookie_value(server: &Inner, secret: &str) -> String {
+    let tag = server.cookie_mac.tag(format!("csrf-cookie\0{secret}").as_bytes()).to_base64();
+    format!("{secret}.{tag}")
+}
+
+/// The browser secret in a CSRF cookie's value, if mcpgate minted that value.
+fn minted_secret<'a>(server: &Inner, value: &'a str) -> Option<&'a str> {
+    let (secret, _) = value.split_once('.')?;
+    let ours =
+        crate::crypto::constant_time_eq(csrf_cookie_value(server, secret).as_bytes(), value.as_bytes());
+    ours.then_some(secret)
+}
+
 /// The binding-cookie value for a transaction.
 pub(crate) fn binding_value(server: &Inner, transaction_id: &str) -> String {
     server.cookie_mac.tag(format!("bind\0{transaction_id}").as_bytes()).to_base64()
 }
 
-/// The browser's secret for CSRF tokens: the one its cookie already holds, so that consent
-/// pages open side by side in one browser all stay valid, else a new one.
+/// The browser's secret for CSRF tokens: the one its cookie already holds if mcpgate minted
+/// it, so that consent pages open side by side in one browser all stay valid; else a new one.
 fn browser_secret(server: &Inner, headers: &HeaderMap) -> SecretString {
     let name = cookie_name(&server.settings.issuer, CSRF_COOKIE);
-    match read_cookie(headers, &name) {
-        Some(value)
-            if value.len() == 43
-                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            SecretString::from(value.to_owned())
-        }
-        _ => random_token(),
+    match read_cookie(headers, &name).and_then(|value| minted_secret(server, value)) {
+        Some(secret) => SecretString::from(secret.to_owned()),
+        None => random_token(),
     }
+}
+
+/// Whether the browser says the consent form was posted from a page of another origin: an
+/// `Origin` header other than the issuer's (`null` included), or `Sec-Fetch-Site` other than
+/// `same-origin`. Clients that send neither (not browsers) are judged by the CSRF token alone.
+fn posted_from_elsewhere(server: &Inner, headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or(""));
+    let foreign_origin = header("origin").is_some_and(|origin| origin != server.issuer_origin);
+    let foreign_site = header("sec-fetch-site").is_some_and(|site| site != "same-origin");
+    foreign_origin || foreign_site
 }
 
 /// Renders the consent page for an open transaction.
@@ -252,7 +292,8 @@ fn consent_page(
         .chain(csp_source(&transaction.redirect_uri))
         .collect();
     let mut response = page(StatusCode::OK, "Allow access?", &body, &form_action);
-    let cookie = set_cookie(&server.settings.issuer, CSRF_COOKIE, browser_secret.expose_secret(), 600);
+    let value = csrf_cookie_value(server, browser_secret.expose_secret());
+    let cookie = set_cookie(&server.settings.issuer, CSRF_COOKIE, &value, 600);
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
@@ -273,19 +314,26 @@ pub(crate) async fn consent_post(
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let cookie = cookie_name(&server.settings.issuer, CSRF_COOKIE);
-    let Some(browser_secret) = read_cookie(&headers, &cookie) else {
-        return error_page(
+    let not_shown_here = || {
+        error_page(
             StatusCode::FORBIDDEN,
             "This form was not shown in this browser. Start again from your application.",
+        )
+    };
+    if posted_from_elsewhere(&server, &headers) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form was sent from another site. Start again from your application.",
         );
+    }
+    let cookie = cookie_name(&server.settings.issuer, CSRF_COOKIE);
+    let Some(browser_secret) = read_cookie(&headers, &cookie).and_then(|value| minted_secret(&server, value))
+    else {
+        return not_shown_here();
     };
     let expected = csrf_token(&server, &form.transaction, browser_secret);
     if !crate::crypto::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form was not shown in this browser. Start again from your application.",
-        );
+        return not_shown_here();
     }
     let expired = || {
         error_page(StatusCode::BAD_REQUEST, "This request has expired. Start again from your application.")

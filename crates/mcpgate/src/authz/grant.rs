@@ -99,15 +99,27 @@ pub(crate) struct PresentedRefreshToken<'a> {
 }
 
 impl<'a> PresentedRefreshToken<'a> {
-    /// The parts of `token`, if it has our shape.
+    /// The parts of `token`, if it has our shape: one spelling per token, so the generation
+    /// is in canonical decimal (`0`, `17`; never `+0`, `00`).
     pub(crate) fn parse(token: &'a str) -> Option<Self> {
         let mut parts = token.split('.');
         let (grant_id, generation, mac) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || grant_id.is_empty() || mac.is_empty() {
             return None;
         }
-        Some(Self { grant_id, generation: generation.parse().ok()?, mac })
+        Some(Self { grant_id, generation: canonical_decimal(generation)?, mac })
     }
+}
+
+/// `text` as a number, if it is written the one way we write numbers: ASCII digits, no sign, no
+/// leading zero.
+fn canonical_decimal(text: &str) -> Option<u64> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = text.len() > 1 && text.starts_with('0');
+    if !digits || leading_zero {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// A one-time authorization code, stored under its keyed digest.
@@ -250,5 +262,35 @@ impl Inner {
         let plain = self.sealer.open(&grant_aad(&grant.id), &sealed).ok()?;
         let secrets: UpstreamSecrets = serde_json::from_slice(plain.expose_secret()).ok()?;
         Some((secrets.access_token.into(), secrets.refresh_token.map(Into::into)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_token_has_one_spelling() {
+        let parsed = |t: &str| PresentedRefreshToken::parse(t).map(|p| p.generation);
+        assert_eq!(parsed("g.0.m"), Some(0));
+        assert_eq!(parsed("g.17.m"), Some(17));
+        assert_eq!(parsed("g.18446744073709551615.m"), Some(u64::MAX));
+        for other in [
+            "g.+0.m",
+            "g.00.m",
+            "g.017.m",
+            "g.-0.m",
+            "g. 1.m",
+            "g.1 .m",
+            "g..m",
+            "g.18446744073709551616.m",
+            "g.٣.m",
+        ] {
+            assert_eq!(parsed(other), None, "{other}");
+        }
+        // Every generation we write reads back as itself.
+        for generation in [0, 1, 9, 10, 99, 100, u64::MAX] {
+            assert_eq!(parsed(&format!("g.{generation}.m")), Some(generation));
+        }
     }
 }

@@ -125,6 +125,8 @@ pub(crate) struct Inner {
     pub settings: AuthServerSettings,
     /// The issuer's path (empty for an issuer at the origin's root), where endpoints live.
     pub issuer_path: String,
+    /// The issuer's origin as browsers write it in `Origin` (`https://auth.example.com`).
+    pub issuer_origin: String,
     pub store: Arc<dyn Store>,
     pub digester: KeyedMac,
     pub cookie_mac: KeyedMac,
@@ -192,15 +194,17 @@ impl AuthServer {
             .map(|c| c.to_record(&digester).map(|record| (record.client_id.clone(), record)))
             .collect::<Result<_, _>>()?;
         let issuer_path = url.path().trim_end_matches('/').to_owned();
+        let issuer_origin = url.origin().ascii_serialization();
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
         let signer = issue::TokenSigner::new(keyring);
         let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
-        let revoked = revoked::RevokedGrants::new(store.clone(), ttl);
+        let revoked = revoked::RevokedGrants::new(store.clone(), ttl, own_jwt.rules().leeway);
         let settings_documents = settings.metadata_documents;
         let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
             settings,
             issuer_path,
+            issuer_origin,
             store,
             digester,
             cookie_mac: keyring.cookie_signer(),

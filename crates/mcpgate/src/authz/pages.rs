@@ -46,7 +46,9 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str, form_action: &[S
     }
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it a browser posts our own forms with `Origin: null`, which
+    // `POST /consent` must refuse. `same-origin` still sends nothing to other sites.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

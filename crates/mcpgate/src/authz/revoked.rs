@@ -27,7 +27,8 @@ const POLL_LOOKBACK_SECS: u64 = 30;
 /// Concurrent reads while catching up at start.
 const CATCH_UP_CONCURRENCY: usize = 32;
 
-/// Grants revoked anywhere, remembered as long as an access token of theirs can live.
+/// Grants revoked anywhere, remembered as long as an access token of theirs can be accepted:
+/// its lifetime plus the verifier's clock-skew leeway on `exp`.
 #[derive(Clone)]
 pub(crate) struct RevokedGrants {
     shared: Arc<Shared>,
@@ -36,8 +37,8 @@ pub(crate) struct RevokedGrants {
 struct Shared {
     known: Cache<String, ()>,
     store: Arc<dyn Store>,
-    /// The access-token lifetime: how long a revocation matters.
-    ttl: Duration,
+    /// How long a revocation matters: the access-token lifetime plus the leeway.
+    hold: Duration,
     /// Set once the start-up catch-up is done and the poller runs.
     listening: tokio::sync::OnceCell<()>,
 }
@@ -47,10 +48,13 @@ fn bucket_of(unix_secs: u64) -> u64 {
 }
 
 impl RevokedGrants {
-    /// The list for access tokens living `ttl`, shared through `store`.
-    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        let known = Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build();
-        Self { shared: Arc::new(Shared { known, store, ttl, listening: Default::default() }) }
+    /// The list for access tokens living `ttl` and accepted up to `leeway` past their `exp`,
+    /// shared through `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration, leeway: Duration) -> Self {
+        let hold = ttl + leeway;
+        // An entry read back from a bucket may be up to a bucket older than its insertion here.
+        let known = Cache::builder().max_capacity(1_000_000).time_to_live(hold).build();
+        Self { shared: Arc::new(Shared { known, store, hold, listening: Default::default() }) }
     }
 
     /// Whether the grant was revoked (as far as this instance has heard).
@@ -72,7 +76,7 @@ impl RevokedGrants {
             .listening
             .get_or_init(|| async {
                 let now = unix_now();
-                let from = bucket_of(now.saturating_sub(self.shared.ttl.as_secs() + BUCKET_SECS));
+                let from = bucket_of(now.saturating_sub(self.shared.hold.as_secs() + BUCKET_SECS));
                 if let Err(e) = self.shared.read_buckets(from, now).await {
                     tracing::warn!(error = %e, "reading published revocations failed; following new ones");
                 }
@@ -85,8 +89,8 @@ impl RevokedGrants {
 impl Shared {
     async fn publish(&self, grant_id: &str) -> Result<(), StoreError> {
         let key = bucket_of(unix_now()).to_string();
-        // The bucket outlives the access tokens whose grants it lists.
-        let ttl = Some(self.ttl + Duration::from_secs(2 * BUCKET_SECS));
+        // The bucket outlives every access token of the grants it lists, leeway included.
+        let ttl = Some(self.hold + Duration::from_secs(2 * BUCKET_SECS));
         loop {
             let Some(current) = self.store.get_json::<Vec<String>>(REVOCATIONS, &key).await? else {
                 let first = vec![grant_id.to_owned()];

@@ -25,7 +25,7 @@ impl TestIdp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mcpgate/tests/idp");
         assert!(
             std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
-            "run `npm ci --prefix {dir}` (scripts/test.sh does)"
+            "run `npm ci` in {dir} (scripts/test.sh does)"
         );
         let mut child = Command::new("node")
             .arg("server.mjs")
