@@ -13,6 +13,7 @@ mod cimd;
 mod client;
 mod consent;
 mod cookies;
+mod display_text;
 mod grant;
 mod issue;
 mod limits;

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
+use super::display_text::disguise;
 use crate::crypto::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::redirect::ApplicationType;
@@ -82,10 +83,17 @@ impl Inner {
             Some(_) => return Err(metadata_error("application_type must be native or web")),
         };
         let client_name = match request.client_name {
-            Some(name) if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) => {
-                return Err(metadata_error("client_name is too long or has control characters"));
+            Some(name) if name.chars().count() > MAX_NAME_CHARS => {
+                return Err(metadata_error("client_name is too long"));
             }
-            other => other.filter(|n| !n.trim().is_empty()),
+            Some(name) => {
+                // The consent page shows it: nothing that disguises what the user reads.
+                if let Some(why) = disguise(&name) {
+                    return Err(metadata_error(format!("client_name holds {why}")));
+                }
+                Some(name).filter(|n| !n.trim().is_empty())
+            }
+            None => None,
         };
 
         let raw_uris = request.redirect_uris.unwrap_or_default();
