@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use mcpgate::authz::{AllowedUsers, ConsentMode, MetadataDocumentPolicy};
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
+use mcpgate::resource::AllowedOrigins;
 use serde::Deserialize;
 
 /// The whole file.
@@ -54,6 +55,13 @@ pub struct ServerConfig {
     /// from one of them has its `X-Forwarded-For` believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Browser origins allowed to call the MCP endpoint besides `public_url`'s own (patterns:
+    /// `https://app.example.com`, `http://localhost:*`, `https://*.example.com`; `*` for any).
+    /// Default: loopback origins on any port.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Host names the gateway answers to besides `public_url`'s (`host` or `host:port`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +73,8 @@ impl Default for ServerConfig {
             max_request_bytes: default_max_request_bytes(),
             metrics: true,
             trusted_proxies: Vec::new(),
+            allowed_origins: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -684,6 +694,18 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if let Err(e) = config.trusted_proxies() {
         problem("server.trusted_proxies", &e.to_string());
+    }
+    if let Some(origins) = &config.server.allowed_origins
+        && let Err(e) = AllowedOrigins::for_resource(&config.public_url()).and_then(|o| o.only(origins))
+    {
+        problem("server.allowed_origins", &e.to_string());
+    }
+    if let Err(e) = crate::host_check::AllowedHosts::new(
+        &config.public_url(),
+        &config.server.allowed_hosts,
+        TrustedProxies::none(),
+    ) {
+        problem("server.allowed_hosts", &e);
     }
     if config.server.max_request_bytes < 1024 {
         problem("server.max_request_bytes", "must be at least 1024");

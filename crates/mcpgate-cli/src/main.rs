@@ -9,6 +9,7 @@ mod devidp;
 mod gateway;
 mod headers;
 mod health;
+mod host_check;
 mod identity;
 mod listener;
 mod metrics;

@@ -13,7 +13,7 @@ use mcpgate::authz::AuthServer;
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
-use mcpgate::resource::ProtectedResource;
+use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
 use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
 use secrecy::SecretString;
@@ -22,6 +22,7 @@ use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
 use crate::config::{AuthMode, Config};
 use crate::gateway::{Forwarding, McpProxy};
 use crate::headers::ForwardedHeaders;
+use crate::host_check::AllowedHosts;
 use crate::stdio::{StdioSettings, StdioUpstream};
 
 /// Why the gateway could not start (or stopped).
@@ -85,7 +86,7 @@ fn read_secret(env: Option<&str>, file: Option<&str>, key: &'static str) -> Resu
 /// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
 enum Guard {
     Proxy(Box<OAuthProxy>),
-    Resource(ProtectedResource, Arc<dyn TokenVerifier>),
+    Resource(Box<ProtectedResource>, Arc<dyn TokenVerifier>),
 }
 
 impl Guard {
@@ -147,7 +148,11 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                      this gateway fetch from loopback and private addresses (for tests only)"
                 );
             }
-            let proxy = OAuthProxy::builder(&public_url)
+            let mut proxy = OAuthProxy::builder(&public_url);
+            if let Some(origins) = &config.server.allowed_origins {
+                proxy = proxy.allowed_origins(origins.clone());
+            }
+            let proxy = proxy
                 .mcp_path(&config.server.mcp_path)
                 .upstream(provider)
                 .keyring(keyring)
@@ -189,6 +194,12 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
             let verifier = verifier.build().map_err(|e| config_error("auth.resource", e))?;
             let mut resource =
                 ProtectedResource::new(mcp_url).map_err(|e| config_error("server.public_url", e))?;
+            if let Some(origins) = &config.server.allowed_origins {
+                let allowed = AllowedOrigins::for_resource(mcp_url)
+                    .and_then(|o| o.only(origins))
+                    .map_err(|e| config_error("server.allowed_origins", e))?;
+                resource = resource.allowed_origins(allowed);
+            }
             let servers = if resource_config.authorization_servers.is_empty() {
                 vec![resource_config.issuer.clone()]
             } else {
@@ -200,7 +211,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
             for scope in &config.auth.scopes {
                 resource = resource.scope_supported(scope.clone());
             }
-            Ok((Guard::Resource(resource, Arc::new(CachedVerifier::new(verifier))), None))
+            Ok((Guard::Resource(Box::new(resource), Arc::new(CachedVerifier::new(verifier))), None))
         }
     }
 }
@@ -271,6 +282,9 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         app =
             app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
     }
+    let hosts = AllowedHosts::new(&public_url, &config.server.allowed_hosts, trusted_proxies(&config))
+        .map_err(|e| config_error("server.allowed_hosts", e))?;
+    let app = app.layer(axum::middleware::from_fn_with_state(Arc::new(hosts), crate::host_check::enforce));
 
     let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))

@@ -23,5 +23,7 @@ mod sign_in;
 mod client_names;
 #[path = "security/consent.rs"]
 mod consent;
+#[path = "security/rebinding.rs"]
+mod rebinding;
 #[path = "security/upstream_headers.rs"]
 mod upstream_headers;

@@ -34,7 +34,7 @@ use http::Request;
 use crate::authz::{AuthServer, AuthServerSettings, ConsentMode, SettingsError};
 use crate::crypto::Keyring;
 use crate::redirect::RedirectAllowList;
-use crate::resource::{ProtectedResource, ResourceConfigError};
+use crate::resource::{AllowedOrigins, ProtectedResource, ResourceConfigError};
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::verify::{CachedVerifier, JwtConfigError, TokenVerifier};
@@ -57,6 +57,9 @@ pub enum ProxyBuildError {
     /// The resource URL is unusable.
     #[error(transparent)]
     Resource(#[from] ResourceConfigError),
+    /// An allowed origin is not an origin pattern.
+    #[error(transparent)]
+    Origin(#[from] crate::resource::BadOrigin),
     /// The verifier of our tokens could not be made.
     #[error(transparent)]
     Verifier(#[from] JwtConfigError),
@@ -69,6 +72,7 @@ pub struct OAuthProxyBuilder {
     upstream: Option<Upstream>,
     keyring: Option<Keyring>,
     store: Option<Arc<dyn Store>>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for OAuthProxyBuilder {
@@ -121,6 +125,14 @@ impl OAuthProxyBuilder {
         self
     }
 
+    /// The browser origins allowed to call the MCP endpoint besides the issuer's own, replacing
+    /// the default (loopback origins); `*` allows every origin. See
+    /// [`AllowedOrigins`](crate::resource::AllowedOrigins).
+    pub fn allowed_origins<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_origins = Some(patterns.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Any other setting of the authorization server.
     pub fn configure(mut self, change: impl FnOnce(&mut AuthServerSettings)) -> Self {
         change(&mut self.settings);
@@ -137,6 +149,9 @@ impl OAuthProxyBuilder {
         let mut resource = ProtectedResource::new(&resource_url)?.authorization_server(issuer);
         for scope in &self.settings.scopes_supported {
             resource = resource.scope_supported(scope.clone());
+        }
+        if let Some(patterns) = &self.allowed_origins {
+            resource = resource.allowed_origins(AllowedOrigins::for_resource(&resource_url)?.only(patterns)?);
         }
         let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
         let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(server.access_token_verifier()?));
@@ -171,6 +186,7 @@ impl OAuthProxy {
             upstream: None,
             keyring: None,
             store: None,
+            allowed_origins: None,
         }
     }
 

@@ -11,7 +11,7 @@ use super::gateway::{Issuer, start_gateway};
 use super::process::{Running, free_port};
 
 /// The wsgiref upstream (tests/upstreams/wsgi_echo.py): its MCP URL, and the process.
-fn wsgi_upstream() -> (String, Running) {
+pub fn wsgi_upstream() -> (String, Running) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/upstreams/wsgi_echo.py");
     let mut child =
         Command::new("python3").arg(script).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
@@ -22,7 +22,7 @@ fn wsgi_upstream() -> (String, Running) {
 }
 
 /// A resource-mode gateway before the wsgiref upstream, with `server_extra` in `[server]`.
-async fn gateway_before_wsgi(
+pub async fn gateway_before_wsgi(
     issuer: &Issuer,
     server_extra: &str,
 ) -> (String, Running, Running, tempfile::TempDir) {
@@ -39,7 +39,7 @@ async fn gateway_before_wsgi(
 }
 
 /// The CGI environment the upstream saw for a ping carrying `headers`.
-async fn environ_for(base: &str, token: &str, headers: &[(&str, &str)]) -> Value {
+pub async fn environ_for(base: &str, token: &str, headers: &[(&str, &str)]) -> Value {
     let mut request = reqwest::Client::new().post(format!("{base}/mcp")).bearer_auth(token);
     for (name, value) in headers {
         request = request.header(*name, *value);

@@ -1,12 +1,14 @@
 //! The protected resource: what an MCP endpoint needs to demand and check bearer tokens.
 //!
 //! [`ProtectedResource`] describes the resource (its canonical URL, the authorization servers
-//! that issue tokens for it, its scopes). From it come the [`BearerLayer`] that guards the MCP
-//! routes (A2–A5, A10) and the RFC 9728 metadata routes (A1).
+//! that issue tokens for it, its scopes, the browser origins allowed to call it). From it come
+//! the [`OriginLayer`] (DNS rebinding), the [`BearerLayer`] that guards the MCP routes
+//! (A2–A5, A10) and the RFC 9728 metadata routes (A1).
 
 mod challenge;
 mod layer;
 mod metadata;
+mod origin;
 mod session;
 
 use std::convert::Infallible;
@@ -16,11 +18,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::Request;
-use tower::{Layer, Service};
+use tower::Service;
 
 pub use challenge::AuthError;
 pub use layer::{BearerLayer, BearerService};
 pub use metadata::ResourceMetadata;
+pub use origin::{AllowedOrigins, BadOrigin, OriginCheck, OriginLayer};
 pub use session::{SESSION_HEADER, SessionBinding, SessionBindingLayer};
 
 use crate::verify::TokenVerifier;
@@ -53,6 +56,7 @@ pub struct ProtectedResource {
     scopes_supported: Vec<String>,
     required_scopes: Vec<String>,
     resource_name: Option<String>,
+    allowed_origins: AllowedOrigins,
 }
 
 impl ProtectedResource {
@@ -73,6 +77,7 @@ impl ProtectedResource {
         let origin = url.origin().ascii_serialization();
         // RFC 9728 §3.1: the well-known segment goes between the host and the path.
         let metadata_url = format!("{origin}{METADATA_PATH}{path}");
+        let allowed_origins = AllowedOrigins::for_resource(resource_url).map_err(|_| bad())?;
         Ok(Self {
             resource,
             path,
@@ -81,6 +86,7 @@ impl ProtectedResource {
             scopes_supported: Vec::new(),
             required_scopes: Vec::new(),
             resource_name: None,
+            allowed_origins,
         })
     }
 
@@ -118,6 +124,14 @@ impl ProtectedResource {
         self
     }
 
+    /// The browser origins allowed to call the MCP endpoint (default: the resource's own
+    /// origin and loopback origins; see [`AllowedOrigins`]).
+    #[must_use]
+    pub fn allowed_origins(mut self, allowed: AllowedOrigins) -> Self {
+        self.allowed_origins = allowed;
+        self
+    }
+
     /// The canonical resource URL.
     pub fn resource(&self) -> &str {
         &self.resource
@@ -139,7 +153,8 @@ impl ProtectedResource {
     }
 
     /// A router serving `service` (typically rmcp's Streamable HTTP service) at the resource's
-    /// path behind the bearer layer and session binding, and the metadata routes beside it.
+    /// path behind the `Origin` check, the bearer layer and session binding, and the metadata
+    /// routes beside it.
     pub fn protect<S>(&self, verifier: Arc<dyn TokenVerifier>, service: S) -> Router
     where
         S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -147,7 +162,12 @@ impl ProtectedResource {
         S::Future: Send + 'static,
     {
         let path = if self.path.is_empty() { "/" } else { self.path.as_str() };
-        let guarded = self.layer(verifier).layer(SessionBindingLayer::default().layer(service));
+        // Outermost first: a browser page of a foreign origin is refused before any token is read.
+        let guarded = tower::ServiceBuilder::new()
+            .layer(OriginLayer::new(self.allowed_origins.clone()))
+            .layer(self.layer(verifier))
+            .layer(SessionBindingLayer::default())
+            .service(service);
         Router::new().route_service(path, guarded).merge(self.metadata_router())
     }
 }
