@@ -92,6 +92,9 @@ mod tests {
         async fn delete(&self, _: Collection, _: &str) -> Result<bool, StoreError> {
             down()
         }
+        async fn delete_if_version(&self, _: Collection, _: &str, _: Version) -> Result<bool, StoreError> {
+            down()
+        }
         async fn take(&self, _: Collection, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             down()
         }

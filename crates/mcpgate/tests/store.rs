@@ -104,6 +104,24 @@ async fn compare_and_swap(store: Arc<dyn Store>) {
     assert!(store.get(GRANTS, "family").await.unwrap().is_none());
 }
 
+async fn delete_if_version(store: Arc<dyn Store>) {
+    // A lock: taken by one holder, expired, taken by another; the first holder's release must
+    // leave the second's lock alone.
+    let first =
+        store.put_if_absent(GRANTS, "lock", b"a", Some(Duration::from_millis(150))).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let second = store.put_if_absent(GRANTS, "lock", b"b", None).await.unwrap().expect("the first expired");
+    assert!(!store.delete_if_version(GRANTS, "lock", first).await.unwrap(), "not the holder's any more");
+    assert_eq!(store.get(GRANTS, "lock").await.unwrap().unwrap().value, b"b");
+    assert!(store.delete_if_version(GRANTS, "lock", second).await.unwrap());
+    assert!(store.get(GRANTS, "lock").await.unwrap().is_none());
+    assert!(!store.delete_if_version(GRANTS, "lock", second).await.unwrap(), "gone already");
+    // An expired record at the expected version counts as gone.
+    let brief = store.put(GRANTS, "brief", b"x", Some(Duration::from_millis(100))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!store.delete_if_version(GRANTS, "brief", brief).await.unwrap());
+}
+
 async fn race_take(store: Arc<dyn Store>) {
     for round in 0..5 {
         let key = format!("race-{round}");
@@ -169,6 +187,7 @@ macro_rules! store_suite {
             case!(put_if_absent);
             case!(take_once);
             case!(compare_and_swap);
+            case!(delete_if_version);
             case!(race_take);
             case!(race_cas);
         }

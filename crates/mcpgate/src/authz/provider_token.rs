@@ -136,9 +136,11 @@ impl Inner {
                 .store
                 .put_if_absent(REFRESH_LOCKS, &id, holder.expose_secret().as_bytes(), Some(LOCK_TTL))
                 .await?;
-            if lock.is_some() {
+            if let Some(version) = lock {
                 let outcome = self.refresh_upstream(&grant, &refresh_token).await;
-                if let Err(e) = self.store.delete(REFRESH_LOCKS, &id).await {
+                // Released only if still ours: a refresh slower than the lock's TTL finds another
+                // instance's lock in its place, and must leave it.
+                if let Err(e) = self.store.delete_if_version(REFRESH_LOCKS, &id, version).await {
                     tracing::warn!(error = %e, "releasing an upstream refresh lock failed; it expires");
                 }
                 if let Some(refreshed) = outcome? {

@@ -160,6 +160,19 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn delete_if_version(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with_shard(collection, key, |shard, now| {
+            let id = (collection, key.to_owned());
+            let ours = shard.records.get(&id).is_some_and(|r| r.live(now) && r.version == expected);
+            ours && shard.records.remove(&id).is_some()
+        }))
+    }
+
     async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with_shard(collection, key, |shard, now| {
             shard.records.remove(&(collection, key.to_owned())).filter(|r| r.live(now)).map(|r| r.value)

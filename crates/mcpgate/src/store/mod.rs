@@ -105,6 +105,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the record; whether one was there.
     async fn delete(&self, collection: Collection, key: &str) -> Result<bool, StoreError>;
 
+    /// Deletes the record only if it is still at `expected` (compare-and-delete: a lock released
+    /// only by its holder); whether it was deleted.
+    async fn delete_if_version(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+    ) -> Result<bool, StoreError>;
+
     /// Removes and returns the record, atomically: of any number of concurrent takes of the
     /// same record, exactly one gets it.
     async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

@@ -28,11 +28,22 @@ end
 return 1
 "#;
 
+/// `KEYS[1]` record, `ARGV[1]` expected version (8 bytes). Deletes only when the stored
+/// version is the expected one.
+const CAD_SCRIPT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current or string.sub(current, 1, 8) ~= ARGV[1] then
+  return 0
+end
+return redis.call('DEL', KEYS[1])
+"#;
+
 /// The Redis store.
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     cas: Script,
+    cad: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -94,7 +105,7 @@ impl RedisStore {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2);
         let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
-        Ok(Self { connection, prefix, cas: Script::new(CAS_SCRIPT) })
+        Ok(Self { connection, prefix, cas: Script::new(CAS_SCRIPT), cad: Script::new(CAD_SCRIPT) })
     }
 
     fn key(&self, collection: Collection, key: &str) -> String {
@@ -151,6 +162,22 @@ impl Store for RedisStore {
     async fn delete(&self, collection: Collection, key: &str) -> Result<bool, StoreError> {
         let removed: u64 = self.query(redis::cmd("DEL").arg(self.key(collection, key))).await?;
         Ok(removed > 0)
+    }
+
+    async fn delete_if_version(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+    ) -> Result<bool, StoreError> {
+        let deleted: i64 = self
+            .cad
+            .key(self.key(collection, key))
+            .arg(expected.to_be_bytes().as_slice())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(deleted == 1)
     }
 
     async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

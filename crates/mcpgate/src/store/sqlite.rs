@@ -51,6 +51,12 @@ enum Write {
         collection: Collection,
         key: String,
     },
+    DeleteIfVersion {
+        collection: Collection,
+        key: String,
+        expected: Version,
+        now: i64,
+    },
     Take {
         collection: Collection,
         key: String,
@@ -306,6 +312,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<Applied, rusqlite::Error> {
             .query_row(params![collection.name(), key], |row| row.get::<_, Option<i64>>(0))
             .optional()
             .map(|row| Applied { rows: 0, returned: row.map(|expires_at| (None, expires_at)) }),
+        Write::DeleteIfVersion { collection, key, expected, now } => conn
+            .prepare_cached(
+                "DELETE FROM records
+                 WHERE collection = ? AND key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
+            )?
+            .execute(params![collection.name(), key, to_sql(*expected), now])
+            .map(|rows| Applied { rows: rows as u64, returned: None }),
         Write::Take { collection, key } => conn
             .prepare_cached(
                 "DELETE FROM records WHERE collection = ? AND key = ? RETURNING value, expires_at",
@@ -492,6 +505,16 @@ impl Store for SqliteStore {
         let applied = self.write(Write::Delete { collection, key: key.to_owned() }).await?;
         let now = now_ms();
         Ok(applied.returned.is_some_and(|(_, expires_at)| live(expires_at, now)))
+    }
+
+    async fn delete_if_version(
+        &self,
+        collection: Collection,
+        key: &str,
+        expected: Version,
+    ) -> Result<bool, StoreError> {
+        let write = Write::DeleteIfVersion { collection, key: key.to_owned(), expected, now: now_ms() };
+        Ok(self.write(write).await?.rows == 1)
     }
 
     async fn take(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
