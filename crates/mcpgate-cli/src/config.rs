@@ -502,6 +502,15 @@ pub struct Source {
     env: HashMap<String, String>,
 }
 
+/// The sections every configuration needs, and what each says.
+const REQUIRED_SECTIONS: [(&str, &str); 2] = [
+    ("upstream", "the MCP server behind the gateway (url = \"http://…/mcp\" or command = [\"…\"])"),
+    (
+        "auth",
+        "how callers sign in (client_id, client_secret_env and the provider's section; or mode = \"resource\")",
+    ),
+];
+
 /// The prefix of override variables; `__` separates the path's parts.
 const ENV_PREFIX: &str = "MCPGATE_";
 
@@ -521,6 +530,18 @@ impl Source {
             }
         };
         let overridden = self.apply_overrides(&mut table)?;
+        let missing: Vec<Problem> = REQUIRED_SECTIONS
+            .iter()
+            .filter(|(name, _)| !table.contains_key(*name))
+            .map(|(name, what)| Problem {
+                key: (*name).to_owned(),
+                origin: Origin::File,
+                message: format!("the [{name}] section is missing: {what}"),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
             vec![self.problem_at(&path, e.inner().message(), &overridden)]
@@ -894,7 +915,15 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
 
         let missing = only_problem("[auth]\nclient_id = \"x\"\n", &[]);
         assert_eq!(missing.key, "upstream", "{missing}");
-        assert!(missing.message.contains("missing field"));
+        assert!(missing.message.contains("the [upstream] section is missing"), "{missing}");
+        let empty = Source::new(String::new(), std::iter::empty()).load().unwrap_err();
+        let keys: Vec<&str> = empty.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["upstream", "auth"], "an empty file names both sections");
+        let missing_field = only_problem(
+            "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n[auth]\nmode = \"resource\"\n[auth.resource]\nissuer = \"x\"\n",
+            &[],
+        );
+        assert_eq!(missing_field.key, "auth.resource.jwks_uri", "{missing_field}");
 
         let syntax = only_problem("[server\nlisten = 1", &[]);
         assert_eq!(syntax.origin, Origin::Line(1), "{syntax}");

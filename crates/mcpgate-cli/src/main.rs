@@ -2,6 +2,7 @@
 //! Streamable HTTP upstream so far; stdio upstreams follow), `check`, `keygen`.
 #![forbid(unsafe_code)]
 
+mod boot;
 mod check;
 mod config;
 mod demo;

@@ -17,7 +17,9 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
     // Discovery and network failures are runtime problems; a refused setting names its section.
     let built = |result: Result<Upstream, UpstreamError>| {
         result.map_err(|e| match e {
-            UpstreamError::Unavailable(why) => ServeError::Runtime(format!("provider {name}: {why}")),
+            UpstreamError::Unavailable(why) => {
+                ServeError::ProviderUnavailable(format!("provider {name}: {why}"))
+            }
             other => ServeError::Runtime(format!("[auth.{name}]: {other}")),
         })
     };
@@ -116,7 +118,12 @@ pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<
                 vec!["email".into(), "profile".into()],
             )
             .await
-            .map_err(|e| ServeError::Runtime(format!("auth.oidc.discovery_url: {e}")))
+            .map_err(|e| match e {
+                UpstreamError::Unavailable(why) => {
+                    ServeError::ProviderUnavailable(format!("auth.oidc.discovery_url: {why}"))
+                }
+                other => ServeError::Runtime(format!("auth.oidc.discovery_url: {other}")),
+            })
         }
     }
 }

@@ -16,8 +16,10 @@ use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
 use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
+use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 
+use crate::boot::{LateApp, retry_with_backoff, waiting_app};
 use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
 use crate::config::{AuthMode, Config};
 use crate::gateway::{Forwarding, McpProxy};
@@ -34,6 +36,10 @@ pub(crate) enum ServeError {
     /// Something could not be reached or started (exit 1).
     #[error("{0}")]
     Runtime(String),
+    /// The identity provider could not be reached (its discovery): `serve` starts anyway and
+    /// retries; `check` reports it (exit 1).
+    #[error("{0}")]
+    ProviderUnavailable(String),
 }
 
 pub(crate) fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
@@ -232,13 +238,19 @@ fn withheld_env(config: &Config) -> Vec<String> {
     names
 }
 
-async fn serve(config: Config) -> Result<(), ServeError> {
+/// The gateway's app, built from the configuration.
+struct Built {
+    app: Router,
+    stdio: Option<StdioUpstream>,
+    upstream_name: String,
+}
+
+/// Builds the app: the guard (with its provider), the upstream, health, metrics, host check.
+async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Built, ServeError> {
     let public_url = config.public_url();
     let mcp_url = format!("{public_url}{}", config.server.mcp_path);
     let upstream = &config.upstream;
-    // Installed first, so that the provider's discovery is measured too.
-    let metrics = if config.server.metrics { crate::metrics::install() } else { None };
-    let (guard, ready_store) = guard(&config, &mcp_url).await?;
+    let (guard, ready_store) = guard(config, &mcp_url).await?;
     let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
 
     let mut stdio = None;
@@ -248,7 +260,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             let forwarding = Forwarding {
                 identity: upstream.forward_identity,
                 provider_token,
-                forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(&config)),
+                forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(config)),
             };
             let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
             // A declared length over the limit is refused at once (413); a longer streamed body is
@@ -265,7 +277,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
                 command: command.clone(),
                 per_session: upstream.per_session,
                 max_children: upstream.max_children,
-                withheld_env: withheld_env(&config),
+                withheld_env: withheld_env(config),
                 identity: upstream.forward_identity,
                 provider_token,
                 allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
@@ -277,25 +289,75 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         }
         (None, None) => return Err(config_error("upstream", "give url or command")),
     };
-    let mut app = app.merge(crate::health::routes(ready_store));
-    if let Some(handle) = metrics {
-        app =
-            app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
-    }
-    let hosts = AllowedHosts::new(&public_url, &config.server.allowed_hosts, trusted_proxies(&config))
-        .map_err(|e| config_error("server.allowed_hosts", e))?;
-    let app = app.layer(axum::middleware::from_fn_with_state(Arc::new(hosts), crate::host_check::enforce));
+    let app = with_operations(config, app.merge(crate::health::routes(ready_store)), metrics)?;
+    Ok(Built { app, stdio, upstream_name })
+}
 
+/// `app` with `/metrics` (and request metrics) when on, behind the `Host` check.
+fn with_operations(
+    config: &Config,
+    mut app: Router,
+    metrics: Option<&PrometheusHandle>,
+) -> Result<Router, ServeError> {
+    if let Some(handle) = metrics {
+        app = app
+            .merge(crate::metrics::routes(handle.clone()))
+            .layer(axum::middleware::from_fn(crate::metrics::track));
+    }
+    let hosts =
+        AllowedHosts::new(&config.public_url(), &config.server.allowed_hosts, trusted_proxies(config))
+            .map_err(|e| config_error("server.allowed_hosts", e))?;
+    Ok(app.layer(axum::middleware::from_fn_with_state(Arc::new(hosts), crate::host_check::enforce)))
+}
+
+async fn serve(config: Config) -> Result<(), ServeError> {
+    let mcp_url = format!("{}{}", config.public_url(), config.server.mcp_path);
+    // Installed first, so that the provider's discovery is measured too.
+    let metrics = if config.server.metrics { crate::metrics::install() } else { None };
+    let first = build(&config, metrics.as_ref()).await;
     let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
     })?;
-    tracing::info!(mcp = %mcp_url, upstream = %upstream_name, "mcpgate listening on {}", config.server.listen);
+    let stdio: Arc<std::sync::Mutex<Option<StdioUpstream>>> = Arc::default();
+    let app = match first {
+        Ok(built) => {
+            tracing::info!(mcp = %mcp_url, upstream = %built.upstream_name, "mcpgate listening on {}", config.server.listen);
+            *stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = built.stdio;
+            built.app
+        }
+        Err(ServeError::ProviderUnavailable(why)) => {
+            tracing::warn!(
+                error = %why,
+                "mcpgate listening on {}, answering 503 until its identity provider is reachable",
+                config.server.listen
+            );
+            let late = LateApp::new(with_operations(&config, waiting_app(), metrics.as_ref())?);
+            tokio::spawn(build_when_reachable(config.clone(), metrics.clone(), late.clone(), stdio.clone()));
+            late.router()
+        }
+        Err(e) => return Err(e),
+    };
     println!("MCP endpoint: {mcp_url}");
     let served = crate::listener::serve(listener, app, shutdown_signal()).await;
-    if let Some(stdio) = &stdio {
+    let stdio = stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    if let Some(stdio) = stdio {
         stdio.shutdown().await;
     }
     served.map_err(|e| ServeError::Runtime(e.to_string()))
+}
+
+/// Retries [`build`] until the provider answers, then serves the built app through `late`.
+async fn build_when_reachable(
+    config: Config,
+    metrics: Option<PrometheusHandle>,
+    late: LateApp,
+    stdio: Arc<std::sync::Mutex<Option<StdioUpstream>>>,
+) {
+    let built =
+        retry_with_backoff("reaching the identity provider", || build(&config, metrics.as_ref())).await;
+    tracing::info!(upstream = %built.upstream_name, "the identity provider answered: serving");
+    *stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = built.stdio;
+    late.replace(built.app);
 }
 
 /// Ctrl-C or SIGTERM.

@@ -142,3 +142,21 @@ fn check_finds_a_stdio_servers_program_or_names_the_key() {
     assert_eq!(code, 1, "{stderr}");
     assert!(!stderr.contains("upstream.command"), "{stderr}");
 }
+
+#[test]
+fn an_empty_or_sectionless_file_names_the_missing_sections_and_every_message_ends_a_line() {
+    for text in ["", "# nothing here\n", "[server]\nlisten = \"127.0.0.1:8000\"\n"] {
+        for command in ["check", "serve"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("mcpgate.toml");
+            std::fs::write(&path, text).unwrap();
+            let output = mcpgate(&[command, "--config", path.to_str().unwrap()]);
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert_eq!(output.status.code(), Some(2), "{command} {text:?}: {stderr}");
+            assert!(stderr.contains("upstream: the [upstream] section is missing"), "{stderr}");
+            assert!(stderr.contains("auth: the [auth] section is missing"), "{stderr}");
+            assert!(!stderr.contains("missing field"), "{stderr}");
+            assert!(stderr.ends_with('\n'), "{stderr:?}");
+        }
+    }
+}

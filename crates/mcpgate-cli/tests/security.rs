@@ -19,6 +19,8 @@ mod process;
 #[allow(dead_code)]
 mod sign_in;
 
+#[path = "security/boot.rs"]
+mod boot;
 #[path = "security/client_names.rs"]
 mod client_names;
 #[path = "security/consent.rs"]

@@ -22,6 +22,11 @@ impl TestIdp {
 
     /// Starts the provider issuing access tokens that live `access_token_ttl` seconds.
     pub fn start_with(redirect_uris: &[&str], access_token_ttl: u64) -> Self {
+        Self::start_at(0, redirect_uris, access_token_ttl)
+    }
+
+    /// Starts the provider on loopback `port` (0: any free port).
+    pub fn start_at(port: u16, redirect_uris: &[&str], access_token_ttl: u64) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mcpgate/tests/idp");
         assert!(
             std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
@@ -30,7 +35,7 @@ impl TestIdp {
         let mut child = Command::new("node")
             .arg("server.mjs")
             .current_dir(dir)
-            .env("IDP_PORT", "0")
+            .env("IDP_PORT", port.to_string())
             .env("IDP_CLIENT_ID", CLIENT_ID)
             .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
             .env("IDP_REDIRECT_URIS", redirect_uris.join(" "))
