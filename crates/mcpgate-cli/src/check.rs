@@ -85,24 +85,28 @@ fn resolve_secrets(config: &Config) -> Vec<Finding> {
         None => Keyring::from_env(&secrets.secret_env).map_err(|e| ("secrets.secret_env", e.to_string())),
     };
     if let Err((key, why)) = root {
-        let hint = "make one with `mcpgate keygen`";
-        findings.push(at(key, format!("the root secret is unusable: {why} ({hint})"), true));
+        let hint = if why.contains("mcpgate keygen") { "" } else { " (make one with `mcpgate keygen`)" };
+        findings.push(at(key, format!("the root secret is unusable: {why}{hint}"), true));
     }
     if config.auth.mode == AuthMode::Proxy {
         let auth = &config.auth;
-        if let Some(var) = &auth.client_secret_env
-            && std::env::var(var).map_or(true, |v| v.trim().is_empty())
-        {
-            findings.push(at(
-                "auth.client_secret_env",
-                format!("the environment variable {var} is not set"),
-                true,
-            ));
-        }
-        if let Some(file) = &auth.client_secret_file
-            && std::fs::read_to_string(file).map_or(true, |v| v.trim().is_empty())
-        {
-            findings.push(at("auth.client_secret_file", format!("cannot read a secret from {file}"), true));
+        let ours = (auth.client_secret_env.as_deref(), auth.client_secret_file.as_deref(), "auth".to_owned());
+        let clients = auth.clients.iter().enumerate().map(|(i, c)| {
+            (c.client_secret_env.as_deref(), c.client_secret_file.as_deref(), format!("auth.clients[{i}]"))
+        });
+        for (env, file, section) in std::iter::once(ours).chain(clients) {
+            if let Some(var) = env
+                && std::env::var(var).map_or(true, |v| v.trim().is_empty())
+            {
+                let message = format!("the environment variable {var} is not set");
+                findings.push(at(&format!("{section}.client_secret_env"), message, true));
+            }
+            if let Some(file) = file
+                && std::fs::read_to_string(file).map_or(true, |v| v.trim().is_empty())
+            {
+                let message = format!("cannot read a secret from {file}");
+                findings.push(at(&format!("{section}.client_secret_file"), message, true));
+            }
         }
     }
     findings

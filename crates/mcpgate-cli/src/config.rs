@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use mcpgate::authz::{AllowedUsers, ConsentMode, MetadataDocumentPolicy};
+use mcpgate::authz::{AllowedUsers, ConsentMode, GrantType, MetadataDocumentPolicy, Registration};
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
 use mcpgate::resource::AllowedOrigins;
 use serde::Deserialize;
@@ -152,8 +152,15 @@ pub struct AuthConfig {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// `always` (default), `remember` or `off`.
-    #[serde(default, deserialize_with = "consent_mode")]
+    #[serde(default, deserialize_with = "from_name")]
     pub consent: ConsentMode,
+    /// `open` (default: clients register themselves, RFC 7591) or `off` (only `[[auth.clients]]`
+    /// and, when accepted, metadata documents).
+    #[serde(default, deserialize_with = "from_name")]
+    pub registration: Registration,
+    /// `[[auth.clients]]`: clients the operator registers.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
     /// Redirect-URI patterns registration accepts; absent: any the client-type rules accept.
     pub allowed_redirect_uris: Option<Vec<String>>,
     /// `[auth.client_metadata_documents]`: clients identified by the URL of their metadata.
@@ -338,6 +345,39 @@ impl AuthConfig {
     }
 
     /// The URLs the chosen provider's section gives, by key.
+    /// Why `consent = "off"` would let strangers get codes silently, if it would: anyone can
+    /// bring a client (open registration, or metadata documents) and its redirect URI may be
+    /// something other than a loopback listener.
+    fn unguarded_consent_off(&self) -> Option<String> {
+        if self.consent != ConsentMode::Off {
+            return None;
+        }
+        let mut open = Vec::new();
+        if self.registration == Registration::Open {
+            open.push("auth.registration is \"open\"");
+        }
+        if self.client_metadata_documents.enabled {
+            open.push("auth.client_metadata_documents.enabled is true");
+        }
+        let loopback_only = self.allowed_redirect_uris.as_ref().is_some_and(|patterns| {
+            patterns.iter().all(|p| {
+                ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                    .iter()
+                    .any(|prefix| p.starts_with(prefix))
+            })
+        });
+        if open.is_empty() || loopback_only {
+            return None;
+        }
+        Some(format!(
+            "\"off\" skips the consent page while {} and auth.allowed_redirect_uris allows redirects \
+             beyond loopback: anyone could get an authorization code for a signed-in user sent to \
+             their own site. Set registration = \"off\" (with [[auth.clients]]) and disable metadata \
+             documents, or limit allowed_redirect_uris to loopback, or ask for consent",
+            open.join(" and ")
+        ))
+    }
+
     fn provider_urls(&self) -> Vec<(&'static str, &str)> {
         fn url(value: Option<&String>) -> Option<&str> {
             value.map(String::as_str)
@@ -359,9 +399,50 @@ impl AuthConfig {
     }
 }
 
-fn consent_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ConsentMode, D::Error> {
+/// A setting written as its name (`consent = "remember"`), with its own message when unknown.
+fn from_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
     let name = String::deserialize(deserializer)?;
     name.parse().map_err(serde::de::Error::custom)
+}
+
+impl ClientConfig {
+    /// `grant_types`, parsed; empty for the default.
+    pub fn grant_types(&self) -> Result<Vec<GrantType>, String> {
+        let parsed = self
+            .grant_types
+            .iter()
+            .map(|name| GrantType::parse(name).ok_or_else(|| format!("unknown grant type {name:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !parsed.is_empty() && !parsed.contains(&GrantType::AuthorizationCode) {
+            return Err("must include authorization_code".into());
+        }
+        Ok(parsed)
+    }
+}
+
+/// One `[[auth.clients]]` entry: a client the operator registered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Its id.
+    pub client_id: String,
+    /// A confidential client's secret, by reference (one of the two); neither: a public client.
+    pub client_secret_env: Option<String>,
+    /// See `client_secret_env`.
+    pub client_secret_file: Option<String>,
+    /// Its redirect URIs (https, loopback http, private-use schemes).
+    pub redirect_uris: Vec<String>,
+    /// The name the consent page shows.
+    pub name: Option<String>,
+    /// The scopes it may have; absent: every supported scope.
+    pub scopes: Option<Vec<String>>,
+    /// `authorization_code` (required) and `refresh_token`; absent: both.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
 }
 
 /// `[auth.client_metadata_documents]`: client ID metadata documents (a client whose id is
@@ -791,6 +872,30 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             }
             if auth.resource.is_some() {
                 problem("auth.resource", "applies only to mode = \"resource\"");
+            }
+            for (i, client) in auth.clients.iter().enumerate() {
+                let key = |field: &str| format!("auth.clients[{i}].{field}");
+                if client.client_id.trim().is_empty() {
+                    problem(&key("client_id"), "must not be empty");
+                }
+                if client.client_secret_env.is_some() && client.client_secret_file.is_some() {
+                    problem(
+                        &key("client_secret_env"),
+                        "give client_secret_env or client_secret_file, not both",
+                    );
+                }
+                if client.redirect_uris.is_empty() {
+                    problem(&key("redirect_uris"), "at least one redirect URI is required");
+                }
+                if let Err(e) = client.grant_types() {
+                    problem(&key("grant_types"), &e);
+                }
+                if auth.clients[..i].iter().any(|other| other.client_id == client.client_id) {
+                    problem(&key("client_id"), "another client has this id");
+                }
+            }
+            if let Some(why) = auth.unguarded_consent_off() {
+                problem("auth.consent", &why);
             }
         }
         AuthMode::Resource => match &auth.resource {

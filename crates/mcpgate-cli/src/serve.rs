@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use mcpgate::OAuthProxy;
-use mcpgate::authz::AuthServer;
+use mcpgate::authz::{AuthServer, ConfiguredClient, SettingsError};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
 use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
+use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 
@@ -89,6 +89,29 @@ fn read_secret(env: Option<&str>, file: Option<&str>, key: &'static str) -> Resu
     Ok(SecretString::from(value.to_owned()))
 }
 
+/// `[[auth.clients]]` as the library's configured clients, their secrets read.
+fn configured_clients(auth: &crate::config::AuthConfig) -> Result<Vec<ConfiguredClient>, ServeError> {
+    auth.clients
+        .iter()
+        .map(|client| {
+            let client_secret = match (&client.client_secret_env, &client.client_secret_file) {
+                (None, None) => None,
+                (env, file) => {
+                    Some(read_secret(env.as_deref(), file.as_deref(), "auth.clients.client_secret_env")?)
+                }
+            };
+            Ok(ConfiguredClient {
+                client_id: client.client_id.clone(),
+                client_secret,
+                redirect_uris: client.redirect_uris.clone(),
+                client_name: client.name.clone(),
+                scope: client.scopes.as_ref().map(|scopes| scopes.join(" ")),
+                grant_types: client.grant_types().map_err(|e| config_error("auth.clients.grant_types", e))?,
+            })
+        })
+        .collect()
+}
+
 /// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
 enum Guard {
     Proxy(Box<OAuthProxy>),
@@ -140,6 +163,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 auth.client_secret_file.as_deref(),
                 "auth.client_secret_env",
             )?;
+            let clients = configured_clients(auth)?;
             let provider = crate::providers::upstream(auth, client_secret).await?;
             let store = mcpgate::store::open(&config.store.url)
                 .await
@@ -167,12 +191,19 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
                 .configure(|settings| {
+                    settings.registration = auth.registration;
+                    settings.clients = clients;
                     settings.rate_limits.trusted_proxies = trusted_proxies(config);
                     settings.metadata_documents = auth.client_metadata_documents.into();
                     settings.allowed_users = (&auth.allowed_users).into();
                 })
                 .build()
-                .map_err(|e| config_error("server.public_url", e))?;
+                .map_err(|e| match e {
+                    ProxyBuildError::Settings(e @ SettingsError::BadClient { .. }) => {
+                        config_error("auth.clients", e)
+                    }
+                    e => config_error("server.public_url", e),
+                })?;
             Ok((Guard::Proxy(Box::new(proxy)), Some(store)))
         }
         AuthMode::Resource => {

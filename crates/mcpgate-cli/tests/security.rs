@@ -27,5 +27,7 @@ mod client_names;
 mod consent;
 #[path = "security/rebinding.rs"]
 mod rebinding;
+#[path = "security/registration.rs"]
+mod registration;
 #[path = "security/upstream_headers.rs"]
 mod upstream_headers;

@@ -398,6 +398,7 @@ fn configured(client_id: &str, secret: Option<&str>, redirect: &str) -> Configur
         redirect_uris: vec![redirect.into()],
         client_name: Some("Operator's tool".into()),
         scope: Some("mcp:read".into()),
+        grant_types: vec![],
     }
 }
 

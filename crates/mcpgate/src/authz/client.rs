@@ -114,6 +114,8 @@ pub struct ConfiguredClient {
     pub client_name: Option<String>,
     /// The scopes it may have (space separated); `None` for every supported scope.
     pub scope: Option<String>,
+    /// The grants it may use (must include the authorization code); empty for both.
+    pub grant_types: Vec<GrantType>,
 }
 
 impl ConfiguredClient {
@@ -133,6 +135,16 @@ impl ConfiguredClient {
                 RedirectUri::parse(raw, ApplicationType::Native).map_err(|e| bad(format!("{raw}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let grant_types = if self.grant_types.is_empty() {
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        } else if self.grant_types.contains(&GrantType::AuthorizationCode) {
+            self.grant_types.clone()
+        } else {
+            return Err(bad("grant_types must include authorization_code".into()));
+        };
+        if let Some(why) = self.client_name.as_deref().and_then(super::display_text::disguise) {
+            return Err(bad(format!("the name holds {why}")));
+        }
         let secret_digest =
             self.client_secret.as_ref().map(|s| digester.tag(s.expose_secret().as_bytes()).to_base64());
         Ok(ClientRecord {
@@ -144,7 +156,7 @@ impl ConfiguredClient {
             },
             secret_digest,
             redirect_uris,
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            grant_types,
             application_type: ApplicationType::Native,
             client_name: self.client_name.clone(),
             scope: self.scope.clone(),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::Inner;
+use super::register::Registration;
 
 const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
 
@@ -21,8 +22,9 @@ pub struct AuthServerMetadata {
     pub authorization_endpoint: String,
     /// `/token`.
     pub token_endpoint: String,
-    /// `/register`.
-    pub registration_endpoint: String,
+    /// `/register`; absent when registration is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     /// `/revoke`.
     pub revocation_endpoint: String,
     /// Our signing keys.
@@ -55,7 +57,8 @@ impl Inner {
             issuer: issuer.clone(),
             authorization_endpoint: format!("{issuer}/authorize"),
             token_endpoint: format!("{issuer}/token"),
-            registration_endpoint: format!("{issuer}/register"),
+            registration_endpoint: (self.settings.registration == Registration::Open)
+                .then(|| format!("{issuer}/register")),
             revocation_endpoint: format!("{issuer}/revoke"),
             jwks_uri: format!("{issuer}/jwks.json"),
             scopes_supported: self.settings.scopes_supported.clone(),

@@ -40,6 +40,7 @@ pub use consent::ConsentMode;
 pub use limits::RateLimits;
 pub use metadata::AuthServerMetadata;
 pub use provider_token::ProviderTokenError;
+pub use register::Registration;
 pub use revocation::AccessTokenVerifier;
 
 use crate::crypto::{KeyedMac, Keyring, Sealer};
@@ -72,6 +73,8 @@ pub struct AuthServerSettings {
     pub consent: ConsentMode,
     /// Clients from the operator's configuration, alongside registered ones (B6).
     pub clients: Vec<ConfiguredClient>,
+    /// Whether clients may register themselves (default: open).
+    pub registration: Registration,
     /// Whether URL client ids (client ID metadata documents, B5) are accepted, and from where.
     pub metadata_documents: MetadataDocumentPolicy,
     /// Rate limits per client address on registration, authorization and tokens (E3).
@@ -96,6 +99,7 @@ impl AuthServerSettings {
             access_token_ttl: std::time::Duration::from_secs(3600),
             consent: ConsentMode::Always,
             clients: Vec::new(),
+            registration: Registration::Open,
             metadata_documents: MetadataDocumentPolicy::default(),
             rate_limits: RateLimits::default(),
             allowed_users: AllowedUsers::everyone(),

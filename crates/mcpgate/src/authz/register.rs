@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, PRAGMA};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Inner;
@@ -27,6 +27,30 @@ pub(crate) const CLIENTS: Collection = Collection::new("clients");
 
 const MAX_REDIRECT_URIS: usize = 20;
 const MAX_NAME_CHARS: usize = 200;
+
+/// Whether clients may register themselves (RFC 7591).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone may register a client (what MCP clients expect).
+    #[default]
+    Open,
+    /// Only the operator's configured clients (and metadata documents, when accepted): the
+    /// metadata names no registration endpoint, and `POST /register` is refused with 403.
+    Off,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "off" => Ok(Self::Off),
+            other => Err(format!("registration must be open or off, not {other:?}")),
+        }
+    }
+}
 
 /// The metadata mcpgate reads; other members are ignored (RFC 7591 §2 allows it).
 #[derive(Debug, Deserialize)]
@@ -135,6 +159,11 @@ impl Inner {
 
 /// `POST /register`.
 pub(crate) async fn register(State(server): State<Arc<Inner>>, body: Bytes) -> Result<Response, OAuthError> {
+    if server.settings.registration == Registration::Off {
+        let body = json!({"error": "access_denied",
+                          "error_description": "client registration is off: ask the operator for a client id"});
+        return Ok((StatusCode::FORBIDDEN, [(CACHE_CONTROL, "no-store")], Json(body)).into_response());
+    }
     let request: RegistrationRequest = serde_json::from_slice(&body)
         .map_err(|e| metadata_error(format!("request is not valid client metadata: {e}")))?;
     // RFC 7591 §2: the default method is client_secret_basic.
