@@ -161,6 +161,9 @@ pub struct AuthConfig {
     /// `[[auth.clients]]`: clients the operator registers.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Seconds a registered client is kept while no sign-in through it has completed.
+    #[serde(default = "default_unconfirmed_client_ttl_secs")]
+    pub unconfirmed_client_ttl_secs: u64,
     /// Redirect-URI patterns registration accepts; absent: any the client-type rules accept.
     pub allowed_redirect_uris: Option<Vec<String>>,
     /// `[auth.client_metadata_documents]`: clients identified by the URL of their metadata.
@@ -193,6 +196,10 @@ pub struct AuthConfig {
     pub workos: Option<BaseUrlConfig>,
     /// `[auth.resource]`.
     pub resource: Option<ResourceAuthConfig>,
+}
+
+fn default_unconfirmed_client_ttl_secs() -> u64 {
+    24 * 3600
 }
 
 fn default_provider() -> String {
@@ -872,6 +879,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             }
             if auth.resource.is_some() {
                 problem("auth.resource", "applies only to mode = \"resource\"");
+            }
+            if auth.unconfirmed_client_ttl_secs == 0 {
+                problem("auth.unconfirmed_client_ttl_secs", "must be at least 1");
             }
             for (i, client) in auth.clients.iter().enumerate() {
                 let key = |field: &str| format!("auth.clients[{i}].{field}");

@@ -192,6 +192,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .allowed_redirects(allowed)
                 .configure(|settings| {
                     settings.registration = auth.registration;
+                    settings.unconfirmed_client_ttl = Duration::from_secs(auth.unconfirmed_client_ttl_secs);
                     settings.clients = clients;
                     settings.rate_limits.trusted_proxies = trusted_proxies(config);
                     settings.metadata_documents = auth.client_metadata_documents.into();

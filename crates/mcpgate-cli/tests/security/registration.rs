@@ -132,3 +132,36 @@ fn consent_off_with_open_registration_is_a_configuration_error_naming_the_keys()
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("auth.consent"), "{stderr}");
 }
+
+#[tokio::test]
+async fn registered_clients_that_never_complete_a_sign_in_expire() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = TestIdp::start(&[&format!("{base}/auth/callback")]);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = proxy_config(&idp, "mcp:read", dir.path()).replacen(
+        "[auth]\n",
+        "[auth]\nunconfirmed_client_ttl_secs = 3\n",
+        1,
+    );
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n\n{auth}"
+    );
+    let _gateway = start_gateway(dir.path(), &config, &PROXY_ENV, &base).await;
+
+    // One registration is never used; another signs a user in.
+    let redirect = "http://127.0.0.1:47031/callback";
+    let unused = super::oauth_client::register_public_client(&base, redirect, "Flood #1").await;
+    let (used, _) = super::sign_in::sign_in(&base, &idp, "una").await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let (_, challenge) = pkce::new_pair();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = |client_id: String| {
+        let request = http.get(authorize_url(&base, &client_id, redirect, &challenge));
+        async move { request.send().await.unwrap() }
+    };
+    let gone = page(unused).await;
+    assert_eq!(gone.status(), 400, "the unused registration expired");
+    assert!(gone.text().await.unwrap().to_lowercase().contains("client"));
+    assert_eq!(page(used).await.status(), 200, "a client that signed someone in is kept");
+}

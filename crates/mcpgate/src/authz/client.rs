@@ -97,6 +97,15 @@ pub struct ClientRecord {
     pub issued_at: u64,
     /// Where the record came from.
     pub source: ClientSource,
+    /// Whether a sign-in through it has completed (a code redeemed). Until then a registered
+    /// client expires, so that registrations nobody uses cannot fill the store. Records written
+    /// before this field existed were kept for good: they read as confirmed.
+    #[serde(default = "confirmed_by_default")]
+    pub confirmed: bool,
+}
+
+fn confirmed_by_default() -> bool {
+    true
 }
 
 /// A client from the operator's configuration (B6): it works alongside registered clients and
@@ -162,6 +171,7 @@ impl ConfiguredClient {
             scope: self.scope.clone(),
             issued_at: 0,
             source: ClientSource::Configured,
+            confirmed: true,
         })
     }
 }

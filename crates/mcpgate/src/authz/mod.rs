@@ -75,6 +75,9 @@ pub struct AuthServerSettings {
     pub clients: Vec<ConfiguredClient>,
     /// Whether clients may register themselves (default: open).
     pub registration: Registration,
+    /// How long a registered client through which no sign-in has completed is kept (default
+    /// 24 hours); one that completes a sign-in is kept for good.
+    pub unconfirmed_client_ttl: std::time::Duration,
     /// Whether URL client ids (client ID metadata documents, B5) are accepted, and from where.
     pub metadata_documents: MetadataDocumentPolicy,
     /// Rate limits per client address on registration, authorization and tokens (E3).
@@ -100,6 +103,7 @@ impl AuthServerSettings {
             consent: ConsentMode::Always,
             clients: Vec::new(),
             registration: Registration::Open,
+            unconfirmed_client_ttl: std::time::Duration::from_secs(24 * 3600),
             metadata_documents: MetadataDocumentPolicy::default(),
             rate_limits: RateLimits::default(),
             allowed_users: AllowedUsers::everyone(),

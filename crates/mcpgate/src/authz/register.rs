@@ -153,6 +153,7 @@ impl Inner {
             scope: scope.filter(|s| !s.is_empty()),
             issued_at: unix_now(),
             source: ClientSource::Dynamic,
+            confirmed: false,
         })
     }
 }
@@ -172,7 +173,9 @@ pub(crate) async fn register(State(server): State<Arc<Inner>>, body: Bytes) -> R
     if let Some(secret) = &secret {
         client.secret_digest = Some(server.digester.tag(secret.expose_secret().as_bytes()).to_base64());
     }
-    if server.store.put_json_if_absent(CLIENTS, &client.client_id, &client, None).await?.is_none() {
+    // Kept for good only once a sign-in through it completes (see `ClientRecord::confirmed`).
+    let ttl = Some(server.settings.unconfirmed_client_ttl);
+    if server.store.put_json_if_absent(CLIENTS, &client.client_id, &client, ttl).await?.is_none() {
         // 256-bit random ids do not collide; if one ever did, refuse rather than overwrite.
         return Err(OAuthError::new(ErrorCode::ServerError, "client id collision"));
     }

@@ -18,10 +18,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Inner;
-use super::client::{ClientRecord, GrantType};
+use super::client::{ClientRecord, ClientSource, GrantType};
 use super::grant::{
     AuthorizationCode, CODES, FAMILIES, FamilyMember, GRANTS, Grant, PresentedRefreshToken, RefreshFamily,
 };
+use super::register::CLIENTS;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
@@ -288,6 +289,11 @@ impl Inner {
             tracing::warn!("authorization code redeemed concurrently; revoking its grant");
             self.revoke_grant(&code_record.grant_id).await;
             return Err(bad_grant());
+        }
+        if client.source == ClientSource::Dynamic && !client.confirmed {
+            // Its first completed sign-in: the registration is kept from now on.
+            let confirmed = ClientRecord { confirmed: true, ..client.clone() };
+            self.store.put_json(CLIENTS, &client.client_id, &confirmed, None).await?;
         }
         let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
             let family = RefreshFamily {
