@@ -1,12 +1,21 @@
 //! A small MCP server on stdio for the gateway's tests: `echo`, `env` (a variable of its
 //! environment), `whoami` (the caller the gateway started it for), `pid`, `slow` (progress notifications, one per step), `roots` (asks the client
-//! for its roots: a server-to-client request) and `crash` (the process exits mid-request).
+//! for its roots: a server-to-client request), `announce` (sends, on its own, a log message, updates
+//! of `test://a`, `test://b` and `test://c` and a tools/list_changed: notifications that belong to no
+//! request) and `crash` (the process exits mid-request). Resource subscriptions are accepted.
+// Logging, roots and resources/subscribe are deprecated for 2026 protocol versions; today's
+// servers and clients still speak them.
+#![allow(deprecated)]
 
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ProgressNotificationParam, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    UnsubscribeRequestParams,
+};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
@@ -76,9 +85,7 @@ impl TestServer {
         Ok(format!("{steps} steps done"))
     }
 
-    // Roots are deprecated for 2026 protocol versions; today's clients still speak them, and
-    // they are the simplest server-to-client request.
-    #[allow(deprecated)]
+    // Roots: the simplest server-to-client request.
     #[tool(description = "Asks the client for its roots and returns their URIs")]
     async fn roots(&self, context: RequestContext<RoleServer>) -> Result<String, ErrorData> {
         let roots = context
@@ -87,6 +94,22 @@ impl TestServer {
             .await
             .map_err(|e| ErrorData::internal_error(format!("roots/list failed: {e}"), None))?;
         Ok(roots.roots.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>().join(" "))
+    }
+
+    #[tool(description = "Sends a log message with the text, resource updates and tools/list_changed")]
+    async fn announce(
+        &self,
+        Parameters(Text { text }): Parameters<Text>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<String, ErrorData> {
+        let peer = &context.peer;
+        let log = LoggingMessageNotificationParam::new(LoggingLevel::Info, serde_json::json!(text));
+        let _ = peer.notify_logging_message(log).await;
+        for uri in ["test://a", "test://b", "test://c"] {
+            let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await;
+        }
+        let _ = peer.notify_tool_list_changed().await;
+        Ok("announced".into())
     }
 
     #[tool(description = "Exits the process without answering")]
@@ -98,7 +121,29 @@ impl TestServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TestServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_logging()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        ServerConfig::new(capabilities)
+    }
+
+    async fn subscribe(
+        &self,
+        _: SubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
     }
 }
 

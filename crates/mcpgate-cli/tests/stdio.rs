@@ -19,7 +19,8 @@ use gateway::{Issuer, start_gateway, terminate};
 use process::{example_path, free_port};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, Implementation, ListRootsResult,
-    ProgressNotificationParam, ProgressToken, Request, Root,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken, Request,
+    ResourceUpdatedNotificationParam, Root, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -27,10 +28,11 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{ClientHandler, ErrorData, ServiceExt};
 use serde_json::json;
 
-/// A client offering roots and recording the progress it is told of.
+/// A client offering roots and recording the progress and other notifications it is told of.
 #[derive(Clone, Default)]
 struct TestClient {
     progress: Arc<Mutex<Vec<(Instant, f64, ProgressToken)>>>,
+    notes: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for TestClient {
@@ -40,6 +42,26 @@ impl ClientHandler for TestClient {
 
     async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
         self.progress.lock().unwrap().push((Instant::now(), params.progress, params.progress_token));
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.notes.lock().unwrap().push(format!("log:{}", params.data));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.notes.lock().unwrap().push(format!("updated:{}", params.uri));
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.notes.lock().unwrap().push("tools_changed".into());
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -241,6 +263,42 @@ async fn a_shared_child_serves_every_session_and_shutdown_stops_it() {
 
     assert!(terminate(&mut setup.gateway).await.success());
     assert!(!alive(&pid), "the child outlived the gateway");
+}
+
+#[tokio::test]
+async fn a_shared_child_tells_each_session_only_what_is_its_own() {
+    let setup = setup("").await;
+    let (alice, alice_notes) = setup.client("alice").await;
+    let (bob, bob_notes) = setup.client("bob").await;
+    for (client, uri) in [(&alice, "test://a"), (&bob, "test://b"), (&alice, "test://c"), (&bob, "test://c")]
+    {
+        client.subscribe(SubscribeRequestParams::new(uri)).await.unwrap();
+    }
+    // Alice leaves test://c; Bob still follows it.
+    alice.unsubscribe(UnsubscribeRequestParams::new("test://c")).await.unwrap();
+    // Bob's call makes the shared child send a log line and resource updates on its own.
+    assert_eq!(call(&bob, "announce", json!({"text": "bob's private log line"})).await.unwrap(), "announced");
+    let until = Instant::now() + Duration::from_secs(5);
+    let seen = |notes: &TestClient| notes.notes.lock().unwrap().clone();
+    while !(seen(&alice_notes).contains(&"tools_changed".into())
+        && seen(&bob_notes).contains(&"tools_changed".into()))
+    {
+        assert!(
+            Instant::now() < until,
+            "list_changed did not reach both: {:?} {:?}",
+            seen(&alice_notes),
+            seen(&bob_notes)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (a, b) = (seen(&alice_notes), seen(&bob_notes));
+    assert_eq!(
+        a,
+        ["updated:test://a", "tools_changed"],
+        "alice: her subscription and the server's list only"
+    );
+    assert_eq!(b, ["updated:test://b", "updated:test://c", "tools_changed"], "bob");
+    assert!(!a.iter().chain(&b).any(|n| n.starts_with("log:")), "a shared child's log reaches no one");
 }
 
 #[tokio::test]

@@ -145,6 +145,18 @@ impl Bridge {
     ) -> Result<ServerResult, ErrorData> {
         let child = self.running_child(&context.extensions)?;
         let routes: &Routes = child.routes();
+        // Subscriptions are the session's: updates of a shared child reach its subscribers only.
+        let subscription = match &request {
+            ClientRequest::SubscribeRequest(r) => Some((true, r.params.uri.clone())),
+            ClientRequest::UnsubscribeRequest(r) => Some((false, r.params.uri.clone())),
+            _ => None,
+        };
+        if let Some((false, uri)) = &subscription
+            && routes.unsubscribe(self.key, uri)
+        {
+            // Another session still follows the resource: the child keeps sending its updates.
+            return Ok(ServerResult::empty(()));
+        }
         let id = child.next_id();
         let mut meta = context.meta;
         if let Some(ours) = routes.begin(id, self.key, context.id.clone(), meta.get_progress_token()) {
@@ -153,6 +165,9 @@ impl Bridge {
         *request.get_meta_mut() = meta;
         let reply = child.request(id, request, &context.ct).await;
         routes.end(id);
+        if let (Some((true, uri)), Ok(_)) = (&subscription, &reply) {
+            routes.subscribe(self.key, uri);
+        }
         reply
     }
 

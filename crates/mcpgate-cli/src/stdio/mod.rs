@@ -129,17 +129,20 @@ impl Inner {
     /// Routes for a new child: when it exits, its sessions are closed so their clients start anew.
     fn routes(&self) -> Arc<Routes> {
         let sessions = self.sessions.clone();
-        Arc::new(Routes::new(Box::new(move |ids| {
-            let Some(sessions) = sessions.upgrade() else { return };
-            tokio::spawn(async move {
-                // First let the sessions deliver the errors of their waiting requests: closing
-                // a session drops what it has not yet sent.
-                tokio::time::sleep(SESSION_END_DELAY).await;
-                for id in ids {
-                    let _ = sessions.close_session(&id).await;
-                }
-            });
-        })))
+        Arc::new(Routes::new(
+            !self.per_session(),
+            Box::new(move |ids| {
+                let Some(sessions) = sessions.upgrade() else { return };
+                tokio::spawn(async move {
+                    // First let the sessions deliver the errors of their waiting requests: closing
+                    // a session drops what it has not yet sent.
+                    tokio::time::sleep(SESSION_END_DELAY).await;
+                    for id in ids {
+                        let _ = sessions.close_session(&id).await;
+                    }
+                });
+            }),
+        ))
     }
 
     /// Starts a child for one caller (`principal` is absent for the shared child).

@@ -1,10 +1,15 @@
 //! Where what a child sends on its own goes. Progress notifications go to the session whose
 //! request they report on (their tokens are rewritten on the way in, so sessions sharing one
 //! child cannot collide); a request from the child (sampling, elicitation, roots) goes to the
-//! client whose request is in flight, on that request's stream; other notifications go to every
-//! session the child serves. When the child exits, its sessions are ended.
+//! client whose request is in flight, on that request's stream. Other notifications go to the
+//! session of a per-session child. A child shared by many sessions cannot say whose its other
+//! notifications are, so they never reach a session they may not belong to:
+//! `notifications/resources/updated` goes to the sessions subscribed to that URI; the
+//! `…/list_changed` notifications (no payload, about the server itself) go to every session;
+//! everything else — log messages, task status, custom notifications — is dropped. When the
+//! child exits, its sessions are ended.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rmcp::model::{
@@ -25,6 +30,8 @@ pub(crate) type OnExit = Box<dyn Fn(Vec<SessionId>) + Send + Sync>;
 pub(crate) struct Routes {
     table: Mutex<Table>,
     on_exit: OnExit,
+    /// Whether the child serves many sessions (`per_session = false`).
+    shared: bool,
 }
 
 #[derive(Default)]
@@ -41,12 +48,52 @@ struct Table {
 struct Session {
     peer: Peer<RoleServer>,
     id: Option<SessionId>,
+    /// The resource URIs it subscribed to.
+    subscriptions: HashSet<String>,
+}
+
+/// Who a child's notification (other than progress and cancellation) is for.
+enum Audience {
+    Everyone,
+    SubscribersOf(String),
+    NoOne,
 }
 
 impl Routes {
-    /// An empty table; `on_exit` receives the ids of the sessions when the child exits.
-    pub(crate) fn new(on_exit: OnExit) -> Self {
-        Self { table: Mutex::new(Table::default()), on_exit }
+    /// An empty table for a child serving one session, or many (`shared`); `on_exit` receives
+    /// the ids of the sessions when the child exits.
+    pub(crate) fn new(shared: bool, on_exit: OnExit) -> Self {
+        Self { table: Mutex::new(Table::default()), on_exit, shared }
+    }
+
+    /// Who `notification` is for, when the child is shared.
+    fn shared_audience(notification: &ServerNotification) -> Audience {
+        match notification {
+            ServerNotification::ResourceUpdatedNotification(updated) => {
+                Audience::SubscribersOf(updated.params.uri.clone())
+            }
+            ServerNotification::ResourceListChangedNotification(_)
+            | ServerNotification::ToolListChangedNotification(_)
+            | ServerNotification::PromptListChangedNotification(_) => Audience::Everyone,
+            _ => Audience::NoOne,
+        }
+    }
+
+    /// The session subscribed to `uri` (its subscription was accepted by the child).
+    pub(crate) fn subscribe(&self, key: SessionKey, uri: &str) {
+        if let Some(session) = self.lock().sessions.get_mut(&key) {
+            session.subscriptions.insert(uri.to_owned());
+        }
+    }
+
+    /// The session unsubscribes from `uri`; whether another session still is subscribed (then
+    /// the child must keep sending its updates).
+    pub(crate) fn unsubscribe(&self, key: SessionKey, uri: &str) -> bool {
+        let mut table = self.lock();
+        if let Some(session) = table.sessions.get_mut(&key) {
+            session.subscriptions.remove(uri);
+        }
+        table.sessions.values().any(|s| s.subscriptions.contains(uri))
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -55,7 +102,7 @@ impl Routes {
 
     /// A session starts using the child.
     pub(crate) fn add_session(&self, key: SessionKey, peer: Peer<RoleServer>) {
-        self.lock().sessions.insert(key, Session { peer, id: None });
+        self.lock().sessions.insert(key, Session { peer, id: None, subscriptions: HashSet::new() });
     }
 
     /// The session's HTTP id, once a request has shown it.
@@ -123,7 +170,24 @@ impl Routes {
                     return;
                 }
                 other => {
-                    table.sessions.values().map(|session| (session.peer.clone(), other.clone())).collect()
+                    let audience =
+                        if self.shared { Self::shared_audience(&other) } else { Audience::Everyone };
+                    let to = |session: &&Session| match &audience {
+                        Audience::Everyone => true,
+                        Audience::SubscribersOf(uri) => session.subscriptions.contains(uri),
+                        Audience::NoOne => false,
+                    };
+                    if matches!(audience, Audience::NoOne) {
+                        tracing::debug!(
+                            "a notification of the shared stdio MCP server was dropped: it cannot say whose it is"
+                        );
+                    }
+                    table
+                        .sessions
+                        .values()
+                        .filter(to)
+                        .map(|session| (session.peer.clone(), other.clone()))
+                        .collect()
                 }
             }
         };
