@@ -3,6 +3,8 @@
 # JWT verified, cached) to the resource_server example (--no-auth) against the same server
 # directly, alternating in one run: median latency at 1 connection, throughput at 16, and the
 # gateway's idle RSS. Usage: scripts/bench-gateway.sh [rounds] [seconds-per-round]
+# With BASELINE=<git revision>, that revision's gateway runs too, beside this one, in the same
+# rounds (before/after a change, side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -11,11 +13,18 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 
 # Two builds: with --example, cargo builds only the examples of every package named, so one
 # command would leave target/release/mcpgate as it was (a stale gateway under test).
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; git worktree remove --force "$work/baseline" 2>/dev/null; rm -rf "$work"' EXIT
+if [ -n "${BASELINE:-}" ]; then
+  # Built in the same target directory (its dependencies are shared), then copied out before
+  # this revision's build overwrites it.
+  git worktree add -q --detach "$work/baseline" "$BASELINE"
+  cargo build --release -q --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate
+  cp target/release/mcpgate "$work/mcpgate-baseline"
+fi
 cargo build --release -q -p mcpgate-cli --bin mcpgate
 cargo build --release -q -p mcpgate --example resource_server --example bench_token
 bin=target/release
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 issuer=http://127.0.0.1:18299
 "$bin/examples/bench_token" "$issuer" http://127.0.0.1:18280/mcp "$work/jwks.json" "$work/token"
@@ -34,6 +43,10 @@ issuer = "$issuer"
 TOML
 RUST_LOG=warn "$bin/mcpgate" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
 gateway_pid=$!
+if [ -n "${BASELINE:-}" ]; then
+  sed 's/127.0.0.1:18280/127.0.0.1:18282/' "$work/gateway.toml" >"$work/baseline.toml"
+  RUST_LOG=warn "$work/mcpgate-baseline" serve --config "$work/baseline.toml" >/dev/null 2>&1 &
+fi
 sleep 1
 echo "gateway idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$gateway_pid/status)"
 
@@ -48,6 +61,13 @@ run() { # port connections token -> "req/s median-latency-us"
 token=$(cat "$work/token")
 run 18280 1 "$token" >/dev/null # warm-up: JWKS fetch, connections
 run 18281 1 "" >/dev/null
+if [ -n "${BASELINE:-}" ]; then
+  # The baseline's tokens name its own URL as audience.
+  "$bin/examples/bench_token" "$issuer" http://127.0.0.1:18282/mcp "$work/jwks-b.json" "$work/token-b"
+  base_token=$(cat "$work/token-b")
+  run 18282 1 "$base_token" >/dev/null
+  bl_lat=(); bl_rps=()
+fi
 
 gw_lat=(); di_lat=(); gw_rps=(); di_rps=()
 for i in $(seq "$rounds"); do
@@ -55,9 +75,20 @@ for i in $(seq "$rounds"); do
   read -r gr _ < <(run 18280 16 "$token"); read -r dr _ < <(run 18281 16 "")
   gw_lat+=("$gl"); di_lat+=("$dl"); gw_rps+=("$gr"); di_rps+=("$dr")
   echo "round $i: latency@1 gateway ${gl}us direct ${dl}us; throughput@16 gateway $gr direct $dr req/s"
+  if [ -n "${BASELINE:-}" ]; then
+    read -r _ bl < <(run 18282 1 "$base_token"); read -r br _ < <(run 18282 16 "$base_token")
+    bl_lat+=("$bl"); bl_rps+=("$br")
+    echo "round $i: baseline $BASELINE latency@1 ${bl}us; throughput@16 $br req/s"
+  fi
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 gl=$(median "${gw_lat[@]}"); dl=$(median "${di_lat[@]}"); gr=$(median "${gw_rps[@]}"); dr=$(median "${di_rps[@]}")
 echo "median: latency@1 gateway ${gl}us direct ${dl}us (added $(awk -v g="$gl" -v d="$dl" 'BEGIN {print g-d}')us);" \
   "throughput@16 gateway $gr direct $dr req/s (ratio $(awk -v g="$gr" -v d="$dr" 'BEGIN {printf "%.3f", g/d}'))"
+if [ -n "${BASELINE:-}" ]; then
+  bl=$(median "${bl_lat[@]}"); br=$(median "${bl_rps[@]}")
+  echo "median: baseline $BASELINE latency@1 ${bl}us, throughput@16 $br req/s;" \
+    "this revision vs baseline: throughput ratio $(awk -v g="$gr" -v b="$br" 'BEGIN {printf "%.3f", g/b}')," \
+    "latency $(awk -v g="$gl" -v b="$bl" 'BEGIN {printf "%+d", g-b}')us"
+fi
 echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2, $3}' /proc/$gateway_pid/status)"

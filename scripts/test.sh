@@ -68,6 +68,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== fuzz targets, briefly (scripts/fuzz.sh SECONDS runs each longer)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
 echo "== doc tests"
 # nextest does not run doc tests; run them first so the suite's summary closes the output.
 cargo test --workspace --all-features --doc

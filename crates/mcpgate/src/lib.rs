@@ -15,6 +15,9 @@ pub mod authz;
 pub mod client_address;
 pub mod crypto;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;

@@ -145,6 +145,9 @@ impl RedirectUri {
         {
             return Err(RedirectError::UserInfo);
         }
+        if matches!(url.scheme(), "http" | "https") && !written_as_normal_authority(raw, &url) {
+            return Err(RedirectError::Ambiguous);
+        }
         if raw.contains('#') {
             return Err(RedirectError::Fragment);
         }
@@ -184,6 +187,34 @@ impl RedirectUri {
 }
 
 /// The authority part of an absolute URI as written (`//authority/...`), if any.
+/// Whether an http(s) URI is written the way a browser will read it: `scheme://` (not
+/// `https:/host` nor `https:host`, which URL parsers repair into an authority), and an authority
+/// that is already in normal form — an ASCII host equal to the parsed one (no percent-encoding,
+/// no IPv4 shorthand like `127.0.01` or `0x7f.1`, no IDNA mapping) and a port in plain decimal.
+/// Found by the redirect_uri fuzz target: `https:/'%61pp.example.com/cb` was accepted, and is
+/// `https://'app.example.com/cb` to a browser; `http://127.0.01:00080/cb` is `127.0.0.1:80`.
+fn written_as_normal_authority(raw: &str, url: &Url) -> bool {
+    let prefix = format!("{}://", url.scheme());
+    if !raw.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(&prefix)) {
+        return false;
+    }
+    let (Some(authority), Some(parsed_host)) = (raw_authority(raw), url.host_str()) else { return false };
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    };
+    let plain_host = host.is_ascii()
+        && host.eq_ignore_ascii_case(parsed_host)
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    let plain_port = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'))
+            && p.parse::<u16>().ok() == url.port_or_known_default()
+    });
+    plain_host && plain_port
+}
+
 fn raw_authority(raw: &str) -> Option<&str> {
     let rest = raw.split_once("://")?.1;
     Some(rest.split(['/', '?']).next().unwrap_or(rest))
@@ -265,20 +296,33 @@ fn split_uri(uri: &str) -> Option<(&str, &str, &str, &str)> {
     Some((scheme, host, port, tail))
 }
 
+/// The scheme's default port; schemes compare case-insensitively (RFC 3986 §3.1), so
+/// `HTTPS://host/` is on 443 too (found by the redirect_uri fuzz target).
 fn default_port(scheme: &str) -> &'static str {
-    match scheme {
-        "http" => "80",
-        "https" => "443",
-        _ => "",
+    if scheme.eq_ignore_ascii_case("http") {
+        "80"
+    } else if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else {
+        ""
     }
 }
 
 fn pattern_matches(pattern: &str, uri: &str) -> bool {
     // Private-use schemes have no authority: exact, or a trailing-* prefix.
     let (Some(p), Some(u)) = (split_uri(pattern), split_uri(uri)) else {
-        return match pattern.strip_suffix('*') {
-            Some(prefix) => uri.starts_with(prefix),
-            None => pattern == uri,
+        // The scheme in any case (RFC 3986 §3.1), the rest as written.
+        let (Some((p_scheme, p_rest)), Some((u_scheme, u_rest))) =
+            (pattern.split_once(':'), uri.split_once(':'))
+        else {
+            return pattern == uri;
+        };
+        if !p_scheme.eq_ignore_ascii_case(u_scheme) {
+            return false;
+        }
+        return match p_rest.strip_suffix('*') {
+            Some(prefix) => u_rest.starts_with(prefix),
+            None => p_rest == u_rest,
         };
     };
     let (p_scheme, p_host, p_port, p_tail) = p;
@@ -408,7 +452,29 @@ mod tests {
         assert!(!ok("https://evilexample.com/cb"));
         assert!(!ok("https://app.example.com/cb2"));
         assert!(ok("com.example.app:/oauth"));
+        assert!(ok("Com.Example.App:/oauth"), "a private-use scheme in any case");
         assert!(!ok("http://127.0.0.1:1234/"), "loopback by IP is another host");
+        assert!(ok("HTTPS://A.EXAMPLE.COM/cb"), "schemes and hosts in any case, the default port too");
+        for repaired in [
+            "https:/'%61pp.example.com/cb",
+            "https:app.example.com/cb",
+            "https://%61pp.example.com/cb",
+            "https://a'pp.example.com/cb",
+            "https://app\u{3002}example.com/cb",
+        ] {
+            assert_eq!(list.validate(repaired, Native), Err(Ambiguous), "{repaired}");
+        }
+        assert!(ok("https://a.example.com:443/cb"));
+        let loopback = RedirectAllowList::any();
+        for respelled in [
+            "http://127.0.01:9/cb",
+            "http://0x7f.0.0.1:9/cb",
+            "http://127.0.0.1:009/cb",
+            "http://2130706433:9/cb",
+        ] {
+            assert_eq!(loopback.validate(respelled, Native), Err(Ambiguous), "{respelled}");
+        }
+        assert!(loopback.validate("http://[::1]:9/cb", Native).is_ok());
         let prefix = RedirectAllowList::only(["https://app.example.com/oauth/*"]);
         assert!(prefix.validate("https://app.example.com/oauth/done", Native).is_ok());
         assert!(prefix.validate("https://app.example.com/other", Native).is_err());

@@ -109,6 +109,18 @@ impl<'a> PresentedRefreshToken<'a> {
         }
         Some(Self { grant_id, generation: canonical_decimal(generation)?, mac })
     }
+
+    /// The generation it names.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The MAC it carries (unchecked).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn mac(&self) -> &'a str {
+        self.mac
+    }
 }
 
 /// `text` as a number, if it is written the one way we write numbers: ASCII digits, no sign, no
