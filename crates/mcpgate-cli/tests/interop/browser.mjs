@@ -77,7 +77,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const isClient = (url) =>
     url.origin !== start.origin && (url.searchParams.has("code") || url.searchParams.has("error"));
   const back = await walk(start, process.env.INTEROP_USER, isClient);
-  const delivered = await fetch(back);
+  // mcp-remote's re-authorization opens the browser before its callback server listens; a
+  // person is never faster than that, this walk can be: wait for the listener (up to 10 s).
+  let delivered;
+  for (let attempt = 0; !delivered; attempt++) {
+    try {
+      delivered = await fetch(back);
+    } catch (error) {
+      if (attempt >= 100 || error.cause?.code !== "ECONNREFUSED") throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
   if (process.env.INTEROP_LOG) (await import("node:fs")).appendFileSync(process.env.INTEROP_LOG, `${start}\n`);
   process.exit(delivered.ok ? 0 : 1);
 }
