@@ -8,7 +8,7 @@ use super::gateway::start_gateway;
 use super::idp::{CLIENT_ID, TestIdp};
 use super::process::free_port;
 use super::sign_in::{PROXY_ENV, sign_in};
-use super::upstream_headers::wsgi_upstream;
+use super::upstream_headers::{environ_for, wsgi_upstream};
 
 #[tokio::test]
 async fn the_gateway_starts_before_its_identity_provider_and_serves_once_it_answers() {
@@ -54,15 +54,6 @@ async fn the_gateway_starts_before_its_identity_provider_and_serves_once_it_answ
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (_, access) = sign_in(&base, &idp, "ursula").await;
-    let seen: Value = http
-        .post(format!("{base}/mcp"))
-        .bearer_auth(&access)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = environ_for(&base, &access, &[]).await;
     assert_eq!(seen["HTTP_X_MCPGATE_SUBJECT"], "ursula", "{seen}");
 }

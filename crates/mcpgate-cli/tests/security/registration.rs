@@ -11,7 +11,7 @@ use super::idp::{self, TestIdp};
 use super::oauth_client::{authorize_url, code_in};
 use super::process::free_port;
 use super::sign_in::{PROXY_ENV, proxy_config};
-use super::upstream_headers::wsgi_upstream;
+use super::upstream_headers::{environ_for, wsgi_upstream};
 
 const REDIRECT: &str = "https://ops.example.com/callback";
 
@@ -81,16 +81,7 @@ async fn with_registration_off_only_configured_clients_sign_in_and_without_a_con
     let tokens: Value = redeem("ops-secret-1234").await.unwrap().json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
     assert!(tokens.get("refresh_token").is_none(), "grant_types has no refresh_token: {tokens}");
-    let seen: Value = http
-        .post(format!("{base}/mcp"))
-        .bearer_auth(access)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = environ_for(&base, access, &[]).await;
     assert_eq!(seen["HTTP_X_MCPGATE_CLIENT_ID"], "ops-tool", "{seen}");
     assert_eq!(seen["HTTP_X_MCPGATE_SUBJECT"], "otto");
 }
