@@ -11,40 +11,12 @@ rounds=${1:-5}
 secs=${2:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-# Two builds: with --example, cargo builds only the examples of every package named, so one
-# command would leave target/release/mcpgate as it was (a stale gateway under test).
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; git worktree remove --force "$work/baseline" 2>/dev/null; rm -rf "$work"' EXIT
-if [ -n "${BASELINE:-}" ]; then
-  # Built in the same target directory (its dependencies are shared), then copied out before
-  # this revision's build overwrites it.
-  git worktree add -q --detach "$work/baseline" "$BASELINE"
-  cargo build --release -q --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate
-  cp target/release/mcpgate "$work/mcpgate-baseline"
-fi
-cargo build --release -q -p mcpgate-cli --bin mcpgate
-cargo build --release -q -p mcpgate --example resource_server --example bench_token
-bin=target/release
-
-issuer=http://127.0.0.1:18299
-"$bin/examples/bench_token" "$issuer" http://127.0.0.1:18280/mcp "$work/jwks.json" "$work/token"
-(cd "$work" && exec python3 -m http.server 18299 --bind 127.0.0.1 >/dev/null 2>&1) &
-"$bin/examples/resource_server" --port 18281 --no-auth >/dev/null 2>&1 &
-cat >"$work/gateway.toml" <<TOML
-[server]
-listen = "127.0.0.1:18280"
-[upstream]
-url = "http://127.0.0.1:18281/mcp"
-[auth]
-mode = "resource"
-[auth.resource]
-jwks_uri = "$issuer/jwks.json"
-issuer = "$issuer"
-TOML
+. scripts/bench-gateway-setup.sh
+gateway_config 18280 "$work/gateway.toml"
 RUST_LOG=warn "$bin/mcpgate" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
 gateway_pid=$!
 if [ -n "${BASELINE:-}" ]; then
-  sed 's/127.0.0.1:18280/127.0.0.1:18282/' "$work/gateway.toml" >"$work/baseline.toml"
+  gateway_config 18282 "$work/baseline.toml"
   RUST_LOG=warn "$work/mcpgate-baseline" serve --config "$work/baseline.toml" >/dev/null 2>&1 &
 fi
 sleep 1
@@ -58,7 +30,6 @@ run() { # port connections token -> "req/s median-latency-us"
   lat=$(awk '$1 == "50%" {v=$2; if (v ~ /ms$/) {sub(/ms/, "", v); v*=1000} else if (v ~ /us$/) {sub(/us/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v*=1000000}; print v}' "$work/out")
   echo "$rps $lat"
 }
-token=$(cat "$work/token")
 run 18280 1 "$token" >/dev/null # warm-up: JWKS fetch, connections
 run 18281 1 "" >/dev/null
 if [ -n "${BASELINE:-}" ]; then

@@ -90,7 +90,7 @@ async fn demo(port: u16) -> Result<(), String> {
             app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
     }
     let hosts = crate::host_check::AllowedHosts::new(&base, &[], Default::default())?;
-    let app = app.layer(axum::middleware::from_fn_with_state(Arc::new(hosts), crate::host_check::enforce));
+    let app = app.layer(hosts.layer());
 
     let listener = crate::listener::NoDelayListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await

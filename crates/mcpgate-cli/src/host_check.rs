@@ -7,50 +7,85 @@
 //! and the metrics scrape (`/healthz`, `/readyz`, `/metrics`) are answered whatever the `Host`,
 //! since orchestrators reach them by address.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use futures::future::{Either, MapOk, Ready, TryFutureExt, ready};
 use http::StatusCode;
 use mcpgate::client_address::TrustedProxies;
+use tower::{Layer, Service};
 
 /// Paths answered for any `Host`.
 const ANY_HOST_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// The names of the loopback interface, interchangeable for a loopback `public_url`.
 const LOOPBACK_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
-/// A host name and port (the scheme's default when unwritten), lower case.
+/// A host name (lower case) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Authority {
     host: String,
     port: u16,
 }
 
-impl Authority {
-    /// `host[:port]`, with `default_port` when no port is written.
-    fn parse(text: &str, default_port: u16) -> Option<Self> {
-        let authority: http::uri::Authority = text.trim().parse().ok()?;
-        if text.contains('@') {
-            return None;
+/// `host[:port]` split without allocating; `None` for anything else (userinfo, a path, an
+/// empty host, a port that is not plain decimal). An IPv6 host keeps its brackets.
+fn split_authority(text: &str) -> Option<(&str, Option<u16>)> {
+    let text = text.trim();
+    if text.is_empty() || text.contains(['@', '/', '?', '#', ' ', '\\']) {
+        return None;
+    }
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let end = rest.find(']')?;
+            (&text[..end + 2], &rest[end + 1..])
         }
-        let host = authority.host().to_ascii_lowercase();
-        Some(Self { host, port: authority.port_u16().unwrap_or(default_port) })
+        None => match text.split_once(':') {
+            Some((host, _)) => (host, &text[host.len()..]),
+            None => (text, ""),
+        },
+    };
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => None,
+        Some(digits)
+            if !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(digits.parse().ok()?)
+        }
+        _ => return None,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+impl Authority {
+    fn parse(text: &str, default_port: u16) -> Option<Self> {
+        let (host, port) = split_authority(text)?;
+        Some(Self { host: host.to_ascii_lowercase(), port: port.unwrap_or(default_port) })
+    }
+
+    /// Whether `text` names this authority (host compared without regard to case).
+    fn is_named_by(&self, text: &str, default_port: u16) -> bool {
+        split_authority(text).is_some_and(|(host, port)| {
+            port.unwrap_or(default_port) == self.port && host.eq_ignore_ascii_case(&self.host)
+        })
     }
 }
 
-/// The host names the gateway answers to.
+/// The names a request may use to reach the gateway.
 #[derive(Debug, Clone)]
 pub struct AllowedHosts {
     allowed: Vec<Authority>,
-    /// `public_url`'s default port, for a `Host` without one.
     default_port: u16,
     trusted_proxies: TrustedProxies,
 }
 
 impl AllowedHosts {
-    /// The hosts for a gateway at `public_url`, plus `extra` (`host` or `host:port`), behind
-    /// `trusted_proxies`. `Err` names an entry that is not a host.
+    /// For a gateway at `public_url`, also answering to `extra` (`host` or `host:port`),
+    /// reading `X-Forwarded-Host` from `trusted_proxies`.
     pub fn new(public_url: &str, extra: &[String], trusted_proxies: TrustedProxies) -> Result<Self, String> {
         let url = url::Url::parse(public_url).map_err(|e| format!("{public_url}: {e}"))?;
         let default_port = url.port_or_known_default().unwrap_or(80);
@@ -70,30 +105,73 @@ impl AllowedHosts {
         Ok(Self { allowed, default_port, trusted_proxies })
     }
 
-    /// Whether `request` names one of the allowed hosts.
-    fn admits(&self, request: &Request) -> bool {
+    /// Whether `request` names one of the allowed authorities.
+    fn admits<B>(&self, request: &http::Request<B>) -> bool {
         let headers = request.headers();
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let forwarded = peer.filter(|ip| self.trusted_proxies.contains(*ip)).and_then(|_| {
             let last = headers.get_all("x-forwarded-host").iter().next_back()?;
-            last.to_str().ok()?.rsplit(',').next().map(str::to_owned)
+            last.to_str().ok()?.rsplit(',').next()
         });
-        // HTTP/1.1 says Host; HTTP/2 says :authority, which hyper puts in the URI.
-        let named = forwarded
-            .or_else(|| headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned))
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
-        named
-            .and_then(|name| Authority::parse(&name, self.default_port))
-            .is_some_and(|authority| self.allowed.contains(&authority))
+        let named = forwarded.or_else(|| headers.get(http::header::HOST).and_then(|v| v.to_str().ok()));
+        let admitted = |name: &str| self.allowed.iter().any(|a| a.is_named_by(name, self.default_port));
+        match named {
+            Some(name) => admitted(name),
+            // HTTP/2 carries the authority in the URI instead of a Host header.
+            None => request.uri().authority().is_some_and(|a| admitted(a.as_str())),
+        }
+    }
+
+    /// The layer enforcing these names.
+    pub fn layer(self) -> HostCheckLayer {
+        HostCheckLayer { allowed: Arc::new(self) }
     }
 }
 
-/// Middleware: requests naming another host are 403.
-pub async fn enforce(State(allowed): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
-    if ANY_HOST_PATHS.contains(&request.uri().path()) || allowed.admits(&request) {
-        return next.run(request).await;
+/// Answers 403 to a request naming a `Host` that is not the gateway's (see the module docs).
+#[derive(Debug, Clone)]
+pub struct HostCheckLayer {
+    allowed: Arc<AllowedHosts>,
+}
+
+impl<S> Layer<S> for HostCheckLayer {
+    type Service = HostCheck<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HostCheck { inner, allowed: self.allowed.clone() }
     }
-    (StatusCode::FORBIDDEN, "Forbidden: this server does not answer to that Host\n").into_response()
+}
+
+/// The service of [`HostCheckLayer`].
+#[derive(Debug, Clone)]
+pub struct HostCheck<S> {
+    inner: S,
+    allowed: Arc<AllowedHosts>,
+}
+
+impl<S> Service<Request> for HostCheck<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    // No box: this runs for every request.
+    type Future = Either<Ready<Result<Response, Infallible>>, MapOk<S::Future, fn(Response) -> Response>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if ANY_HOST_PATHS.contains(&request.uri().path()) || self.allowed.admits(&request) {
+            return Either::Right(
+                self.inner.call(request).map_ok(std::convert::identity as fn(Response) -> Response),
+            );
+        }
+        let refused =
+            (StatusCode::FORBIDDEN, "Forbidden: this server does not answer to that Host\n").into_response();
+        Either::Left(ready(Ok(refused)))
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +189,7 @@ mod tests {
         Router::new()
             .route("/mcp", get(|| async { "ok" }))
             .route("/healthz", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(Arc::new(allowed), enforce))
+            .layer(allowed.layer())
     }
 
     async fn status(app: &Router, path: &str, headers: &[(&str, &str)], peer: &str) -> u16 {
@@ -131,7 +209,17 @@ mod tests {
         assert_eq!(status(&app, "/mcp", &[("host", "mcp.example.com")], peer).await, 200);
         assert_eq!(status(&app, "/mcp", &[("host", "MCP.example.com:443")], peer).await, 200);
         assert_eq!(status(&app, "/mcp", &[("host", "mcp.internal:8443")], peer).await, 200);
-        for refused in ["evil.example", "mcp.example.com:8443", "mcp.internal", "x@mcp.example.com", ""] {
+        for refused in [
+            "evil.example",
+            "mcp.example.com:8443",
+            "mcp.internal",
+            "x@mcp.example.com",
+            "",
+            "mcp.example.com:+443",
+            "mcp.example.com:",
+            "mcp.example.com:443:1",
+            "mcp.example.com/x",
+        ] {
             assert_eq!(status(&app, "/mcp", &[("host", refused)], peer).await, 403, "{refused}");
         }
         assert_eq!(status(&app, "/mcp", &[], peer).await, 403, "no Host at all");

@@ -339,7 +339,7 @@ fn with_operations(
     let hosts =
         AllowedHosts::new(&config.public_url(), &config.server.allowed_hosts, trusted_proxies(config))
             .map_err(|e| config_error("server.allowed_hosts", e))?;
-    Ok(app.layer(axum::middleware::from_fn_with_state(Arc::new(hosts), crate::host_check::enforce)))
+    Ok(app.layer(hosts.layer()))
 }
 
 async fn serve(config: Config) -> Result<(), ServeError> {

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use futures::future::{BoxFuture, FutureExt};
+use futures::future::{Either, MapOk, Ready, TryFutureExt, ready};
 use http::{Request, StatusCode};
 use serde_json::json;
 use tower::{Layer, Service};
@@ -196,15 +196,13 @@ fn forbidden_origin() -> Response {
 
 impl<S, B> Service<Request<B>> for OriginCheck<S>
 where
-    S: Service<Request<B>> + Clone + Send + 'static,
+    S: Service<Request<B>>,
     S::Response: IntoResponse,
-    S::Error: Send,
-    S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    // No box: this runs for every request.
+    type Future = Either<Ready<Result<Response, S::Error>>, MapOk<S::Future, fn(S::Response) -> Response>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -218,10 +216,11 @@ where
             .iter()
             .any(|value| value.to_str().map_or(true, |origin| !self.allowed.allows(origin)));
         if refused {
-            return futures::future::ready(Ok(forbidden_origin())).boxed();
+            return Either::Left(ready(Ok(forbidden_origin())));
         }
-        let future = super::take_ready(&mut self.inner).call(request);
-        async move { future.await.map(IntoResponse::into_response) }.boxed()
+        Either::Right(
+            self.inner.call(request).map_ok(IntoResponse::into_response as fn(S::Response) -> Response),
+        )
     }
 }
 

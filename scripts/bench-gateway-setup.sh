@@ -1,0 +1,38 @@
+# Sourced by the gateway benchmarks: builds this revision's gateway (and BASELINE's, when set),
+# mints a JWT for the bench issuer, and starts the JWKS server and the upstream (resource_server
+# --no-auth on 18281). Sets $work (a temporary directory, removed on exit), $bin, $token and
+# $issuer; `gateway_config PORT FILE` writes a gateway config listening on PORT.
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; git worktree remove --force "$work/baseline" 2>/dev/null; rm -rf "$work"' EXIT
+if [ -n "${BASELINE:-}" ]; then
+  # Built in the same target directory (its dependencies are shared), then copied out before
+  # this revision's build overwrites it.
+  git worktree add -q --detach "$work/baseline" "$BASELINE"
+  cargo build --release -q --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate
+  cp target/release/mcpgate "$work/mcpgate-baseline"
+fi
+# Two builds: with --example, cargo builds only the examples of every package named, so one
+# command would leave target/release/mcpgate as it was (a stale gateway under test).
+cargo build --release -q -p mcpgate-cli --bin mcpgate
+cargo build --release -q -p mcpgate --example resource_server --example bench_token
+bin=target/release
+
+issuer=http://127.0.0.1:18299
+"$bin/examples/bench_token" "$issuer" http://127.0.0.1:18280/mcp "$work/jwks.json" "$work/token"
+token=$(cat "$work/token")
+(cd "$work" && exec python3 -m http.server 18299 --bind 127.0.0.1 >/dev/null 2>&1) &
+"$bin/examples/resource_server" --port 18281 --no-auth >/dev/null 2>&1 &
+
+gateway_config() { # port file
+  cat >"$2" <<TOML
+[server]
+listen = "127.0.0.1:$1"
+[upstream]
+url = "http://127.0.0.1:18281/mcp"
+[auth]
+mode = "resource"
+[auth.resource]
+jwks_uri = "$issuer/jwks.json"
+issuer = "$issuer"
+TOML
+}
