@@ -27,10 +27,9 @@ pub fn fields(principal: &Principal) -> Vec<Field> {
     add("x-mcpgate-scopes", "MCPGATE_SCOPES", principal.scopes().join(" "));
     let claims = principal.claims();
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    if let Some(email) = text("email") {
-        add("x-mcpgate-email", "MCPGATE_EMAIL", email);
-        let verified = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
-        add("x-mcpgate-email-verified", "MCPGATE_EMAIL_VERIFIED", verified.to_string());
+    if let Some(email) = principal.email() {
+        add("x-mcpgate-email", "MCPGATE_EMAIL", email.to_owned());
+        add("x-mcpgate-email-verified", "MCPGATE_EMAIL_VERIFIED", principal.email_verified().to_string());
     }
     if let Some(username) = text("preferred_username") {
         add("x-mcpgate-username", "MCPGATE_USERNAME", username);
@@ -38,9 +37,8 @@ pub fn fields(principal: &Principal) -> Vec<Field> {
     if let Some(name) = text("name") {
         add("x-mcpgate-name", "MCPGATE_NAME", name);
     }
-    if let Some(Value::Array(groups)) = claims.get("groups") {
-        let groups: Vec<&str> = groups.iter().filter_map(Value::as_str).collect();
-        add("x-mcpgate-groups", "MCPGATE_GROUPS", groups.join(","));
+    if claims.get("groups").is_some_and(Value::is_array) {
+        add("x-mcpgate-groups", "MCPGATE_GROUPS", principal.groups().collect::<Vec<_>>().join(","));
     }
     fields
 }

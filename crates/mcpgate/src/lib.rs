@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod authz;
 pub mod client_address;
 pub mod crypto;
@@ -22,11 +23,13 @@ pub mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod metrics;
+pub mod policy;
 mod principal;
 mod proxy;
 pub mod ratelimit;
 pub mod redirect;
 pub mod resource;
+pub mod scope;
 pub mod store;
 pub mod upstream;
 pub mod verify;

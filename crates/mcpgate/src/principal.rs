@@ -142,6 +142,26 @@ impl Principal {
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.0.claims.get(name)
     }
+
+    /// The `email` claim, when it is a string.
+    pub fn email(&self) -> Option<&str> {
+        self.claim("email").and_then(Value::as_str)
+    }
+
+    /// Whether the provider verified the email: only an `email_verified` claim that is JSON
+    /// `true` says so (a string `"true"` is not taken).
+    pub fn email_verified(&self) -> bool {
+        self.claim("email_verified").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// The string members of the `groups` claim (none when it is absent or not an array).
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        let groups = match self.claim("groups") {
+            Some(Value::Array(groups)) => groups.as_slice(),
+            _ => &[],
+        };
+        groups.iter().filter_map(Value::as_str)
+    }
 }
 
 // Claims may carry personal data; Debug shows the identity, not the claim values.

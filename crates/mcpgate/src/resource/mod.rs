@@ -30,7 +30,7 @@ use crate::verify::TokenVerifier;
 
 /// Takes the inner service that was polled ready for this call, leaving a fresh clone in its
 /// place (tower's rule: the instance that answered `poll_ready` must serve the request).
-fn take_ready<S: Clone>(slot: &mut S) -> S {
+pub(crate) fn take_ready<S: Clone>(slot: &mut S) -> S {
     let clone = slot.clone();
     std::mem::replace(slot, clone)
 }
@@ -145,6 +145,14 @@ impl ProtectedResource {
     /// The scopes every request must carry.
     pub fn required_scopes(&self) -> &[String] {
         &self.required_scopes
+    }
+
+    /// The answer to a request that needs more scopes than its token has: 403 with an RFC 6750
+    /// `insufficient_scope` challenge naming `scopes`, the scopes to ask for.
+    pub fn insufficient_scope(&self, scopes: &[String]) -> axum::response::Response {
+        let context =
+            challenge::ChallengeContext { metadata_url: self.metadata_url.clone(), scope: scopes.join(" ") };
+        AuthError::InsufficientScope.into_response_for(&context)
     }
 
     /// The bearer layer that guards this resource's routes with `verifier`.

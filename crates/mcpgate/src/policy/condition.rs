@@ -1,0 +1,285 @@
+//! Rule conditions (`when`), in CEL, the Common Expression Language (see `docs/policy.md` for
+//! why CEL). A condition sees three variables:
+//!
+//! - `caller`: `subject`, `client_id` (`""` when the token names none), `scopes` and `groups`
+//!   (lists of strings), `email` (`""` when none) and `email_verified` (a boolean);
+//! - `claims`: every claim of the caller's token;
+//! - `mcp`: `method`, `tool`, `prompt`, `resource` (the one the operation names, `""` for the
+//!   others), `name` (whichever it is) and `arguments` (the tool's or prompt's; `{}` when judging
+//!   an entry of a list).
+//!
+//! A condition is compiled once, when the policy loads: a syntax error, a name other than those
+//! three, or an expression that fails or is not a boolean on a trial run is refused then, and so
+//! is one that can never be true. At decision time an evaluation that fails (a claim the token
+//! lacks, say) denies the operation: write `has(claims.department) && …` for optional claims.
+
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::objects::Value;
+use cel::{Context, Env, ExecutionError, Program};
+
+use super::Operation;
+use crate::Principal;
+
+/// The variables a condition may name.
+const VARIABLES: [&str; 3] = ["caller", "claims", "mcp"];
+
+/// A compiled condition.
+pub(crate) struct Condition {
+    program: Program,
+    env: Arc<Env>,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition").finish_non_exhaustive()
+    }
+}
+
+/// The CEL values of one decision, made the first time a condition needs them.
+#[derive(Default)]
+pub(crate) struct Facts {
+    caller: OnceCell<Value>,
+    claims: OnceCell<Value>,
+    mcp: OnceCell<Value>,
+}
+
+fn strings<'a>(items: impl Iterator<Item = &'a str>) -> Value {
+    Value::List(Arc::new(items.map(Value::from).collect()))
+}
+
+fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    let map: HashMap<String, Value> = entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Value::from(map)
+}
+
+/// A JSON value as CEL sees it (`null` when it cannot be represented, which cannot happen for
+/// parsed JSON: every JSON value has a CEL counterpart).
+fn json(value: &serde_json::Value) -> Value {
+    cel::to_value(value).unwrap_or(Value::Null)
+}
+
+impl Facts {
+    fn caller(&self, principal: &Principal) -> Value {
+        self.caller
+            .get_or_init(|| {
+                map([
+                    ("subject", Value::from(principal.subject())),
+                    ("client_id", Value::from(principal.client_id().unwrap_or(""))),
+                    ("scopes", strings(principal.scopes().iter().map(String::as_str))),
+                    ("groups", strings(principal.groups())),
+                    ("email", Value::from(principal.email().unwrap_or(""))),
+                    ("email_verified", Value::Bool(principal.email_verified())),
+                ])
+            })
+            .clone()
+    }
+
+    fn claims(&self, principal: &Principal) -> Value {
+        self.claims
+            .get_or_init(|| {
+                let claims: HashMap<String, Value> =
+                    principal.claims().iter().map(|(k, v)| (k.clone(), json(v))).collect();
+                Value::from(claims)
+            })
+            .clone()
+    }
+
+    fn mcp(&self, op: &Operation<'_>) -> Value {
+        self.mcp
+            .get_or_init(|| {
+                let name_of = |kind| match op.target {
+                    Some(t) if t.kind == kind => t.name,
+                    _ => "",
+                };
+                let arguments = match op.arguments {
+                    Some(arguments) => json(arguments),
+                    None => Value::from(HashMap::<String, Value>::new()),
+                };
+                map([
+                    ("method", Value::from(op.method)),
+                    ("tool", Value::from(name_of(super::TargetKind::Tool))),
+                    ("prompt", Value::from(name_of(super::TargetKind::Prompt))),
+                    ("resource", Value::from(name_of(super::TargetKind::Resource))),
+                    ("name", Value::from(op.name().unwrap_or(""))),
+                    ("arguments", arguments),
+                ])
+            })
+            .clone()
+    }
+}
+
+/// Why a condition was refused at load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// Not a CEL expression.
+    #[error("`when` is not a CEL expression: {0}")]
+    Syntax(String),
+    /// Names a variable other than `caller`, `claims` and `mcp`.
+    #[error("`when` names {0:?}; a condition sees only `caller`, `claims` and `mcp`")]
+    UnknownName(String),
+    /// Fails on a trial run with a typical caller (an unknown function, a type mismatch).
+    #[error("`when` fails on a trial run: {0}")]
+    Fails(String),
+    /// Gives something other than `true` or `false`.
+    #[error("`when` must be true or false, not {0}")]
+    NotBoolean(String),
+    /// Names no variable and is false: the rule can never match.
+    #[error("`when` is always false, so the rule can never match")]
+    AlwaysFalse,
+}
+
+impl Condition {
+    /// Compiles and checks `source`.
+    pub(crate) fn compile(env: &Arc<Env>, source: &str) -> Result<Self, ConditionError> {
+        let program = env.compile(source).map_err(|e| ConditionError::Syntax(e.to_string()))?;
+        let mut free = HashSet::new();
+        free_names(program.expression(), &mut Vec::new(), &mut free);
+        if let Some(unknown) = free.iter().find(|name| !VARIABLES.contains(&name.as_str())) {
+            return Err(ConditionError::UnknownName(unknown.clone()));
+        }
+        let condition = Self { program, env: env.clone() };
+        let trial = Principal::new("trial").with_client_id("trial").with_scopes(["trial"]);
+        match condition.run(&Facts::default(), &trial, &Operation::call_tool("trial")) {
+            Ok(Value::Bool(false)) if free.is_empty() => Err(ConditionError::AlwaysFalse),
+            Ok(Value::Bool(_)) | Err(ExecutionError::NoSuchKey(_)) => Ok(condition),
+            Ok(other) => Err(ConditionError::NotBoolean(format!("{other:?}"))),
+            Err(e) => Err(ConditionError::Fails(e.to_string())),
+        }
+    }
+
+    fn run(&self, facts: &Facts, principal: &Principal, op: &Operation<'_>) -> Result<Value, ExecutionError> {
+        let mut context = Context::with_env(self.env.clone());
+        context.add_variable_from_value("caller", facts.caller(principal));
+        context.add_variable_from_value("claims", facts.claims(principal));
+        context.add_variable_from_value("mcp", facts.mcp(op));
+        self.program.execute(&context)
+    }
+
+    /// Whether the condition holds; `Err` (a description) when it cannot be evaluated.
+    pub(crate) fn holds(
+        &self,
+        facts: &Facts,
+        principal: &Principal,
+        op: &Operation<'_>,
+    ) -> Result<bool, String> {
+        match self.run(facts, principal, op) {
+            Ok(Value::Bool(holds)) => Ok(holds),
+            Ok(other) => Err(format!("not a boolean: {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The identifiers `expr` uses that nothing inside it binds (comprehension variables are bound
+/// by their macro: `caller.groups.exists(g, g == "admins")` uses `caller` only).
+fn free_names(expr: &IdedExpr, bound: &mut Vec<String>, free: &mut HashSet<String>) {
+    match &expr.expr {
+        Expr::Ident(name) => {
+            if !bound.contains(name) {
+                free.insert(name.clone());
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_names(target, bound, free);
+            }
+            for arg in &call.args {
+                free_names(arg, bound, free);
+            }
+        }
+        Expr::Select(select) => free_names(&select.operand, bound, free),
+        Expr::List(list) => list.elements.iter().for_each(|e| free_names(e, bound, free)),
+        Expr::Map(map) => entries(&map.entries, bound, free),
+        Expr::Struct(structure) => entries(&structure.entries, bound, free),
+        Expr::Comprehension(c) => {
+            free_names(&c.iter_range, bound, free);
+            free_names(&c.accu_init, bound, free);
+            let depth = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.clone());
+            bound.push(c.accu_var.clone());
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_names(part, bound, free);
+            }
+            bound.truncate(depth);
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+fn entries(entries: &[cel::common::ast::IdedEntryExpr], bound: &mut Vec<String>, free: &mut HashSet<String>) {
+    for entry in entries {
+        match &entry.expr {
+            EntryExpr::StructField(field) => free_names(&field.value, bound, free),
+            EntryExpr::MapEntry(entry) => {
+                free_names(&entry.key, bound, free);
+                free_names(&entry.value, bound, free);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Arc<Env> {
+        Arc::new(Env::stdlib())
+    }
+
+    fn holds(source: &str, principal: &Principal, op: &Operation<'_>) -> Result<bool, String> {
+        Condition::compile(&env(), source).unwrap().holds(&Facts::default(), principal, op)
+    }
+
+    #[test]
+    fn conditions_read_the_caller_the_claims_and_the_operation() {
+        let claims = serde_json::json!({"groups": ["eng", "admins"], "email": "ada@example.org",
+            "email_verified": true, "department": "research", "level": 3});
+        let ada =
+            Principal::new("ada").with_scopes(["mcp:read"]).with_claims(claims.as_object().unwrap().clone());
+        let arguments = serde_json::json!({"path": "/etc/passwd"});
+        let op = Operation {
+            method: "tools/call",
+            target: Some(super::super::Target { kind: super::super::TargetKind::Tool, name: "delete_file" }),
+            arguments: Some(&arguments),
+        };
+        for (source, expected) in [
+            (r#"caller.groups.exists(g, g == "admins")"#, true),
+            (r#"caller.email.endsWith("@example.org") && caller.email_verified"#, true),
+            (r#""mcp:write" in caller.scopes"#, false),
+            (r#"claims.department == "research" && claims.level >= 3"#, true),
+            (r#"mcp.tool.startsWith("delete_") && mcp.arguments.path.startsWith("/etc")"#, true),
+            (r#"mcp.method == "tools/call" && mcp.prompt == "" && mcp.name == "delete_file""#, true),
+            (r#"mcp.tool.matches("^del")"#, true),
+        ] {
+            assert_eq!(holds(source, &ada, &op), Ok(expected), "{source}");
+        }
+        // A claim the token lacks fails the evaluation (the caller denies), unless tested first.
+        let bob = Principal::new("bob");
+        assert!(holds(r#"claims.department == "research""#, &bob, &op).is_err());
+        assert_eq!(
+            holds(r#"has(claims.department) && claims.department == "research""#, &bob, &op),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn bad_conditions_are_refused_at_load_with_the_reason() {
+        let env = env();
+        let refused = |source: &str| Condition::compile(&env, source).unwrap_err();
+        assert!(matches!(refused("caller.subject =="), ConditionError::Syntax(_)));
+        assert_eq!(refused("user.subject == 'x'"), ConditionError::UnknownName("user".into()));
+        assert_eq!(refused("caller.groups.exists(g, h)"), ConditionError::UnknownName("h".into()));
+        assert!(matches!(refused("nosuchfunction(caller.subject)"), ConditionError::Fails(_)));
+        assert!(matches!(refused("caller.subject + 1 == 2"), ConditionError::Fails(_)));
+        assert!(matches!(refused("caller.subject"), ConditionError::NotBoolean(_)));
+        assert_eq!(refused("1 == 2"), ConditionError::AlwaysFalse);
+        // Comprehension variables are not free names; a missing claim is not a load error.
+        assert!(Condition::compile(&env, "caller.groups.all(g, g != 'banned')").is_ok());
+        assert!(Condition::compile(&env, "claims.department == 'x'").is_ok());
+    }
+}
