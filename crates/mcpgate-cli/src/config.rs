@@ -6,6 +6,8 @@
 //! Every problem names its key and where it came from — the file's line, or the environment
 //! variable — so `mcpgate check` can point at it.
 
+mod policy;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -31,6 +33,12 @@ pub struct Config {
     /// `[secrets]`.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// `[policy]`: who may call which tool.
+    #[serde(default)]
+    pub policy: policy::PolicyConfig,
+    /// `[audit]`: the record of every MCP operation.
+    #[serde(default)]
+    pub audit: policy::AuditConfig,
 }
 
 /// `[server]`: where the gateway listens and how it is reached.
@@ -151,6 +159,10 @@ pub struct AuthConfig {
     /// The scopes clients may ask for.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Scopes that stand for others (`"mcp:admin" = ["mcp:write"]`), for required scopes and
+    /// the policy alike.
+    #[serde(default)]
+    pub scope_implications: policy::ScopeImplicationsConfig,
     /// `always` (default), `remember` or `off`.
     #[serde(default, deserialize_with = "from_name")]
     pub consent: ConsentMode,
@@ -818,6 +830,11 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if config.server.max_request_bytes < 1024 {
         problem("server.max_request_bytes", "must be at least 1024");
+    }
+    if let Err(e) = config.scope_implications() {
+        problem("auth.scope_implications", &e);
+    } else if let Err(e) = config.policy() {
+        problem("policy.rules", &e);
     }
 
     let auth = &config.auth;

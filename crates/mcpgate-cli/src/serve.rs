@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use mcpgate::audit::JsonLinesAudit;
 use mcpgate::authz::{AuthServer, ConfiguredClient, SettingsError};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
+use mcpgate::policy::PolicyLayer;
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
@@ -18,6 +20,7 @@ use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
 use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
+use tower::Layer as _;
 
 use crate::boot::{LateApp, retry_with_backoff, waiting_app};
 use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
@@ -135,6 +138,14 @@ impl Guard {
         }
     }
 
+    /// The protected resource (its metadata URL goes into step-up challenges).
+    fn resource(&self) -> &ProtectedResource {
+        match self {
+            Guard::Proxy(proxy) => proxy.resource(),
+            Guard::Resource(resource, _) => resource,
+        }
+    }
+
     /// Where `forward_provider_token` gets the user's provider tokens.
     fn auth_server(&self) -> Option<&AuthServer> {
         match self {
@@ -187,7 +198,10 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .upstream(provider)
                 .keyring(keyring)
                 .store(store.clone())
-                .scopes(auth.scopes.clone())
+                .scopes(offered_scopes(config))
+                .scope_implications(
+                    config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
+                )
                 .consent(auth.consent)
                 .allowed_redirects(allowed)
                 .configure(|settings| {
@@ -246,12 +260,41 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
             for server in servers {
                 resource = resource.authorization_server(server);
             }
-            for scope in &config.auth.scopes {
-                resource = resource.scope_supported(scope.clone());
+            for scope in offered_scopes(config) {
+                resource = resource.scope_supported(scope);
             }
+            resource = resource.scope_implications(
+                config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
+            );
             Ok((Guard::Resource(Box::new(resource), Arc::new(CachedVerifier::new(verifier))), None))
         }
     }
+}
+
+/// The scopes clients may ask for: `auth.scopes` and every scope a policy rule requires (else
+/// no client could step up to it).
+fn offered_scopes(config: &Config) -> Vec<String> {
+    let mut scopes = config.auth.scopes.clone();
+    if let Ok(policy) = config.policy() {
+        for scope in policy.required_scopes() {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+    }
+    scopes
+}
+
+/// The policy layer: `[policy]` enforced and `[audit]` written, for `resource`.
+fn policy_layer(config: &Config, resource: &ProtectedResource) -> Result<PolicyLayer, ServeError> {
+    let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
+    let mut layer = PolicyLayer::new(policy, resource).max_request_bytes(config.server.max_request_bytes);
+    if let Some(file) = &config.audit.file {
+        let audit =
+            JsonLinesAudit::open(file).map_err(|e| config_error("audit.file", format!("{file}: {e}")))?;
+        layer = layer.audit(Arc::new(audit));
+    }
+    Ok(layer)
 }
 
 /// `server.trusted_proxies` (checked when the configuration was loaded).
@@ -284,6 +327,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
     let upstream = &config.upstream;
     let (guard, ready_store) = guard(config, &mcp_url).await?;
     let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
+    let policy = policy_layer(config, guard.resource())?;
 
     let mut stdio = None;
     let (app, upstream_name) = match (&upstream.url, &upstream.command) {
@@ -301,7 +345,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(config.server.max_request_bytes))
                 .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
                 .service(proxy);
-            (guard.protect(limited), url.clone())
+            (guard.protect(policy.layer(limited)), url.clone())
         }
         (None, Some(command)) => {
             let host = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
@@ -317,7 +361,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
             };
             let (handle, service) = StdioUpstream::new(settings);
             stdio = Some(handle);
-            (guard.protect(service), command.join(" "))
+            (guard.protect(policy.layer(service)), command.join(" "))
         }
         (None, None) => return Err(config_error("upstream", "give url or command")),
     };

@@ -58,6 +58,9 @@ struct Args {
     /// Serve the same MCP server without authentication (for benchmarks).
     #[arg(long)]
     no_auth: bool,
+    /// Answer sessionless requests with JSON rather than an event stream.
+    #[arg(long)]
+    json_response: bool,
 }
 
 #[tokio::main]
@@ -75,11 +78,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mcp = StreamableHttpService::new(
         || Ok(DemoServer::default()),
         Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_allowed_hosts([
-            host,
-            "127.0.0.1".into(),
-            "localhost".into(),
-        ]),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts([host, "127.0.0.1".into(), "localhost".into()])
+            .with_json_response(args.json_response),
     );
 
     let app = if args.no_auth {

@@ -35,6 +35,7 @@ use crate::authz::{AuthServer, AuthServerSettings, ConsentMode, SettingsError};
 use crate::crypto::Keyring;
 use crate::redirect::RedirectAllowList;
 use crate::resource::{AllowedOrigins, ProtectedResource, ResourceConfigError};
+use crate::scope::ScopeImplications;
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::verify::{CachedVerifier, JwtConfigError, TokenVerifier};
@@ -73,6 +74,7 @@ pub struct OAuthProxyBuilder {
     keyring: Option<Keyring>,
     store: Option<Arc<dyn Store>>,
     allowed_origins: Option<Vec<String>>,
+    scope_implications: ScopeImplications,
 }
 
 impl std::fmt::Debug for OAuthProxyBuilder {
@@ -133,6 +135,12 @@ impl OAuthProxyBuilder {
         self
     }
 
+    /// Scopes that stand for others, honoured where the MCP endpoint checks scopes.
+    pub fn scope_implications(mut self, implications: ScopeImplications) -> Self {
+        self.scope_implications = implications;
+        self
+    }
+
     /// Any other setting of the authorization server.
     pub fn configure(mut self, change: impl FnOnce(&mut AuthServerSettings)) -> Self {
         change(&mut self.settings);
@@ -146,7 +154,9 @@ impl OAuthProxyBuilder {
         let store = self.store.ok_or(ProxyBuildError::MissingStore)?;
         let resource_url = self.settings.resource.clone();
         let issuer = self.settings.issuer.clone();
-        let mut resource = ProtectedResource::new(&resource_url)?.authorization_server(issuer);
+        let mut resource = ProtectedResource::new(&resource_url)?
+            .authorization_server(issuer)
+            .scope_implications(self.scope_implications);
         for scope in &self.settings.scopes_supported {
             resource = resource.scope_supported(scope.clone());
         }
@@ -187,6 +197,7 @@ impl OAuthProxy {
             keyring: None,
             store: None,
             allowed_origins: None,
+            scope_implications: ScopeImplications::new(),
         }
     }
 

@@ -31,7 +31,7 @@ mod message;
 mod operation;
 mod pattern;
 mod rule;
-mod sse;
+pub(crate) mod sse;
 
 use std::sync::Arc;
 

@@ -14,11 +14,13 @@ use tower::{Layer, Service};
 use super::ProtectedResource;
 use super::challenge::{AuthError, ChallengeContext};
 use crate::Principal;
+use crate::scope::ScopeImplications;
 use crate::verify::{InvalidToken, TokenVerifier};
 
 struct Guard {
     verifier: Arc<dyn TokenVerifier>,
     required_scopes: Vec<String>,
+    scope_implications: Arc<ScopeImplications>,
     challenge: ChallengeContext,
 }
 
@@ -32,7 +34,7 @@ impl Guard {
     async fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError> {
         let token = bearer_token(headers, query)?;
         let principal = self.verifier.verify(token).await?;
-        if !self.required_scopes.iter().all(|s| principal.has_scope(s)) {
+        if !self.required_scopes.iter().all(|s| self.scope_implications.covers(principal.scopes(), s)) {
             return Err(AuthError::InsufficientScope);
         }
         Ok(principal)
@@ -97,6 +99,7 @@ impl BearerLayer {
         let guard = Guard {
             verifier,
             required_scopes: resource.required_scopes.clone(),
+            scope_implications: resource.scope_implications.clone(),
             challenge: ChallengeContext {
                 metadata_url: resource.metadata_url.clone(),
                 scope: resource.required_scopes.join(" "),

@@ -26,6 +26,7 @@ pub use metadata::ResourceMetadata;
 pub use origin::{AllowedOrigins, BadOrigin, OriginCheck, OriginLayer};
 pub use session::{SESSION_HEADER, SessionBinding, SessionBindingLayer};
 
+use crate::scope::ScopeImplications;
 use crate::verify::TokenVerifier;
 
 /// Takes the inner service that was polled ready for this call, leaving a fresh clone in its
@@ -57,6 +58,7 @@ pub struct ProtectedResource {
     required_scopes: Vec<String>,
     resource_name: Option<String>,
     allowed_origins: AllowedOrigins,
+    scope_implications: Arc<ScopeImplications>,
 }
 
 impl ProtectedResource {
@@ -87,6 +89,7 @@ impl ProtectedResource {
             required_scopes: Vec::new(),
             resource_name: None,
             allowed_origins,
+            scope_implications: Arc::default(),
         })
     }
 
@@ -129,6 +132,14 @@ impl ProtectedResource {
     #[must_use]
     pub fn allowed_origins(mut self, allowed: AllowedOrigins) -> Self {
         self.allowed_origins = allowed;
+        self
+    }
+
+    /// Scopes that stand for others: a token with `mcp:admin` satisfies a required `mcp:read`
+    /// when `implications` say so.
+    #[must_use]
+    pub fn scope_implications(mut self, implications: ScopeImplications) -> Self {
+        self.scope_implications = Arc::new(implications);
         self
     }
 
