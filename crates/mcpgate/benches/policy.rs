@@ -74,8 +74,10 @@ fn filtering(c: &mut Criterion) {
         json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": tools, "nextCursor": "page-2"}}).to_string();
     c.bench_function("policy/filter_500_tool_list", |b| {
         b.iter(|| {
+            // As the policy layer does it: the caller's facts made once for the whole list.
+            let judge = policy.for_caller(&alice);
             let filtered = filter_list(black_box(answer.as_bytes()), Some(ListKind::Tools), |op| {
-                policy.decide(&alice, op).decision != mcpgate::policy::Decision::Deny
+                judge.decide(op).decision != mcpgate::policy::Decision::Deny
             });
             assert!(matches!(filtered, Filtered::Rewritten(_, _)));
             black_box(filtered)

@@ -27,23 +27,49 @@ use crate::Principal;
 /// The variables a condition may name.
 const VARIABLES: [&str; 3] = ["caller", "claims", "mcp"];
 
+/// Which of the variables a condition (or any condition of a policy) reads: only those are
+/// made, since turning a token's claims into CEL values costs more than most evaluations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Uses {
+    caller: bool,
+    claims: bool,
+    mcp: bool,
+}
+
+impl Uses {
+    const ALL: Uses = Uses { caller: true, claims: true, mcp: true };
+
+    /// What either reads.
+    pub(crate) fn or(self, other: Uses) -> Uses {
+        Uses { caller: self.caller || other.caller, claims: self.claims || other.claims, mcp: self.mcp || other.mcp }
+    }
+}
+
 /// A compiled condition.
 pub(crate) struct Condition {
     program: Program,
-    env: Arc<Env>,
+    pub(crate) uses: Uses,
 }
 
 impl std::fmt::Debug for Condition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Condition").finish_non_exhaustive()
+        f.debug_struct("Condition").field("uses", &self.uses).finish_non_exhaustive()
     }
 }
 
-/// The CEL values of one decision, made the first time a condition needs them.
+/// One caller as conditions see it: `caller` and `claims`, made the first time a condition
+/// needs them and then shared by every condition evaluated for that caller — all the rules of
+/// one decision, or every entry of a list being filtered.
+pub(crate) struct Facts<'c> {
+    env: Arc<Env>,
+    principal: &'c Principal,
+    uses: Uses,
+    root: OnceCell<Context<'static, 'static>>,
+}
+
+/// One operation as conditions see it: `mcp`, made once for all the rules judging it.
 #[derive(Default)]
-pub(crate) struct Facts {
-    caller: OnceCell<Value>,
-    claims: OnceCell<Value>,
+pub(crate) struct OperationFacts {
     mcp: OnceCell<Value>,
 }
 
@@ -62,32 +88,37 @@ fn json(value: &serde_json::Value) -> Value {
     cel::to_value(value).unwrap_or(Value::Null)
 }
 
-impl Facts {
-    fn caller(&self, principal: &Principal) -> Value {
-        self.caller
-            .get_or_init(|| {
-                map([
-                    ("subject", Value::from(principal.subject())),
-                    ("client_id", Value::from(principal.client_id().unwrap_or(""))),
-                    ("scopes", strings(principal.scopes().iter().map(String::as_str))),
-                    ("groups", strings(principal.groups())),
-                    ("email", Value::from(principal.email().unwrap_or(""))),
-                    ("email_verified", Value::Bool(principal.email_verified())),
-                ])
-            })
-            .clone()
+impl<'c> Facts<'c> {
+    /// The facts of `principal`, for conditions reading `uses`.
+    pub(crate) fn new(env: &Arc<Env>, principal: &'c Principal, uses: Uses) -> Self {
+        Self { env: env.clone(), principal, uses, root: OnceCell::new() }
     }
 
-    fn claims(&self, principal: &Principal) -> Value {
-        self.claims
-            .get_or_init(|| {
-                let claims: HashMap<String, Value> =
-                    principal.claims().iter().map(|(k, v)| (k.clone(), json(v))).collect();
-                Value::from(claims)
-            })
-            .clone()
+    fn root(&self) -> &Context<'static, 'static> {
+        self.root.get_or_init(|| {
+            let p = self.principal;
+            let mut context = Context::with_env(self.env.clone());
+            if self.uses.caller {
+                let caller = map([
+                    ("subject", Value::from(p.subject())),
+                    ("client_id", Value::from(p.client_id().unwrap_or(""))),
+                    ("scopes", strings(p.scopes().iter().map(String::as_str))),
+                    ("groups", strings(p.groups())),
+                    ("email", Value::from(p.email().unwrap_or(""))),
+                    ("email_verified", Value::Bool(p.email_verified())),
+                ]);
+                context.add_variable_from_value("caller", caller);
+            }
+            if self.uses.claims {
+                let claims: HashMap<String, Value> = p.claims().iter().map(|(k, v)| (k.clone(), json(v))).collect();
+                context.add_variable_from_value("claims", Value::from(claims));
+            }
+            context
+        })
     }
+}
 
+impl OperationFacts {
     fn mcp(&self, op: &Operation<'_>) -> Value {
         self.mcp
             .get_or_init(|| {
@@ -141,9 +172,11 @@ impl Condition {
         if let Some(unknown) = free.iter().find(|name| !VARIABLES.contains(&name.as_str())) {
             return Err(ConditionError::UnknownName(unknown.clone()));
         }
-        let condition = Self { program, env: env.clone() };
+        let uses = Uses { caller: free.contains("caller"), claims: free.contains("claims"), mcp: free.contains("mcp") };
+        let condition = Self { program, uses };
         let trial = Principal::new("trial").with_client_id("trial").with_scopes(["trial"]);
-        match condition.run(&Facts::default(), &trial, &Operation::call_tool("trial")) {
+        let facts = Facts::new(env, &trial, Uses::ALL);
+        match condition.run(&facts, &OperationFacts::default(), &Operation::call_tool("trial")) {
             Ok(Value::Bool(false)) if free.is_empty() => Err(ConditionError::AlwaysFalse),
             Ok(Value::Bool(_)) | Err(ExecutionError::NoSuchKey(_)) => Ok(condition),
             Ok(other) => Err(ConditionError::NotBoolean(format!("{other:?}"))),
@@ -151,22 +184,19 @@ impl Condition {
         }
     }
 
-    fn run(&self, facts: &Facts, principal: &Principal, op: &Operation<'_>) -> Result<Value, ExecutionError> {
-        let mut context = Context::with_env(self.env.clone());
-        context.add_variable_from_value("caller", facts.caller(principal));
-        context.add_variable_from_value("claims", facts.claims(principal));
-        context.add_variable_from_value("mcp", facts.mcp(op));
-        self.program.execute(&context)
+    fn run(&self, facts: &Facts<'_>, op_facts: &OperationFacts, op: &Operation<'_>) -> Result<Value, ExecutionError> {
+        let root = facts.root();
+        if !self.uses.mcp {
+            return self.program.execute(root);
+        }
+        let mut scope = root.new_inner_scope();
+        scope.add_variable_from_value("mcp", op_facts.mcp(op));
+        self.program.execute(&scope)
     }
 
     /// Whether the condition holds; `Err` (a description) when it cannot be evaluated.
-    pub(crate) fn holds(
-        &self,
-        facts: &Facts,
-        principal: &Principal,
-        op: &Operation<'_>,
-    ) -> Result<bool, String> {
-        match self.run(facts, principal, op) {
+    pub(crate) fn holds(&self, facts: &Facts<'_>, op_facts: &OperationFacts, op: &Operation<'_>) -> Result<bool, String> {
+        match self.run(facts, op_facts, op) {
             Ok(Value::Bool(holds)) => Ok(holds),
             Ok(other) => Err(format!("not a boolean: {other:?}")),
             Err(e) => Err(e.to_string()),
@@ -232,7 +262,9 @@ mod tests {
     }
 
     fn holds(source: &str, principal: &Principal, op: &Operation<'_>) -> Result<bool, String> {
-        Condition::compile(&env(), source).unwrap().holds(&Facts::default(), principal, op)
+        let env = env();
+        let condition = Condition::compile(&env, source).unwrap();
+        condition.holds(&Facts::new(&env, principal, condition.uses), &OperationFacts::default(), op)
     }
 
     #[test]

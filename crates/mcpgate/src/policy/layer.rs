@@ -201,10 +201,11 @@ impl Shared {
         });
     }
 
-    /// Whether `caller` may see the list entry `op` stands for (hidden only when denied:
-    /// what more scopes would allow stays listed).
-    fn may_see(&self, caller: &Principal, op: &Operation<'_>) -> bool {
-        self.policy.decide(caller, op).decision != Decision::Deny
+    /// Filters the list answer `message` to what `caller` may see: an entry is hidden only when
+    /// denied (what more scopes would allow stays listed).
+    fn filter_for(&self, caller: &Principal, message: &[u8], kind: Option<ListKind>) -> Filtered {
+        let judge = self.policy.for_caller(caller);
+        filter_list(message, kind, |op| judge.decide(op).decision != Decision::Deny)
     }
 
     async fn handle<S>(self: Arc<Self>, mut inner: S, request: Request<Body>) -> Response
@@ -307,7 +308,7 @@ impl Shared {
                     "the list answer is too large to filter",
                 );
             };
-            let bytes = match filter_list(&bytes, kind, |op| self.may_see(&caller, op)) {
+            let bytes = match self.filter_for(&caller, &bytes, kind) {
                 Filtered::Rewritten(filtered, _) => Bytes::from(filtered),
                 Filtered::Untouched => bytes,
             };
@@ -322,7 +323,7 @@ impl Shared {
         let rewriter = EventRewriter::new(move |_event: &super::sse::Event<'_>, data: &[u8]| {
             // The answer to this request is judged as its kind of list; anything else by shape.
             let kind = kind.filter(|_| answers(data, wanted.as_ref()));
-            match filter_list(data, kind, |op| shared.may_see(&caller, op)) {
+            match shared.filter_for(&caller, data, kind) {
                 Filtered::Rewritten(filtered, _) => Some(filtered),
                 Filtered::Untouched => None,
             }

@@ -42,7 +42,7 @@ pub use message::{BadMessage, Message};
 pub use operation::{Operation, Target, TargetKind};
 pub use rule::{Effect, RuleProblem, RuleSpec};
 
-use condition::Facts;
+use condition::{Facts, OperationFacts, Uses};
 use rule::{Rule, RuleOutcome};
 
 use crate::Principal;
@@ -111,10 +111,18 @@ pub struct Policy {
     scopes: Arc<ScopeImplications>,
 }
 
-#[derive(Debug)]
 struct Inner {
     rules: Vec<(Rule, Arc<str>)>,
     default: Effect,
+    env: Arc<cel::Env>,
+    /// What the rules' conditions read, all together.
+    uses: Uses,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy").field("rules", &self.rules).field("default", &self.default).finish_non_exhaustive()
+    }
 }
 
 impl Policy {
@@ -137,12 +145,14 @@ impl Policy {
             let label: Arc<str> = rule.label.as_str().into();
             compiled.push((rule, label));
         }
-        Ok(Self { inner: Arc::new(Inner { rules: compiled, default }), scopes: Arc::default() })
+        let uses = compiled.iter().fold(Uses::default(), |uses, (rule, _)| uses.or(rule.uses()));
+        Ok(Self { inner: Arc::new(Inner { rules: compiled, default, env, uses }), scopes: Arc::default() })
     }
 
     /// A policy without rules that allows everything.
     pub fn allow_all() -> Self {
-        Self { inner: Arc::new(Inner { rules: Vec::new(), default: Effect::Allow }), scopes: Arc::default() }
+        let inner = Inner { rules: Vec::new(), default: Effect::Allow, env: Arc::new(cel::Env::stdlib()), uses: Uses::default() };
+        Self { inner: Arc::new(inner), scopes: Arc::default() }
     }
 
     /// Uses `implications` when checking the rules' `require_scopes`.
@@ -165,9 +175,38 @@ impl Policy {
 
     /// Decides whether `caller` may do `op`.
     pub fn decide(&self, caller: &Principal, op: &Operation<'_>) -> Verdict {
-        let facts = Facts::default();
-        for (rule, label) in &self.inner.rules {
-            let Some(outcome) = rule.judge(&facts, caller, op, &self.scopes) else { continue };
+        self.for_caller(caller).decide(op)
+    }
+
+    /// The policy for one caller: the same decisions as [`Self::decide`], with what conditions
+    /// know of the caller made once for all of them (for filtering a list).
+    pub fn for_caller<'p>(&'p self, caller: &'p Principal) -> CallerPolicy<'p> {
+        CallerPolicy { policy: self, caller, facts: Facts::new(&self.inner.env, caller, self.inner.uses) }
+    }
+}
+
+/// A [`Policy`] applied to one caller; see [`Policy::for_caller`].
+pub struct CallerPolicy<'p> {
+    policy: &'p Policy,
+    caller: &'p Principal,
+    facts: Facts<'p>,
+}
+
+impl std::fmt::Debug for CallerPolicy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerPolicy").field("caller", &self.caller.subject()).finish_non_exhaustive()
+    }
+}
+
+impl CallerPolicy<'_> {
+    /// Decides whether the caller may do `op`.
+    pub fn decide(&self, op: &Operation<'_>) -> Verdict {
+        let inner = &self.policy.inner;
+        let op_facts = OperationFacts::default();
+        for (rule, label) in &inner.rules {
+            let Some(outcome) = rule.judge(&self.facts, &op_facts, self.caller, op, &self.policy.scopes) else {
+                continue;
+            };
             let (decision, reason) = match outcome {
                 RuleOutcome::Allow => (Decision::Allow, Reason::Rule),
                 RuleOutcome::Deny => (Decision::Deny, Reason::Rule),
@@ -179,7 +218,7 @@ impl Policy {
             };
             return Verdict { decision, rule: Some(label.clone()), reason };
         }
-        let decision = match (op.target, self.inner.default) {
+        let decision = match (op.target, inner.default) {
             (Some(_), Effect::Deny) => Decision::Deny,
             _ => Decision::Allow,
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::condition::{Condition, ConditionError, Facts};
+use super::condition::{Condition, ConditionError, Facts, OperationFacts, Uses};
 use super::operation::{Operation, TargetKind};
 use super::pattern::Pattern;
 use crate::Principal;
@@ -231,7 +231,8 @@ impl Rule {
     /// What the rule decides about `op`, or `None` when it does not match.
     pub(crate) fn judge(
         &self,
-        facts: &Facts,
+        facts: &Facts<'_>,
+        op_facts: &OperationFacts,
         caller: &Principal,
         op: &Operation<'_>,
         scopes: &ScopeImplications,
@@ -240,7 +241,7 @@ impl Rule {
             return None;
         }
         if let Some(when) = &self.when {
-            match when.holds(facts, caller, op) {
+            match when.holds(facts, op_facts, op) {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => return Some(RuleOutcome::ConditionFailed(e)),
@@ -256,6 +257,11 @@ impl Rule {
         }
         let missing = scopes.missing(caller.scopes(), &self.require_scopes);
         Some(if missing.is_empty() { RuleOutcome::Allow } else { RuleOutcome::StepUp(missing) })
+    }
+
+    /// The variables its condition reads.
+    pub(crate) fn uses(&self) -> Uses {
+        self.when.as_ref().map(|w| w.uses).unwrap_or_default()
     }
 
     /// Whether this rule, placed before `later`, decides everything `later` would match (so
