@@ -14,7 +14,7 @@
 //! lacks, say) denies the operation: write `has(claims.department) && …` for optional claims.
 
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
@@ -27,21 +27,80 @@ use crate::Principal;
 /// The variables a condition may name.
 const VARIABLES: [&str; 3] = ["caller", "claims", "mcp"];
 
-/// Which of the variables a condition (or any condition of a policy) reads: only those are
-/// made, since turning a token's claims into CEL values costs more than most evaluations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much of one variable conditions read: made only as far as read, since turning a
+/// token's claims into CEL values costs more than most evaluations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Not read.
+    #[default]
+    Nothing,
+    /// Only these members (`caller.email`, `has(claims.department)`).
+    Members(BTreeSet<String>),
+    /// The whole value (passed on as it is, indexed, iterated…).
+    Everything,
+}
+
+impl Need {
+    fn or(&self, other: &Need) -> Need {
+        match (self, other) {
+            (Need::Everything, _) | (_, Need::Everything) => Need::Everything,
+            (Need::Nothing, need) | (need, Need::Nothing) => need.clone(),
+            (Need::Members(a), Need::Members(b)) => Need::Members(a.union(b).cloned().collect()),
+        }
+    }
+
+    fn any(&self) -> bool {
+        *self != Need::Nothing
+    }
+
+    fn wants(&self, member: &str) -> bool {
+        match self {
+            Need::Nothing => false,
+            Need::Members(members) => members.contains(member),
+            Need::Everything => true,
+        }
+    }
+
+    fn add_member(&mut self, member: &str) {
+        match self {
+            Need::Everything => {}
+            Need::Members(members) => {
+                members.insert(member.to_owned());
+            }
+            Need::Nothing => *self = Need::Members(BTreeSet::from([member.to_owned()])),
+        }
+    }
+}
+
+/// What a condition (or every condition of a policy) reads of each variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Uses {
-    caller: bool,
-    claims: bool,
-    mcp: bool,
+    caller: Need,
+    claims: Need,
+    mcp: Need,
 }
 
 impl Uses {
-    const ALL: Uses = Uses { caller: true, claims: true, mcp: true };
+    fn everything() -> Uses {
+        Uses { caller: Need::Everything, claims: Need::Everything, mcp: Need::Everything }
+    }
 
     /// What either reads.
-    pub(crate) fn or(self, other: Uses) -> Uses {
-        Uses { caller: self.caller || other.caller, claims: self.claims || other.claims, mcp: self.mcp || other.mcp }
+    pub(crate) fn or(&self, other: &Uses) -> Uses {
+        Uses {
+            caller: self.caller.or(&other.caller),
+            claims: self.claims.or(&other.claims),
+            mcp: self.mcp.or(&other.mcp),
+        }
+    }
+
+    fn need_mut(&mut self, variable: &str) -> Option<&mut Need> {
+        match variable {
+            "caller" => Some(&mut self.caller),
+            "claims" => Some(&mut self.claims),
+            "mcp" => Some(&mut self.mcp),
+            _ => None,
+        }
     }
 }
 
@@ -61,9 +120,9 @@ impl std::fmt::Debug for Condition {
 /// needs them and then shared by every condition evaluated for that caller — all the rules of
 /// one decision, or every entry of a list being filtered.
 pub(crate) struct Facts<'c> {
-    env: Arc<Env>,
+    env: &'c Arc<Env>,
     principal: &'c Principal,
-    uses: Uses,
+    uses: &'c Uses,
     root: OnceCell<Context<'static, 'static>>,
 }
 
@@ -77,8 +136,13 @@ fn strings<'a>(items: impl Iterator<Item = &'a str>) -> Value {
     Value::List(Arc::new(items.map(Value::from).collect()))
 }
 
-fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    let map: HashMap<String, Value> = entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+/// The members of a map variable that `need` asks for; each value made only when wanted.
+fn map<'a>(
+    need: &Need,
+    members: impl IntoIterator<Item = (&'static str, Box<dyn FnOnce() -> Value + 'a>)>,
+) -> Value {
+    let map: HashMap<String, Value> =
+        members.into_iter().filter(|(k, _)| need.wants(k)).map(|(k, make)| (k.to_owned(), make())).collect();
     Value::from(map)
 }
 
@@ -90,27 +154,35 @@ fn json(value: &serde_json::Value) -> Value {
 
 impl<'c> Facts<'c> {
     /// The facts of `principal`, for conditions reading `uses`.
-    pub(crate) fn new(env: &Arc<Env>, principal: &'c Principal, uses: Uses) -> Self {
-        Self { env: env.clone(), principal, uses, root: OnceCell::new() }
+    pub(crate) fn new(env: &'c Arc<Env>, principal: &'c Principal, uses: &'c Uses) -> Self {
+        Self { env, principal, uses, root: OnceCell::new() }
     }
 
     fn root(&self) -> &Context<'static, 'static> {
         self.root.get_or_init(|| {
             let p = self.principal;
             let mut context = Context::with_env(self.env.clone());
-            if self.uses.caller {
-                let caller = map([
-                    ("subject", Value::from(p.subject())),
-                    ("client_id", Value::from(p.client_id().unwrap_or(""))),
-                    ("scopes", strings(p.scopes().iter().map(String::as_str))),
-                    ("groups", strings(p.groups())),
-                    ("email", Value::from(p.email().unwrap_or(""))),
-                    ("email_verified", Value::Bool(p.email_verified())),
-                ]);
+            if self.uses.caller.any() {
+                let caller = map(
+                    &self.uses.caller,
+                    [
+                        ("subject", Box::new(|| Value::from(p.subject())) as Box<dyn FnOnce() -> Value>),
+                        ("client_id", Box::new(|| Value::from(p.client_id().unwrap_or("")))),
+                        ("scopes", Box::new(|| strings(p.scopes().iter().map(String::as_str)))),
+                        ("groups", Box::new(|| strings(p.groups()))),
+                        ("email", Box::new(|| Value::from(p.email().unwrap_or("")))),
+                        ("email_verified", Box::new(|| Value::Bool(p.email_verified()))),
+                    ],
+                );
                 context.add_variable_from_value("caller", caller);
             }
-            if self.uses.claims {
-                let claims: HashMap<String, Value> = p.claims().iter().map(|(k, v)| (k.clone(), json(v))).collect();
+            if self.uses.claims.any() {
+                let claims: HashMap<String, Value> = p
+                    .claims()
+                    .iter()
+                    .filter(|(k, _)| self.uses.claims.wants(k))
+                    .map(|(k, v)| (k.clone(), json(v)))
+                    .collect();
                 context.add_variable_from_value("claims", Value::from(claims));
             }
             context
@@ -119,25 +191,28 @@ impl<'c> Facts<'c> {
 }
 
 impl OperationFacts {
-    fn mcp(&self, op: &Operation<'_>) -> Value {
+    fn mcp(&self, need: &Need, op: &Operation<'_>) -> Value {
         self.mcp
             .get_or_init(|| {
-                let name_of = |kind| match op.target {
+                let name_of = move |kind| match op.target {
                     Some(t) if t.kind == kind => t.name,
                     _ => "",
                 };
-                let arguments = match op.arguments {
+                let arguments = move || match op.arguments {
                     Some(arguments) => json(arguments),
                     None => Value::from(HashMap::<String, Value>::new()),
                 };
-                map([
-                    ("method", Value::from(op.method)),
-                    ("tool", Value::from(name_of(super::TargetKind::Tool))),
-                    ("prompt", Value::from(name_of(super::TargetKind::Prompt))),
-                    ("resource", Value::from(name_of(super::TargetKind::Resource))),
-                    ("name", Value::from(op.name().unwrap_or(""))),
-                    ("arguments", arguments),
-                ])
+                map(
+                    need,
+                    [
+                        ("method", Box::new(|| Value::from(op.method)) as Box<dyn FnOnce() -> Value>),
+                        ("tool", Box::new(move || Value::from(name_of(super::TargetKind::Tool)))),
+                        ("prompt", Box::new(move || Value::from(name_of(super::TargetKind::Prompt)))),
+                        ("resource", Box::new(move || Value::from(name_of(super::TargetKind::Resource)))),
+                        ("name", Box::new(|| Value::from(op.name().unwrap_or("")))),
+                        ("arguments", Box::new(arguments)),
+                    ],
+                )
             })
             .clone()
     }
@@ -168,14 +243,15 @@ impl Condition {
     pub(crate) fn compile(env: &Arc<Env>, source: &str) -> Result<Self, ConditionError> {
         let program = env.compile(source).map_err(|e| ConditionError::Syntax(e.to_string()))?;
         let mut free = HashSet::new();
-        free_names(program.expression(), &mut Vec::new(), &mut free);
+        let mut uses = Uses::default();
+        free_names(program.expression(), &mut Vec::new(), &mut free, &mut uses);
         if let Some(unknown) = free.iter().find(|name| !VARIABLES.contains(&name.as_str())) {
             return Err(ConditionError::UnknownName(unknown.clone()));
         }
-        let uses = Uses { caller: free.contains("caller"), claims: free.contains("claims"), mcp: free.contains("mcp") };
         let condition = Self { program, uses };
         let trial = Principal::new("trial").with_client_id("trial").with_scopes(["trial"]);
-        let facts = Facts::new(env, &trial, Uses::ALL);
+        let everything = Uses::everything();
+        let facts = Facts::new(env, &trial, &everything);
         match condition.run(&facts, &OperationFacts::default(), &Operation::call_tool("trial")) {
             Ok(Value::Bool(false)) if free.is_empty() => Err(ConditionError::AlwaysFalse),
             Ok(Value::Bool(_)) | Err(ExecutionError::NoSuchKey(_)) => Ok(condition),
@@ -184,18 +260,28 @@ impl Condition {
         }
     }
 
-    fn run(&self, facts: &Facts<'_>, op_facts: &OperationFacts, op: &Operation<'_>) -> Result<Value, ExecutionError> {
+    fn run(
+        &self,
+        facts: &Facts<'_>,
+        op_facts: &OperationFacts,
+        op: &Operation<'_>,
+    ) -> Result<Value, ExecutionError> {
         let root = facts.root();
-        if !self.uses.mcp {
+        if !facts.uses.mcp.any() {
             return self.program.execute(root);
         }
         let mut scope = root.new_inner_scope();
-        scope.add_variable_from_value("mcp", op_facts.mcp(op));
+        scope.add_variable_from_value("mcp", op_facts.mcp(&facts.uses.mcp, op));
         self.program.execute(&scope)
     }
 
     /// Whether the condition holds; `Err` (a description) when it cannot be evaluated.
-    pub(crate) fn holds(&self, facts: &Facts<'_>, op_facts: &OperationFacts, op: &Operation<'_>) -> Result<bool, String> {
+    pub(crate) fn holds(
+        &self,
+        facts: &Facts<'_>,
+        op_facts: &OperationFacts,
+        op: &Operation<'_>,
+    ) -> Result<bool, String> {
         match self.run(facts, op_facts, op) {
             Ok(Value::Bool(holds)) => Ok(holds),
             Ok(other) => Err(format!("not a boolean: {other:?}")),
@@ -205,35 +291,48 @@ impl Condition {
 }
 
 /// The identifiers `expr` uses that nothing inside it binds (comprehension variables are bound
-/// by their macro: `caller.groups.exists(g, g == "admins")` uses `caller` only).
-fn free_names(expr: &IdedExpr, bound: &mut Vec<String>, free: &mut HashSet<String>) {
+/// by their macro: `caller.groups.exists(g, g == "admins")` uses `caller` only), and into
+/// `uses`, what it reads of each: `caller.groups` reads one member, a bare `claims` all.
+fn free_names(expr: &IdedExpr, bound: &mut Vec<String>, free: &mut HashSet<String>, uses: &mut Uses) {
+    let mut walk = |e: &IdedExpr, bound: &mut Vec<String>| free_names(e, bound, free, uses);
     match &expr.expr {
         Expr::Ident(name) => {
             if !bound.contains(name) {
                 free.insert(name.clone());
+                if let Some(need) = uses.need_mut(name) {
+                    *need = Need::Everything;
+                }
             }
         }
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) if !bound.contains(name) => {
+                free.insert(name.clone());
+                if let Some(need) = uses.need_mut(name) {
+                    need.add_member(&select.field);
+                }
+            }
+            _ => walk(&select.operand, bound),
+        },
         Expr::Call(call) => {
             if let Some(target) = &call.target {
-                free_names(target, bound, free);
+                walk(target, bound);
             }
             for arg in &call.args {
-                free_names(arg, bound, free);
+                walk(arg, bound);
             }
         }
-        Expr::Select(select) => free_names(&select.operand, bound, free),
-        Expr::List(list) => list.elements.iter().for_each(|e| free_names(e, bound, free)),
-        Expr::Map(map) => entries(&map.entries, bound, free),
-        Expr::Struct(structure) => entries(&structure.entries, bound, free),
+        Expr::List(list) => list.elements.iter().for_each(|e| walk(e, bound)),
+        Expr::Map(map) => entries(&map.entries, bound, &mut walk),
+        Expr::Struct(structure) => entries(&structure.entries, bound, &mut walk),
         Expr::Comprehension(c) => {
-            free_names(&c.iter_range, bound, free);
-            free_names(&c.accu_init, bound, free);
+            walk(&c.iter_range, bound);
+            walk(&c.accu_init, bound);
             let depth = bound.len();
             bound.push(c.iter_var.clone());
             bound.extend(c.iter_var2.clone());
             bound.push(c.accu_var.clone());
             for part in [&c.loop_cond, &c.loop_step, &c.result] {
-                free_names(part, bound, free);
+                walk(part, bound);
             }
             bound.truncate(depth);
         }
@@ -241,13 +340,17 @@ fn free_names(expr: &IdedExpr, bound: &mut Vec<String>, free: &mut HashSet<Strin
     }
 }
 
-fn entries(entries: &[cel::common::ast::IdedEntryExpr], bound: &mut Vec<String>, free: &mut HashSet<String>) {
+fn entries(
+    entries: &[cel::common::ast::IdedEntryExpr],
+    bound: &mut Vec<String>,
+    walk: &mut impl FnMut(&IdedExpr, &mut Vec<String>),
+) {
     for entry in entries {
         match &entry.expr {
-            EntryExpr::StructField(field) => free_names(&field.value, bound, free),
+            EntryExpr::StructField(field) => walk(&field.value, bound),
             EntryExpr::MapEntry(entry) => {
-                free_names(&entry.key, bound, free);
-                free_names(&entry.value, bound, free);
+                walk(&entry.key, bound);
+                walk(&entry.value, bound);
             }
         }
     }
@@ -264,7 +367,7 @@ mod tests {
     fn holds(source: &str, principal: &Principal, op: &Operation<'_>) -> Result<bool, String> {
         let env = env();
         let condition = Condition::compile(&env, source).unwrap();
-        condition.holds(&Facts::new(&env, principal, condition.uses), &OperationFacts::default(), op)
+        condition.holds(&Facts::new(&env, principal, &condition.uses), &OperationFacts::default(), op)
     }
 
     #[test]
@@ -296,6 +399,36 @@ mod tests {
         assert_eq!(
             holds(r#"has(claims.department) && claims.department == "research""#, &bob, &op),
             Ok(false)
+        );
+    }
+
+    #[test]
+    fn only_what_a_condition_reads_is_made() {
+        let env = env();
+        let uses = |source: &str| Condition::compile(&env, source).unwrap().uses;
+        let members = |names: &[&str]| Need::Members(names.iter().map(|n| (*n).to_owned()).collect());
+        let read = uses("caller.email == 'a' && has(claims.department) && mcp.arguments.path == '/'");
+        assert_eq!(
+            read,
+            Uses {
+                caller: members(&["email"]),
+                claims: members(&["department"]),
+                mcp: members(&["arguments"])
+            }
+        );
+        let read = uses("caller.groups.exists(g, g == claims.team)");
+        assert_eq!(
+            (read.caller, read.claims, read.mcp),
+            (members(&["groups"]), members(&["team"]), Need::Nothing)
+        );
+        assert_eq!(uses("'x' in claims").claims, Need::Everything);
+        assert_eq!(uses("size(caller) > 0").caller, Need::Everything);
+        // What is made reads the same as the whole would.
+        let ada = Principal::new("ada")
+            .with_claims(serde_json::json!({"team": "eng", "groups": ["eng"]}).as_object().unwrap().clone());
+        assert_eq!(
+            holds("caller.groups.exists(g, g == claims.team)", &ada, &Operation::call_tool("t")),
+            Ok(true)
         );
     }
 

@@ -121,7 +121,10 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy").field("rules", &self.rules).field("default", &self.default).finish_non_exhaustive()
+        f.debug_struct("Policy")
+            .field("rules", &self.rules)
+            .field("default", &self.default)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,13 +148,18 @@ impl Policy {
             let label: Arc<str> = rule.label.as_str().into();
             compiled.push((rule, label));
         }
-        let uses = compiled.iter().fold(Uses::default(), |uses, (rule, _)| uses.or(rule.uses()));
+        let uses = compiled.iter().fold(Uses::default(), |uses, (rule, _)| uses.or(&rule.uses()));
         Ok(Self { inner: Arc::new(Inner { rules: compiled, default, env, uses }), scopes: Arc::default() })
     }
 
     /// A policy without rules that allows everything.
     pub fn allow_all() -> Self {
-        let inner = Inner { rules: Vec::new(), default: Effect::Allow, env: Arc::new(cel::Env::stdlib()), uses: Uses::default() };
+        let inner = Inner {
+            rules: Vec::new(),
+            default: Effect::Allow,
+            env: Arc::new(cel::Env::stdlib()),
+            uses: Uses::default(),
+        };
         Self { inner: Arc::new(inner), scopes: Arc::default() }
     }
 
@@ -181,7 +189,7 @@ impl Policy {
     /// The policy for one caller: the same decisions as [`Self::decide`], with what conditions
     /// know of the caller made once for all of them (for filtering a list).
     pub fn for_caller<'p>(&'p self, caller: &'p Principal) -> CallerPolicy<'p> {
-        CallerPolicy { policy: self, caller, facts: Facts::new(&self.inner.env, caller, self.inner.uses) }
+        CallerPolicy { policy: self, caller, facts: Facts::new(&self.inner.env, caller, &self.inner.uses) }
     }
 }
 
@@ -204,7 +212,8 @@ impl CallerPolicy<'_> {
         let inner = &self.policy.inner;
         let op_facts = OperationFacts::default();
         for (rule, label) in &inner.rules {
-            let Some(outcome) = rule.judge(&self.facts, &op_facts, self.caller, op, &self.policy.scopes) else {
+            let Some(outcome) = rule.judge(&self.facts, &op_facts, self.caller, op, &self.policy.scopes)
+            else {
                 continue;
             };
             let (decision, reason) = match outcome {

@@ -261,7 +261,7 @@ impl Rule {
 
     /// The variables its condition reads.
     pub(crate) fn uses(&self) -> Uses {
-        self.when.as_ref().map(|w| w.uses).unwrap_or_default()
+        self.when.as_ref().map(|w| w.uses.clone()).unwrap_or_default()
     }
 
     /// Whether this rule, placed before `later`, decides everything `later` would match (so
