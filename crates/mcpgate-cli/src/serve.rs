@@ -198,7 +198,8 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .upstream(provider)
                 .keyring(keyring)
                 .store(store.clone())
-                .scopes(offered_scopes(config))
+                .scopes(auth.scopes.clone())
+                .step_up_scopes(step_up_scopes(config))
                 .scope_implications(
                     config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
                 )
@@ -260,9 +261,10 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
             for server in servers {
                 resource = resource.authorization_server(server);
             }
-            for scope in offered_scopes(config) {
-                resource = resource.scope_supported(scope);
+            for scope in config.auth.scopes.iter().chain(&step_up_scopes(config)) {
+                resource = resource.scope_supported(scope.clone());
             }
+            resource = resource.challenge_scopes(config.auth.scopes.clone());
             resource = resource.scope_implications(
                 config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
             );
@@ -271,15 +273,14 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
     }
 }
 
-/// The scopes clients may ask for: `auth.scopes` and every scope a policy rule requires (else
-/// no client could step up to it).
-fn offered_scopes(config: &Config) -> Vec<String> {
-    let mut scopes = config.auth.scopes.clone();
-    if let Ok(policy) = config.policy() {
-        for scope in policy.required_scopes() {
-            if !scopes.iter().any(|s| s == scope) {
-                scopes.push(scope.to_owned());
-            }
+/// The scopes a policy rule requires that `auth.scopes` does not grant from the start: offered
+/// on demand (else no client could step up to them).
+fn step_up_scopes(config: &Config) -> Vec<String> {
+    let Ok(policy) = config.policy() else { return Vec::new() };
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in policy.required_scopes() {
+        if !config.auth.scopes.iter().any(|s| s == scope) && !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
         }
     }
     scopes

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use gateway::start_gateway;
 use idp::TestIdp;
 use process::{Running, example_path, free_port};
-use sign_in::{PROXY_ENV, proxy_config, sign_in};
+use sign_in::{PROXY_ENV, proxy_config, sign_in, sign_in_asking};
 
 const POLICY: &str = r#"
 [[policy.rules]]
@@ -95,9 +95,18 @@ async fn setup(upstream: Upstream) -> Setup {
 }
 
 impl Setup {
-    /// An MCP session (2025-11-25) for `user`, signed in at the IdP.
+    /// An MCP session (2025-11-25) for `user`, signed in at the IdP with the default grant.
     async fn session(&self, user: &str) -> RunningService<RoleClient, ClientConfig> {
-        let (_, token) = sign_in(&self.base, &self.idp, user).await;
+        self.session_asking(user, None).await
+    }
+
+    /// An MCP session for `user`, who granted `scope`.
+    async fn session_asking(
+        &self,
+        user: &str,
+        scope: Option<&str>,
+    ) -> RunningService<RoleClient, ClientConfig> {
+        let (_, token) = sign_in_asking(&self.base, &self.idp, user, scope).await;
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.base)).auth_header(token),
         );
@@ -161,7 +170,11 @@ async fn two_users(upstream: Upstream) {
     if let Err(e) = call(&alice, "whoami", json!({})).await {
         assert!(!e.contains("not allowed"), "{e}");
     }
-    assert_eq!(call(&bob, "echo", json!({"text": "hi"})).await.unwrap(), "hi");
+    // `echo` needs a scope the default grant leaves out: a step-up, then granted on demand.
+    let step_up = call(&bob, "echo", json!({"text": "hi"})).await.unwrap_err();
+    assert!(step_up.contains("Insufficient scope"), "{step_up}");
+    let bob_again = setup.session_asking("bob", Some("mcp:tools mcp:echo")).await;
+    assert_eq!(call(&bob_again, "echo", json!({"text": "hi"})).await.unwrap(), "hi");
 
     let events = setup.audit(1).await;
     let find = |subject: &str, decision: &str| {
@@ -231,6 +244,17 @@ async fn post(base: &str, token: &str, body: Value, headers: &[(&str, &str)]) ->
 async fn json_answers_are_filtered_and_headers_that_contradict_the_body_are_refused() {
     let setup = setup(Upstream::Http { json: true }).await;
     let (_, bob) = sign_in(&setup.base, &setup.idp, "bob").await;
+    // The first challenge names the baseline; the metadata offers the step-up scope too.
+    let anonymous = reqwest::Client::new().post(format!("{}/mcp", setup.base)).send().await.unwrap();
+    let first = anonymous.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(first.contains(r#"scope="mcp:tools""#), "{first}");
+    let metadata: Value = reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp", setup.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:tools", "mcp:echo"]), "{metadata}");
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
     let response = post(&setup.base, &bob, list, &[("mcp-method", "tools/list")]).await;
     assert_eq!(response.status(), 200);
@@ -242,6 +266,16 @@ async fn json_answers_are_filtered_and_headers_that_contradict_the_body_are_refu
 
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}});
     let agreeing = [("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    // Bob's default grant lacks `mcp:echo`: the challenge names his scopes and the missing one.
+    let response = post(&setup.base, &bob, call.clone(), &agreeing).await;
+    assert_eq!(response.status(), 403);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#)
+            && challenge.contains(r#"scope="mcp:tools mcp:echo""#),
+        "{challenge}"
+    );
+    let (_, bob) = sign_in_asking(&setup.base, &setup.idp, "bob", Some("mcp:tools mcp:echo")).await;
     assert_eq!(post(&setup.base, &bob, call.clone(), &agreeing).await.status(), 200);
     // An intermediary reading the headers would think this is a call of `echo`.
     let whoami = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});

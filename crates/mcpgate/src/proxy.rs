@@ -115,6 +115,21 @@ impl OAuthProxyBuilder {
         self
     }
 
+    /// Scopes granted on demand (a policy's `require_scopes`): offered, granted to clients
+    /// that ask for them, and left out of the `401` challenge and of default grants, so that
+    /// clients start with the others and step up (see `AuthServerSettings::step_up_scopes`).
+    pub fn step_up_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        for scope in scopes.into_iter().map(Into::into) {
+            if !self.settings.scopes_supported.contains(&scope) {
+                self.settings.scopes_supported.push(scope.clone());
+            }
+            if !self.settings.step_up_scopes.contains(&scope) {
+                self.settings.step_up_scopes.push(scope);
+            }
+        }
+        self
+    }
+
     /// When users are asked to approve a client (default: always).
     pub fn consent(mut self, mode: ConsentMode) -> Self {
         self.settings.consent = mode;
@@ -154,9 +169,13 @@ impl OAuthProxyBuilder {
         let store = self.store.ok_or(ProxyBuildError::MissingStore)?;
         let resource_url = self.settings.resource.clone();
         let issuer = self.settings.issuer.clone();
+        let step_up = &self.settings.step_up_scopes;
+        let baseline =
+            self.settings.scopes_supported.iter().filter(|s| !step_up.contains(s) && *s != "offline_access");
         let mut resource = ProtectedResource::new(&resource_url)?
             .authorization_server(issuer)
-            .scope_implications(self.scope_implications);
+            .scope_implications(self.scope_implications)
+            .challenge_scopes(baseline.cloned().collect::<Vec<_>>());
         for scope in &self.settings.scopes_supported {
             resource = resource.scope_supported(scope.clone());
         }

@@ -28,10 +28,23 @@ pub fn proxy_config(idp: &idp::TestIdp, scope: &str, dir: &Path) -> String {
 
 /// Signs `user` in at the gateway `base` (whose provider is `idp`); the client id and access token.
 pub async fn sign_in(base: &str, idp: &idp::TestIdp, user: &str) -> (String, String) {
+    sign_in_asking(base, idp, user, None).await
+}
+
+/// [`sign_in`], asking for `scope` (else for none: the default grant).
+pub async fn sign_in_asking(
+    base: &str,
+    idp: &idp::TestIdp,
+    user: &str,
+    scope: Option<&str>,
+) -> (String, String) {
     let redirect = "http://127.0.0.1:47031/callback";
     let client_id = oauth_client::register_public_client(base, redirect, "Gateway client").await;
     let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
-    let authorize = oauth_client::authorize_url(base, &client_id, redirect, &challenge);
+    let mut authorize = oauth_client::authorize_url(base, &client_id, redirect, &challenge);
+    if let Some(scope) = scope {
+        authorize.query_pairs_mut().append_pair("scope", scope);
+    }
     let browser = idp::browser();
     let callback = idp::approve_and_log_in(&browser, &authorize, &idp.issuer, user).await;
     let back = browser.get(callback).send().await.unwrap();

@@ -120,6 +120,15 @@ impl RememberedConsent {
         })
     }
 
+    /// The scopes this browser approved before for the transaction's client and redirect URI
+    /// (so the consent page can show what a step-up adds).
+    fn approved_before(&self, transaction: &Transaction) -> Option<&[String]> {
+        self.0
+            .iter()
+            .find(|a| a.client_id == transaction.client_id && a.redirect_uri == transaction.redirect_uri)
+            .map(|a| a.scopes.as_slice())
+    }
+
     /// These approvals plus the transaction's, the oldest dropped beyond the limit.
     fn with(mut self, transaction: &Transaction) -> Self {
         self.0.retain(|approval| {
@@ -261,17 +270,31 @@ fn consent_page(
     let browser_secret = browser_secret(server, headers);
     let csrf = csrf_token(server, transaction_id, browser_secret.expose_secret());
     let name = client.client_name.as_deref().unwrap_or("An unnamed application");
+    let remembered = RememberedConsent::read(server, headers);
+    let before = remembered.approved_before(transaction);
     let scopes = if transaction.scopes.is_empty() {
         "<li>basic access</li>".to_owned()
     } else {
-        transaction.scopes.iter().map(|s| format!("<li><code>{}</code></li>", escape(s))).collect()
+        let new = |s: &String| before.is_some_and(|before| !before.contains(s));
+        transaction
+            .scopes
+            .iter()
+            .map(|s| match new(s) {
+                true => format!("<li><code>{}</code> <strong class=\"new\">new</strong></li>", escape(s)),
+                false => format!("<li><code>{}</code></li>", escape(s)),
+            })
+            .collect()
+    };
+    let asks = match before {
+        Some(_) => "It already has your approval for some of this, and now also asks for what is marked new:",
+        None => "It asks for:",
     };
     let action = format!("{}/consent", server.issuer_path);
     let body = format!(
         "<h1>Allow access?</h1>\
          <p><strong>{name}</strong> (client <code>{client_id}</code>) wants to use this server on your behalf.</p>\
          <p>After you sign in you will be sent back to <strong>{target}</strong>.</p>\
-         <p>It asks for:</p><ul>{scopes}</ul>\
+         <p>{asks}</p><ul>{scopes}</ul>\
          <p>Only approve if you started this from that application.</p>\
          <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"transaction\" value=\"{transaction}\">\
@@ -367,11 +390,11 @@ pub(crate) async fn consent_post(
         }
         "approve" => {
             let mut response = server.to_upstream(&form.transaction, &transaction);
-            if server.settings.consent == ConsentMode::Remember {
-                let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
-                if let Some(cookie) = remembered.cookie(&server) {
-                    response.headers_mut().append(SET_COOKIE, cookie);
-                }
+            // Remembered in every mode: `remember` skips the page for it, and any mode's page
+            // shows which scopes a later request adds (a step-up).
+            let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
+            if let Some(cookie) = remembered.cookie(&server) {
+                response.headers_mut().append(SET_COOKIE, cookie);
             }
             response
         }

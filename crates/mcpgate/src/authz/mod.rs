@@ -61,6 +61,12 @@ pub struct AuthServerSettings {
     pub resource: String,
     /// Scopes clients may request.
     pub scopes_supported: Vec<String>,
+    /// Scopes a resource may ask a client to step up to (a policy's `require_scopes`). A client
+    /// that registered itself or is described by a metadata document may always be granted
+    /// them, whatever scope it declared: such clients declare what they first saw, and a
+    /// step-up could never succeed otherwise (RFC 7591 §3.2.1 lets the server change declared
+    /// metadata). An operator's `[[auth.clients]]` scopes stay as configured.
+    pub step_up_scopes: Vec<String>,
     /// Which redirect URIs registration accepts, beyond the client-type rules.
     pub allowed_redirects: RedirectAllowList,
     /// Path of the upstream callback under the issuer (registered at the provider).
@@ -96,6 +102,7 @@ impl AuthServerSettings {
             issuer: issuer.into(),
             resource: resource.into(),
             scopes_supported: Vec::new(),
+            step_up_scopes: Vec::new(),
             allowed_redirects: RedirectAllowList::any(),
             callback_path: "/auth/callback".into(),
             refresh_grace: std::time::Duration::from_secs(10),

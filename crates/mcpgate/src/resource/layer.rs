@@ -102,7 +102,7 @@ impl BearerLayer {
             scope_implications: resource.scope_implications.clone(),
             challenge: ChallengeContext {
                 metadata_url: resource.metadata_url.clone(),
-                scope: resource.required_scopes.join(" "),
+                scope: resource.challenge_scope_text(),
             },
         };
         Self { guard: Arc::new(guard) }

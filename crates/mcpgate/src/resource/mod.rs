@@ -59,6 +59,7 @@ pub struct ProtectedResource {
     resource_name: Option<String>,
     allowed_origins: AllowedOrigins,
     scope_implications: Arc<ScopeImplications>,
+    challenge_scopes: Vec<String>,
 }
 
 impl ProtectedResource {
@@ -90,6 +91,7 @@ impl ProtectedResource {
             resource_name: None,
             allowed_origins,
             scope_implications: Arc::default(),
+            challenge_scopes: Vec::new(),
         })
     }
 
@@ -133,6 +135,22 @@ impl ProtectedResource {
     pub fn allowed_origins(mut self, allowed: AllowedOrigins) -> Self {
         self.allowed_origins = allowed;
         self
+    }
+
+    /// The scopes a `401` names for a client to ask for at first, when they are not all
+    /// required (default: the required scopes). A resource whose policy asks for more scopes
+    /// on demand names its baseline here, so that clients start small and step up.
+    #[must_use]
+    pub fn challenge_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.challenge_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// What a `401`'s `scope` names (space-separated; empty for none).
+    pub(crate) fn challenge_scope_text(&self) -> String {
+        let mut scopes = self.required_scopes.clone();
+        scopes.extend(self.challenge_scopes.iter().filter(|s| !self.required_scopes.contains(s)).cloned());
+        scopes.join(" ")
     }
 
     /// Scopes that stand for others: a token with `mcp:admin` satisfies a required `mcp:read`
