@@ -286,10 +286,15 @@ fn step_up_scopes(config: &Config) -> Vec<String> {
     scopes
 }
 
-/// The policy layer: `[policy]` enforced and `[audit]` written, for `resource`.
-fn policy_layer(config: &Config, resource: &ProtectedResource) -> Result<PolicyLayer, ServeError> {
+/// The policy layer: `[policy]` enforced and `[audit]` written, for `guard`'s resource; step-ups
+/// noted at mcpgate's own authorization server, when it has one.
+fn policy_layer(config: &Config, guard: &Guard) -> Result<PolicyLayer, ServeError> {
     let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
-    let mut layer = PolicyLayer::new(policy, resource).max_request_bytes(config.server.max_request_bytes);
+    let mut layer =
+        PolicyLayer::new(policy, guard.resource()).max_request_bytes(config.server.max_request_bytes);
+    if let Some(server) = guard.auth_server() {
+        layer = layer.step_up_notices(Arc::new(server.clone()));
+    }
     if let Some(file) = &config.audit.file {
         let audit =
             JsonLinesAudit::open(file).map_err(|e| config_error("audit.file", format!("{file}: {e}")))?;
@@ -328,7 +333,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
     let upstream = &config.upstream;
     let (guard, ready_store) = guard(config, &mcp_url).await?;
     let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
-    let policy = policy_layer(config, guard.resource())?;
+    let policy = policy_layer(config, &guard)?;
 
     let mut stdio = None;
     let (app, upstream_name) = match (&upstream.url, &upstream.command) {

@@ -30,5 +30,7 @@ mod mcp_remote;
 mod python_sdk;
 #[path = "clients/rmcp_client.rs"]
 mod rmcp_client;
+#[path = "clients/step_up.rs"]
+mod step_up;
 #[path = "clients/typescript_sdk.rs"]
 mod typescript_sdk;

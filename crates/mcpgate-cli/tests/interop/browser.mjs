@@ -46,9 +46,9 @@ export class Browser {
 
 /** Follows an authorization URL as `user` would: approves mcpgate's consent page, then signs in
  *  on the provider's pages (the demo's dev login, or oidc-provider's login and consent), until
- *  the browser is sent where `isClient` says the client is; returns that URL (not requested). */
-export async function walk(authorizationUrl, user, isClient) {
-  const browser = new Browser();
+ *  the browser is sent where `isClient` says the client is; returns that URL (not requested).
+ *  `browser` keeps cookies between walks (a fresh one by default); `onPage` sees every page. */
+export async function walk(authorizationUrl, user, isClient, { browser = new Browser(), onPage } = {}) {
   let response = await browser.request(authorizationUrl);
   for (let step = 0; step < 20; step++) {
     if (response.status >= 300 && response.status < 400) {
@@ -59,6 +59,7 @@ export async function walk(authorizationUrl, user, isClient) {
     }
     if (response.status !== 200) throw new Error(`a page: got ${response.status} at ${response.url}`);
     const page = await response.text();
+    onPage?.(page);
     const action = new URL((page.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? "").replace(/&amp;/g, "&"), response.url);
     const fields = Browser.hiddenInputs(page);
     if ("csrf" in fields) fields.decision = "approve"; // mcpgate's consent page

@@ -41,6 +41,12 @@ pub async fn demo() -> Target {
     }
 }
 
+/// [`gateway_with_idp`] with `policy` (`[policy]` and its rules) in its configuration.
+pub async fn gateway_with_idp_and_policy(policy: &str) -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    start_gateway_with_idp(dir, &format!("\n{policy}"), &[]).await
+}
+
 /// `mcpgate serve` in proxy mode, logging users in at the test IdP, in front of the stdio test
 /// server.
 pub async fn gateway_with_idp() -> Target {
@@ -130,8 +136,18 @@ pub async fn run_client_script(
     target: &Target,
     user: &str,
 ) -> serde_json::Value {
+    run_client_script_with(program, script, target, &[user]).await
+}
+
+/// Runs `program script <mcp-url> <args…>` in tests/interop, as [`run_client_script`] does.
+pub async fn run_client_script_with(
+    program: &Path,
+    script: &str,
+    target: &Target,
+    args: &[&str],
+) -> serde_json::Value {
     let mut command = Command::new(program);
-    command.arg(script).arg(&target.mcp_url).arg(user).current_dir(interop_dir());
+    command.arg(script).arg(&target.mcp_url).args(args).current_dir(interop_dir());
     if let Some(url) = &target.client_metadata_url {
         command.env("INTEROP_CLIENT_METADATA_URL", url);
     }

@@ -23,6 +23,7 @@ mod provider_token;
 mod register;
 mod revocation;
 mod revoked;
+mod step_up;
 mod token;
 mod transaction;
 
@@ -42,6 +43,7 @@ pub use metadata::AuthServerMetadata;
 pub use provider_token::ProviderTokenError;
 pub use register::Registration;
 pub use revocation::AccessTokenVerifier;
+pub use step_up::StepUpNotice;
 
 use crate::crypto::{KeyedMac, Keyring, Sealer};
 use crate::redirect::RedirectAllowList;

@@ -195,6 +195,13 @@ impl Inner {
             return Err(bad_grant());
         }
         let allowed = &family.value.scopes;
+        if params.get("scope").is_none() && self.step_up_pending(&grant.value.id, allowed).await {
+            // See `step_up`: this refresh would bring back the token that was just turned away.
+            return Err(invalid(
+                ErrorCode::InvalidGrant,
+                "the resource asked for scopes this grant lacks: authorize again to grant them",
+            ));
+        }
         let scopes = match params.get("scope") {
             None => allowed.clone(),
             Some(asked) => {

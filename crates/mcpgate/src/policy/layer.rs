@@ -34,6 +34,7 @@ use super::sse::EventRewriter;
 use super::{Decision, Operation, Policy, Reason, Verdict};
 use crate::Principal;
 use crate::audit::{AuditEvent, AuditSink, CountOnly, rfc3339};
+use crate::authz::StepUpNotice;
 use crate::resource::ProtectedResource;
 
 /// The JSON-RPC error code of an operation the policy denies.
@@ -56,6 +57,7 @@ struct Shared {
     resource: ProtectedResource,
     audit: Arc<dyn AuditSink>,
     max_request_bytes: usize,
+    step_up: Option<Arc<dyn StepUpNotice>>,
 }
 
 impl std::fmt::Debug for PolicyLayer {
@@ -74,6 +76,7 @@ impl PolicyLayer {
                 resource: resource.clone(),
                 audit: Arc::new(CountOnly),
                 max_request_bytes: DEFAULT_MAX_REQUEST,
+                step_up: None,
             }),
         }
     }
@@ -90,6 +93,14 @@ impl PolicyLayer {
     #[must_use]
     pub fn audit(self, sink: Arc<dyn AuditSink>) -> Self {
         self.change(|shared| shared.audit = sink)
+    }
+
+    /// Tells `notices` (the authorization server that issued the callers' tokens) of every
+    /// step-up asked for, so that a client that refreshes before it re-authorizes is sent to
+    /// authorize again rather than given the same token (see [`StepUpNotice`]).
+    #[must_use]
+    pub fn step_up_notices(self, notices: Arc<dyn StepUpNotice>) -> Self {
+        self.change(|shared| shared.step_up = Some(notices))
     }
 
     /// Refuses request bodies larger than `bytes` (413).
@@ -266,7 +277,11 @@ impl Shared {
             }
             Decision::StepUp(missing) => {
                 self.record(&caller, &op, Some(&verdict), started, None);
-                return self.resource.insufficient_scope(&step_up_scopes(&caller, missing));
+                let scopes = step_up_scopes(&caller, missing);
+                if let Some(notices) = &self.step_up {
+                    notices.step_up_asked(&caller, &scopes).await;
+                }
+                return self.resource.insufficient_scope(&scopes);
             }
         }
         let list = ListKind::of_method(op.method);
