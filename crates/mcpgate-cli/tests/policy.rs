@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use gateway::start_gateway;
 use idp::TestIdp;
 use process::{Running, example_path, free_port};
-use sign_in::{PROXY_ENV, proxy_config, sign_in, sign_in_asking};
+use sign_in::{PROXY_ENV, proxy_config_with, sign_in, sign_in_asking};
 
 const POLICY: &str = r#"
 [[policy.rules]]
@@ -64,6 +64,11 @@ struct Setup {
 }
 
 async fn setup(upstream: Upstream) -> Setup {
+    setup_with(upstream, "scopes = [\"mcp:tools\"]").await
+}
+
+/// The gateway before `upstream`, with `auth_keys` in its `[auth]`.
+async fn setup_with(upstream: Upstream, auth_keys: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut processes = Vec::new();
     let upstream_config = match upstream {
@@ -87,7 +92,7 @@ async fn setup(upstream: Upstream) -> Setup {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\n{upstream_config}\n\n{auth}\n\
          [audit]\nfile = \"{audit}\"\n{POLICY}",
-        auth = proxy_config(&idp, "mcp:tools", dir.path()),
+        auth = proxy_config_with(&idp, auth_keys, dir.path()),
         audit = dir.path().join("audit.jsonl").display(),
     );
     processes.push(start_gateway(dir.path(), &config, &PROXY_ENV, &base).await);
@@ -197,6 +202,11 @@ async fn two_users(upstream: Upstream) {
         let line = event.to_string();
         assert!(!line.contains("eyJ"), "a token in the audit log: {line}");
     }
+    let metrics = reqwest::get(format!("{}/metrics", setup.base)).await.unwrap().text().await.unwrap();
+    for decision in ["allow", "deny", "step_up"] {
+        let counter = format!("mcpgate_policy_decisions_total{{decision=\"{decision}\"}}");
+        assert!(metrics.contains(&counter), "{counter} missing: {metrics}");
+    }
 }
 
 #[tokio::test]
@@ -283,6 +293,23 @@ async fn json_answers_are_filtered_and_headers_that_contradict_the_body_are_refu
     assert_eq!(response.status(), 400);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["code"], -32020, "{answer}");
+}
+
+#[tokio::test]
+async fn a_scope_that_implies_the_required_one_needs_no_step_up() {
+    let auth =
+        "scopes = [\"mcp:tools\", \"mcp:admin\"]\nscope_implications = { \"mcp:admin\" = [\"mcp:echo\"] }";
+    let setup = setup_with(Upstream::Http { json: true }, auth).await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}});
+    let headers = [("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    let (_, admin) = sign_in_asking(&setup.base, &setup.idp, "ada", Some("mcp:tools mcp:admin")).await;
+    assert_eq!(
+        post(&setup.base, &admin, call.clone(), &headers).await.status(),
+        200,
+        "mcp:admin implies mcp:echo"
+    );
+    let (_, plain) = sign_in_asking(&setup.base, &setup.idp, "bob", Some("mcp:tools")).await;
+    assert_eq!(post(&setup.base, &plain, call, &headers).await.status(), 403);
 }
 
 #[tokio::test]

@@ -16,8 +16,13 @@ pub const PROXY_ENV: [(&str, &str); 2] = [
 /// The `[auth]`, `[auth.oidc]` and `[store]` sections of a proxy-mode gateway whose provider is
 /// `idp`, offering `scope`, its SQLite store in `dir`.
 pub fn proxy_config(idp: &idp::TestIdp, scope: &str, dir: &Path) -> String {
+    proxy_config_with(idp, &format!("scopes = [\"{scope}\"]"), dir)
+}
+
+/// [`proxy_config`] with `auth_keys` (`scopes` among them) in `[auth]`.
+pub fn proxy_config_with(idp: &idp::TestIdp, auth_keys: &str, dir: &Path) -> String {
     format!(
-        "[auth]\nclient_id = \"{client_id}\"\nclient_secret_env = \"TEST_IDP_SECRET\"\nscopes = [\"{scope}\"]\n\n\
+        "[auth]\nclient_id = \"{client_id}\"\nclient_secret_env = \"TEST_IDP_SECRET\"\n{auth_keys}\n\n\
          [auth.oidc]\ndiscovery_url = \"{issuer}/.well-known/openid-configuration\"\n\n\
          [store]\nurl = \"sqlite://{db}\"\n",
         client_id = idp::CLIENT_ID,

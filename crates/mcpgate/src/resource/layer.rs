@@ -230,4 +230,48 @@ mod tests {
         ));
         assert_eq!(bearer_token(&headers(&["Bearer abc"]), Some("x=1")), Ok("abc"));
     }
+
+    mod implications {
+        use std::convert::Infallible;
+
+        use axum::body::Body;
+        use secrecy::SecretString;
+        use tower::{Layer, ServiceExt};
+
+        use super::super::*;
+        use crate::verify::FixedVerifier;
+
+        #[tokio::test]
+        async fn a_scope_that_implies_the_required_one_satisfies_it() {
+            let implications = ScopeImplications::new()
+                .imply("mcp:admin", ["mcp:write"])
+                .unwrap()
+                .imply("mcp:write", ["mcp:read"])
+                .unwrap();
+            let resource = ProtectedResource::new("https://mcp.example.com/mcp")
+                .unwrap()
+                .required_scope("mcp:read")
+                .scope_implications(implications);
+            let verifier: Arc<dyn TokenVerifier> = Arc::new(
+                FixedVerifier::new()
+                    .with_token(&SecretString::from("admin"), Principal::new("a").with_scopes(["mcp:admin"]))
+                    .with_token(
+                        &SecretString::from("files"),
+                        Principal::new("b").with_scopes(["files:read"]),
+                    ),
+            );
+            let ok = tower::service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            });
+            let service = resource.layer(verifier).layer(ok);
+            for (token, status) in [("admin", 200), ("files", 403)] {
+                let request = Request::post("/mcp")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), status, "{token}");
+            }
+        }
+    }
 }
