@@ -11,7 +11,7 @@ use mcpgate::policy::{Filtered, ListKind, Message, filter_list};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };
-    if let Ok(message) = Message::parse(bytes)
+    if let Ok(message) = Message::parse(bytes, selector % 2 == 0)
         && let Some(op) = message.operation()
         && matches!(op.method, "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe")
     {

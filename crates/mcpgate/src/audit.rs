@@ -2,7 +2,7 @@
 //! that made it, how long it took and what the upstream answered — and a counter by decision.
 //! Lines are written by a thread of their own, so a slow disk never holds up a request; should
 //! it fall far behind, events are dropped and counted (`mcpgate_audit_dropped_total`), never
-//! queued without bound. Nothing secret is recorded: no token, no session id, no arguments.
+//! queued without bound. Decisions are counted whatever the sink ([`count_decision`]). Nothing secret is recorded: no token, no session id, no arguments.
 //!
 //! The fields (an interface: documented in `docs/policy.md`):
 //!
@@ -19,6 +19,7 @@
 //! | `upstream_status` | the upstream's HTTP status; `null` when the request never reached it |
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +88,27 @@ pub fn rfc3339(at: SystemTime) -> String {
 pub trait AuditSink: Send + Sync {
     /// Records `event` (without blocking).
     fn record(&self, event: AuditEvent);
+
+    /// Whether this sink wants events at all (else they are not even made: an event is a
+    /// dozen strings and a timestamp, on every request).
+    fn wants_events(&self) -> bool {
+        true
+    }
+}
+
+/// Counts one decision in `mcpgate_policy_decisions_total` (every decision, whatever the sink).
+pub fn count_decision(decision: &'static str) {
+    // One registry lookup per label, not per request: the handles are made at the first
+    // decision, when the application's recorder is in place.
+    static COUNTERS: OnceLock<[(&str, metrics::Counter); 4]> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        ["allow", "deny", "step_up", "invalid"]
+            .map(|d| (d, metrics::counter!("mcpgate_policy_decisions_total", "decision" => d)))
+    });
+    match counters.iter().find(|(d, _)| *d == decision) {
+        Some((_, counter)) => counter.increment(1),
+        None => metrics::counter!("mcpgate_policy_decisions_total", "decision" => decision).increment(1),
+    }
 }
 
 /// Audit events as JSON lines, to a file (appended) or standard output.
@@ -141,7 +163,6 @@ fn write_lines(events: Receiver<AuditEvent>, out: Box<dyn Write + Send>) {
 
 impl AuditSink for JsonLinesAudit {
     fn record(&self, event: AuditEvent) {
-        metrics::counter!("mcpgate_policy_decisions_total", "decision" => event.decision).increment(1);
         match self.queue.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -155,13 +176,15 @@ impl AuditSink for JsonLinesAudit {
     }
 }
 
-/// No audit log; decisions are still counted.
+/// No audit log (decisions are still counted, by [`count_decision`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountOnly;
 
 impl AuditSink for CountOnly {
-    fn record(&self, event: AuditEvent) {
-        metrics::counter!("mcpgate_policy_decisions_total", "decision" => event.decision).increment(1);
+    fn record(&self, _: AuditEvent) {}
+
+    fn wants_events(&self) -> bool {
+        false
     }
 }
 

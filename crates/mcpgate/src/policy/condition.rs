@@ -94,6 +94,11 @@ impl Uses {
         }
     }
 
+    /// Whether `mcp.arguments` is read.
+    pub(crate) fn reads_arguments(&self) -> bool {
+        self.mcp.wants("arguments")
+    }
+
     fn need_mut(&mut self, variable: &str) -> Option<&mut Need> {
         match variable {
             "caller" => Some(&mut self.caller),

@@ -183,6 +183,11 @@ impl Shared {
         started: Instant,
         status: Option<StatusCode>,
     ) {
+        let decision = verdict.map_or("invalid", |v| v.decision.as_str());
+        crate::audit::count_decision(decision);
+        if !self.audit.wants_events() {
+            return;
+        }
         let name = |kind| op.target.filter(|t| t.kind == kind).map(|t| t.name.to_owned());
         let (decision, rule, reason) = match verdict {
             Some(v) => (
@@ -246,7 +251,7 @@ impl Shared {
                 "the request body is too large",
             );
         };
-        let message = match Message::parse(&bytes) {
+        let message = match Message::parse(&bytes, self.policy.reads_arguments()) {
             Ok(message) => message,
             Err(e) => return json_rpc_error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
         };
@@ -286,7 +291,13 @@ impl Shared {
         }
         let list = ListKind::of_method(op.method);
         let is_request = id.is_some();
-        let audited = is_request.then(|| OwnedOperation::of(&op));
+        // Without an audit log the decision is counted now; with one, its line waits for the
+        // upstream's status.
+        let logged = is_request && self.audit.wants_events();
+        if is_request && !logged {
+            self.record(&caller, &op, Some(&verdict), started, None);
+        }
+        let audited = logged.then(|| OwnedOperation::of(&op));
         let id = message.id.clone();
         let response = call(&mut inner, Request::from_parts(parts, Body::from(bytes))).await;
         if let Some(op) = audited {

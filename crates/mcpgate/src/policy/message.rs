@@ -45,12 +45,13 @@ struct Head<'a> {
     _jsonrpc: Option<IgnoredAny>,
 }
 
-/// `params` of `tools/call` and `prompts/get`.
+/// `params` of `tools/call` and `prompts/get`; the arguments kept raw (they are read only when
+/// a condition reads `mcp.arguments`).
 #[derive(Deserialize)]
-struct Named {
+struct Named<'a> {
     name: String,
-    #[serde(default)]
-    arguments: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// `params` of `resources/read` and `resources/subscribe`.
@@ -87,8 +88,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// Reads `body`.
-    pub fn parse(body: &[u8]) -> Result<Self, BadMessage> {
+    /// Reads `body`; a tool's or prompt's arguments too when `with_arguments` (a condition
+    /// reads them).
+    pub fn parse(body: &[u8], with_arguments: bool) -> Result<Self, BadMessage> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if first == Some(&b'[') {
             return Err(BadMessage::Batch);
@@ -104,10 +106,12 @@ impl Message {
         let malformed = |e: serde_json::Error| BadMessage::Malformed(format!("params of {method}: {e}"));
         match method {
             "tools/call" | "prompts/get" => {
-                let named: Named = serde_json::from_str(params).map_err(malformed)?;
+                let named: Named<'_> = serde_json::from_str(params).map_err(malformed)?;
                 let kind = if method == "tools/call" { TargetKind::Tool } else { TargetKind::Prompt };
                 message.target = Some((kind, named.name));
-                message.arguments = named.arguments;
+                if with_arguments && let Some(arguments) = named.arguments {
+                    message.arguments = Some(serde_json::from_str(arguments.get()).map_err(malformed)?);
+                }
             }
             "resources/read" | "resources/subscribe" => {
                 let ByUri { uri } = serde_json::from_str(params).map_err(malformed)?;
@@ -137,9 +141,23 @@ impl Message {
 mod tests {
     use super::*;
 
+    impl Message {
+        fn parse_all(body: &[u8]) -> Result<Self, BadMessage> {
+            Message::parse(body, true)
+        }
+    }
+
+    #[test]
+    fn arguments_are_read_only_when_asked_for() {
+        let body =
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}"#;
+        assert_eq!(Message::parse(body, false).unwrap().operation().unwrap().arguments, None);
+        assert!(Message::parse(body, true).unwrap().operation().unwrap().arguments.is_some());
+    }
+
     #[test]
     fn reads_what_the_policy_needs() {
-        let m = Message::parse(
+        let m = Message::parse_all(
             br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}"#,
         )
         .unwrap();
@@ -147,23 +165,25 @@ mod tests {
         let op = m.operation().unwrap();
         assert_eq!((op.method, op.name()), ("tools/call", Some("echo")));
         assert_eq!(op.arguments, Some(&serde_json::json!({"a": 1})));
-        let m = Message::parse(br#"{"jsonrpc":"2.0","id":"x","method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{p}"},"argument":{"name":"p","value":"a"}}}"#).unwrap();
+        let m = Message::parse_all(br#"{"jsonrpc":"2.0","id":"x","method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{p}"},"argument":{"name":"p","value":"a"}}}"#).unwrap();
         assert_eq!(
             m.operation().unwrap().target,
             Some(Target { kind: TargetKind::Resource, name: "file:///{p}" })
         );
-        let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap();
+        let m = Message::parse_all(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap();
         assert!(m.operation().is_none());
         // Other methods' params are not read, whatever they hold.
         assert!(
-            Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"custom/x","params":{"name":{"deep":1}}}"#)
-                .is_ok()
+            Message::parse_all(
+                br#"{"jsonrpc":"2.0","id":1,"method":"custom/x","params":{"name":{"deep":1}}}"#
+            )
+            .is_ok()
         );
     }
 
     #[test]
     fn what_could_be_read_two_ways_is_refused() {
-        let refused = |body: &str| Message::parse(body.as_bytes()).unwrap_err();
+        let refused = |body: &str| Message::parse_all(body.as_bytes()).unwrap_err();
         assert_eq!(refused("not json"), BadMessage::NotJson);
         assert_eq!(refused(r#" [{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), BadMessage::Batch);
         for body in [

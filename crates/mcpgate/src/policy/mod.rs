@@ -176,6 +176,11 @@ impl Policy {
         self.inner.rules.iter().flat_map(|(rule, _)| rule.require_scopes.iter().map(String::as_str))
     }
 
+    /// Whether some condition reads `mcp.arguments` (else requests' arguments are not parsed).
+    pub fn reads_arguments(&self) -> bool {
+        self.inner.uses.reads_arguments()
+    }
+
     /// Whether the policy has no rules and allows by default (nothing to enforce).
     pub fn allows_everything(&self) -> bool {
         self.inner.rules.is_empty() && self.inner.default == Effect::Allow
