@@ -1,20 +1,29 @@
-# Sourced by the gateway benchmarks: builds this revision's gateway (and BASELINE's, when set),
+# Sourced by the gateway benchmarks: builds this revision's gateway ($work/mcpgate-current) and
+# BASELINE's when set ($work/mcpgate-baseline),
 # mints a JWT for the bench issuer, and starts the JWKS server and the upstream (resource_server
 # --no-auth on 18281). Sets $work (a temporary directory, removed on exit), $bin, $token and
 # $issuer; `gateway_config PORT FILE` writes a gateway config listening on PORT.
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; git worktree remove --force "$work/baseline" 2>/dev/null; rm -rf "$work"' EXIT
-if [ -n "${BASELINE:-}" ]; then
-  # Built in the same target directory (its dependencies are shared), then copied out before
-  # this revision's build overwrites it.
-  git worktree add -q --detach "$work/baseline" "$BASELINE"
-  cargo build --release -q --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate
-  cp target/release/mcpgate "$work/mcpgate-baseline"
-fi
-# Two builds: with --example, cargo builds only the examples of every package named, so one
-# command would leave target/release/mcpgate as it was (a stale gateway under test).
-cargo build --release -q -p mcpgate-cli --bin mcpgate
+
+# The executable a build made (or found fresh), from cargo's own report: target/release/mcpgate
+# is only a link to the last one *built*, so after a baseline's build it can name the baseline
+# even when this revision's binary is up to date.
+built() { # cargo build arguments…
+  cargo build --release -q --message-format=json "$@" |
+    python3 -c 'import json, sys
+paths = [m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")]
+print(paths[-1])'
+}
+
 cargo build --release -q -p mcpgate --example resource_server --example bench_token
+cp "$(built -p mcpgate-cli --bin mcpgate)" "$work/mcpgate-current"
+if [ -n "${BASELINE:-}" ]; then
+  # Built in the same target directory (its dependencies are shared).
+  git worktree add -q --detach "$work/baseline" "$BASELINE"
+  cp "$(built --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate)" \
+    "$work/mcpgate-baseline"
+fi
 bin=target/release
 
 issuer=http://127.0.0.1:18299

@@ -13,7 +13,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 
 . scripts/bench-gateway-setup.sh
 gateway_config 18280 "$work/gateway.toml"
-RUST_LOG=warn "$bin/mcpgate" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
+RUST_LOG=warn "$work/mcpgate-current" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
 gateway_pid=$!
 if [ -n "${BASELINE:-}" ]; then
   gateway_config 18282 "$work/baseline.toml"

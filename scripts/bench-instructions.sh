@@ -56,7 +56,7 @@ measure() { # name binary port -> instructions per request
   awk -v t="$total" -v n="$requests" 'BEGIN {printf "%.0f", t / n}'
 }
 
-this=$(measure current "$bin/mcpgate" 18280)
+this=$(measure current "$work/mcpgate-current" 18280)
 echo "this revision: $this instructions per request ($requests requests)"
 if [ -n "${BASELINE:-}" ]; then
   base=$(measure baseline "$work/mcpgate-baseline" 18282)

@@ -21,8 +21,8 @@ gateway_config 18282 "$work/policy.toml"
   printf '[[policy.rules]]\ntools = ["admin_*"]\nallow_users = ["root"]\n'
   printf '[[policy.rules]]\ntools = ["echo"]\n'
 } >>"$work/policy.toml"
-RUST_LOG=warn "$bin/mcpgate" serve --config "$work/plain.toml" >/dev/null 2>&1 &
-RUST_LOG=warn "$bin/mcpgate" serve --config "$work/policy.toml" >"$work/policy.log" 2>&1 &
+RUST_LOG=warn "$work/mcpgate-current" serve --config "$work/plain.toml" >/dev/null 2>&1 &
+RUST_LOG=warn "$work/mcpgate-current" serve --config "$work/policy.toml" >"$work/policy.log" 2>&1 &
 "$bin/examples/bench_token" "$issuer" http://127.0.0.1:18282/mcp "$work/jwks-p.json" "$work/token-p"
 policy_token=$(cat "$work/token-p")
 sleep 1
