@@ -6,9 +6,7 @@
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; git worktree remove --force "$work/baseline" 2>/dev/null; rm -rf "$work"' EXIT
 
-# The executable a build made (or found fresh), from cargo's own report: target/release/mcpgate
-# is only a link to the last one *built*, so after a baseline's build it can name the baseline
-# even when this revision's binary is up to date.
+# The executable a build made (or found fresh), from cargo's own report.
 built() { # cargo build arguments…
   cargo build --release -q --message-format=json "$@" |
     python3 -c 'import json, sys
@@ -19,9 +17,10 @@ print(paths[-1])'
 cargo build --release -q -p mcpgate --example resource_server --example bench_token
 cp "$(built -p mcpgate-cli --bin mcpgate)" "$work/mcpgate-current"
 if [ -n "${BASELINE:-}" ]; then
-  # Built in the same target directory (its dependencies are shared).
+  # In a target directory of its own: cargo names artifacts without their source path and
+  # judges freshness by mtimes, so a baseline built in ours would later pass for this revision.
   git worktree add -q --detach "$work/baseline" "$BASELINE"
-  cp "$(built --manifest-path "$work/baseline/Cargo.toml" --target-dir target -p mcpgate-cli --bin mcpgate)" \
+  cp "$(built --manifest-path "$work/baseline/Cargo.toml" --target-dir target/bench-baseline -p mcpgate-cli --bin mcpgate)" \
     "$work/mcpgate-baseline"
 fi
 bin=target/release
