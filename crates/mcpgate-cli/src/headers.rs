@@ -31,20 +31,17 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// The prefix of the identity headers the gateway sets.
 const IDENTITY_PREFIX: &str = "x-mcpgate-";
 
-/// Headers by which proxies (or clients pretending to be one) say who the client is.
-const CLIENT_ORIGIN_HEADERS: [&str; 8] = [
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "x-cluster-client-ip",
-    "x-original-forwarded-for",
-];
+/// Whether `name` is hop-by-hop by itself (without `Connection` naming it).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The common case has none: one look at each name, nothing allocated.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -63,10 +60,21 @@ fn withheld(name: &HeaderName) -> bool {
     if name.contains('_') {
         return true;
     }
-    name.starts_with(IDENTITY_PREFIX)
+    matches!(
+        name,
+        "authorization"
+            | "cookie"
+            | "host"
+            | "forwarded"
+            | "x-real-ip"
+            | "x-client-ip"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "fastly-client-ip"
+            | "x-cluster-client-ip"
+            | "x-original-forwarded-for"
+    ) || name.starts_with(IDENTITY_PREFIX)
         || name.starts_with("x-forwarded-")
-        || CLIENT_ORIGIN_HEADERS.contains(&name)
-        || [header::AUTHORIZATION, header::COOKIE, header::HOST].iter().any(|h| h == name)
 }
 
 /// Whether `name`, read the way a CGI-style server reads it (`_` as `-`, any case), is one of
@@ -122,13 +130,40 @@ impl ForwardedHeaders {
     /// Sets the headers, for a request from `client` (its `X-Forwarded-For` left out when unknown).
     pub fn apply(&self, headers: &mut HeaderMap, client: Option<IpAddr>) {
         if let Some(client) = client
-            && let Ok(value) = HeaderValue::from_str(&client.to_string())
+            && let Ok(value) = address_value(client)
         {
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
         headers.insert(HeaderName::from_static("x-forwarded-proto"), self.proto.clone());
         headers.insert(HeaderName::from_static("x-forwarded-host"), self.host.clone());
     }
+}
+
+/// `address` as a header value; an IPv4 address is written digit by digit (this runs for
+/// every request, and `Display` goes through the formatting machinery and a `String`).
+fn address_value(address: IpAddr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let IpAddr::V4(v4) = address else { return HeaderValue::from_str(&address.to_string()) };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for digit in &digits[skip..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len])
 }
 
 #[cfg(test)]
@@ -158,6 +193,16 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["accept", "mcp-session-id"]);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for address in
+            ["0.0.0.0", "1.2.3.4", "10.100.255.9", "192.168.0.10", "255.255.255.255", "::1", "2001:db8::7"]
+        {
+            let ip: IpAddr = address.parse().unwrap();
+            assert_eq!(address_value(ip).unwrap(), ip.to_string().as_str());
+        }
     }
 
     #[test]
