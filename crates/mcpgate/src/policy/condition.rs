@@ -280,7 +280,9 @@ impl Condition {
         self.program.execute(&scope)
     }
 
-    /// Whether the condition holds; `Err` (a description) when it cannot be evaluated.
+    /// Whether the condition holds; `Err` (a description) when it cannot be evaluated. The
+    /// description names what went wrong but never a value: CEL's errors quote the operands
+    /// (a claim's value, an argument), and this text goes to the audit log.
     pub(crate) fn holds(
         &self,
         facts: &Facts<'_>,
@@ -289,8 +291,10 @@ impl Condition {
     ) -> Result<bool, String> {
         match self.run(facts, op_facts, op) {
             Ok(Value::Bool(holds)) => Ok(holds),
-            Ok(other) => Err(format!("not a boolean: {other:?}")),
-            Err(e) => Err(e.to_string()),
+            Ok(_) => Err("the condition is not true or false for this caller".to_owned()),
+            Err(ExecutionError::NoSuchKey(key)) => Err(format!("no member {key:?}")),
+            Err(ExecutionError::UndeclaredReference(name)) => Err(format!("nothing named {name:?}")),
+            Err(_) => Err("a type or function error (values not shown)".to_owned()),
         }
     }
 }
@@ -400,7 +404,15 @@ mod tests {
         }
         // A claim the token lacks fails the evaluation (the caller denies), unless tested first.
         let bob = Principal::new("bob");
-        assert!(holds(r#"claims.department == "research""#, &bob, &op).is_err());
+        assert_eq!(
+            holds(r#"claims.department == "research""#, &bob, &op),
+            Err(r#"no member "department""#.into())
+        );
+        // A failure's description never quotes a value (it goes to the audit log).
+        let secret = Principal::new("eve")
+            .with_claims(serde_json::json!({"ssn": "078-05-1120"}).as_object().unwrap().clone());
+        let failed = holds(r#"claims.ssn + 1 == 2"#, &secret, &op).unwrap_err();
+        assert!(!failed.contains("078-05-1120"), "{failed}");
         assert_eq!(
             holds(r#"has(claims.department) && claims.department == "research""#, &bob, &op),
             Ok(false)
