@@ -12,7 +12,7 @@ use mcpgate::audit::JsonLinesAudit;
 use mcpgate::authz::{AuthServer, ConfiguredClient, SettingsError};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
-use mcpgate::policy::PolicyLayer;
+use mcpgate::policy::{Policy, PolicyLayer};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
@@ -155,7 +155,11 @@ impl Guard {
     }
 }
 
-async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn Store>>), ServeError> {
+async fn guard(
+    config: &Config,
+    mcp_url: &str,
+    policy: &Policy,
+) -> Result<(Guard, Option<Arc<dyn Store>>), ServeError> {
     let public_url = config.public_url();
     let upstream = &config.upstream;
     match config.auth.mode {
@@ -199,7 +203,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
                 .keyring(keyring)
                 .store(store.clone())
                 .scopes(auth.scopes.clone())
-                .step_up_scopes(step_up_scopes(config))
+                .step_up_scopes(step_up_scopes(config, policy))
                 .scope_implications(
                     config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
                 )
@@ -261,7 +265,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
             for server in servers {
                 resource = resource.authorization_server(server);
             }
-            for scope in config.auth.scopes.iter().chain(&step_up_scopes(config)) {
+            for scope in config.auth.scopes.iter().chain(&step_up_scopes(config, policy)) {
                 resource = resource.scope_supported(scope.clone());
             }
             resource = resource.challenge_scopes(config.auth.scopes.clone());
@@ -275,8 +279,7 @@ async fn guard(config: &Config, mcp_url: &str) -> Result<(Guard, Option<Arc<dyn 
 
 /// The scopes a policy rule requires that `auth.scopes` does not grant from the start: offered
 /// on demand (else no client could step up to them).
-fn step_up_scopes(config: &Config) -> Vec<String> {
-    let Ok(policy) = config.policy() else { return Vec::new() };
+fn step_up_scopes(config: &Config, policy: &Policy) -> Vec<String> {
     let mut scopes: Vec<String> = Vec::new();
     for scope in policy.required_scopes() {
         if !config.auth.scopes.iter().any(|s| s == scope) && !scopes.iter().any(|s| s == scope) {
@@ -288,8 +291,7 @@ fn step_up_scopes(config: &Config) -> Vec<String> {
 
 /// The policy layer: `[policy]` enforced and `[audit]` written, for `guard`'s resource; step-ups
 /// noted at mcpgate's own authorization server, when it has one.
-fn policy_layer(config: &Config, guard: &Guard) -> Result<PolicyLayer, ServeError> {
-    let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
+fn policy_layer(config: &Config, policy: Policy, guard: &Guard) -> Result<PolicyLayer, ServeError> {
     let mut layer =
         PolicyLayer::new(policy, guard.resource()).max_request_bytes(config.server.max_request_bytes);
     if let Some(server) = guard.auth_server() {
@@ -331,9 +333,11 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
     let public_url = config.public_url();
     let mcp_url = format!("{public_url}{}", config.server.mcp_path);
     let upstream = &config.upstream;
-    let (guard, ready_store) = guard(config, &mcp_url).await?;
+    // Compiled once: the authorization server offers its scopes, the layer enforces it.
+    let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
+    let (guard, ready_store) = guard(config, &mcp_url, &policy).await?;
     let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
-    let policy = policy_layer(config, &guard)?;
+    let policy = policy_layer(config, policy, &guard)?;
 
     let mut stdio = None;
     let (app, upstream_name) = match (&upstream.url, &upstream.command) {

@@ -18,7 +18,9 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
+
+from interop_common import Storage, hidden_inputs
 
 MCP_URL, USER = sys.argv[1], sys.argv[2]
 REDIRECT = "http://127.0.0.1:47061/callback"
@@ -31,12 +33,6 @@ def expect(condition, what):
         print(json.dumps(seen))
         sys.exit(1)
 
-
-def hidden_inputs(page):
-    return {
-        name: html.unescape(value)
-        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
-    }
 
 
 async def sign_in(authorization_url):
@@ -66,23 +62,6 @@ async def sign_in(authorization_url):
             response = await browser.post(action, data=fields)
     expect(False, "the sign-in ended at the client within 20 steps")
 
-
-class Storage:
-    def __init__(self):
-        self.tokens = None
-        self.client = None
-
-    async def get_tokens(self):
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken):
-        self.tokens = tokens
-
-    async def get_client_info(self):
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull):
-        self.client = client_info
 
 
 async def main():

@@ -7,10 +7,8 @@
 // document) instead of registering.
 // Usage: node ts_client.mjs <mcp-url> <user>. Prints one JSON line with what it saw; exits 1
 // on the first failed expectation.
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { walk } from "./browser.mjs";
+import { connect, finishSignIn } from "./ts_common.mjs";
 
 const [mcpUrl, user] = process.argv.slice(2);
 const seen = { logins: 0, tokenRequests: 0 };
@@ -58,21 +56,7 @@ class Provider {
 const provider = new Provider();
 
 /** Connects, signing in when the server asks for it. */
-async function connect() {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
-    const client = new Client({ name: "mcpgate-interop-ts", version: "1.0.0" });
-    try {
-      await client.connect(transport);
-      return { client, transport };
-    } catch (error) {
-      expect(error instanceof UnauthorizedError && provider.pendingCode, `a sign-in, not: ${error}`);
-      await transport.finishAuth(provider.pendingCode);
-      provider.pendingCode = undefined;
-    }
-  }
-  expect(false, "connected after signing in");
-}
+const connectSigningIn = () => connect(mcpUrl, provider, expect, { name: "mcpgate-interop-ts" });
 
 async function whoami(client) {
   const result = await client.callTool({ name: "whoami", arguments: {} });
@@ -85,16 +69,14 @@ async function whoamiRecovering({ client, transport }) {
   try {
     return { client, transport, me: await whoami(client) };
   } catch (error) {
-    expect(error instanceof UnauthorizedError && provider.pendingCode, `a sign-in, not: ${error}`);
-    await transport.finishAuth(provider.pendingCode);
-    provider.pendingCode = undefined;
+    await finishSignIn(transport, provider, expect, error);
     await client.close();
-    const again = await connect();
+    const again = await connectSigningIn();
     return { ...again, me: await whoami(again.client) };
   }
 }
 
-let { client, transport } = await connect();
+let { client, transport } = await connectSigningIn();
 const tools = await client.listTools();
 seen.tools = tools.tools.map((t) => t.name).sort();
 seen.clientId = provider.client.client_id;

@@ -6,10 +6,8 @@
 // Mode `refresh`: it holds one, so the SDK first refreshes (typescript-sdk#2255); mcpgate,
 // told of the step-up, answers that refresh invalid_grant, and the SDK authorizes.
 // Usage: node ts_stepup.mjs <mcp-url> <user> <mode>. Prints one JSON line; exits 1 on failure.
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Browser, walk } from "./browser.mjs";
+import { connect, finishSignIn } from "./ts_common.mjs";
 
 const [mcpUrl, user, mode] = process.argv.slice(2);
 const seen = { mode, logins: 0, newMarked: [], refreshes: [] };
@@ -72,33 +70,14 @@ async function recordingFetch(url, init) {
 
 const provider = new Provider();
 
-/** Connects, signing in when the server asks for it (a transport starts once: a new one then). */
-async function connect() {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider, fetch: recordingFetch });
-    const client = new Client({ name: "mcpgate-stepup-ts", version: "1.0.0" });
-    try {
-      await client.connect(transport);
-      return { client, transport };
-    } catch (error) {
-      expect(error instanceof UnauthorizedError && provider.pendingCode, `a sign-in, not: ${error}`);
-      await transport.finishAuth(provider.pendingCode);
-      provider.pendingCode = undefined;
-    }
-  }
-  expect(false, "connected after signing in");
-}
-
-const { client, transport } = await connect();
+const { client, transport } = await connect(mcpUrl, provider, expect, { name: "mcpgate-stepup-ts", fetch: recordingFetch });
 
 /** Runs `action`; when the SDK turned to the browser, finishes that sign-in and runs it again. */
 async function signingIn(action) {
   try {
     return await action();
   } catch (error) {
-    expect(error instanceof UnauthorizedError && provider.pendingCode, `a sign-in, not: ${error}`);
-    await transport.finishAuth(provider.pendingCode);
-    provider.pendingCode = undefined;
+    await finishSignIn(transport, provider, expect, error);
     return await action();
   }
 }

@@ -52,6 +52,7 @@ pub struct PolicyLayer {
     shared: Arc<Shared>,
 }
 
+#[derive(Clone)]
 struct Shared {
     policy: Policy,
     resource: ProtectedResource,
@@ -82,10 +83,8 @@ impl PolicyLayer {
     }
 
     fn change(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => f(shared),
-            None => unreachable!("a layer is configured before it is cloned"),
-        }
+        // A clone made before keeps its settings: this layer gets its own copy.
+        f(Arc::make_mut(&mut self.shared));
         self
     }
 
