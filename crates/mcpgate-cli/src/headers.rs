@@ -28,6 +28,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+// Made at compile time (`from_static` outside a const checks its argument on every call).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// The prefix of the identity headers the gateway sets.
 const IDENTITY_PREFIX: &str = "x-mcpgate-";
 
@@ -90,8 +95,15 @@ fn reads_as_identity(name: &str) -> bool {
 /// Removes everything [`withheld`] names from a client's request headers.
 pub fn strip_client_headers(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
-    let names: Vec<HeaderName> =
-        headers.keys().filter(|name| withheld(name) || reads_as_identity(name.as_str())).cloned().collect();
+    // Every request to the MCP endpoint carries these two: removed by name, so that the common
+    // request has nothing else withheld, and the scan below finds nothing and allocates nothing.
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::HOST);
+    let refused = |name: &HeaderName| withheld(name) || reads_as_identity(name.as_str());
+    if !headers.keys().any(refused) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|name| refused(name)).cloned().collect();
     for name in names {
         headers.remove(&name);
     }
@@ -132,10 +144,10 @@ impl ForwardedHeaders {
         if let Some(client) = client
             && let Ok(value) = address_value(client)
         {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+            headers.insert(X_FORWARDED_FOR, value);
         }
-        headers.insert(HeaderName::from_static("x-forwarded-proto"), self.proto.clone());
-        headers.insert(HeaderName::from_static("x-forwarded-host"), self.host.clone());
+        headers.insert(X_FORWARDED_PROTO, self.proto.clone());
+        headers.insert(X_FORWARDED_HOST, self.host.clone());
     }
 }
 

@@ -67,11 +67,9 @@ impl Authority {
         Some(Self { host: host.to_ascii_lowercase(), port: port.unwrap_or(default_port) })
     }
 
-    /// Whether `text` names this authority (host compared without regard to case).
-    fn is_named_by(&self, text: &str, default_port: u16) -> bool {
-        split_authority(text).is_some_and(|(host, port)| {
-            port.unwrap_or(default_port) == self.port && host.eq_ignore_ascii_case(&self.host)
-        })
+    /// Whether `host` and `port` name this authority (host compared without regard to case).
+    fn is(&self, host: &str, port: u16) -> bool {
+        port == self.port && host.eq_ignore_ascii_case(&self.host)
     }
 }
 
@@ -114,7 +112,13 @@ impl AllowedHosts {
             last.to_str().ok()?.rsplit(',').next()
         });
         let named = forwarded.or_else(|| headers.get(http::header::HOST).and_then(|v| v.to_str().ok()));
-        let admitted = |name: &str| self.allowed.iter().any(|a| a.is_named_by(name, self.default_port));
+        // Split once, then compare with each allowed name (a loopback gateway has four).
+        let admitted = |name: &str| {
+            split_authority(name).is_some_and(|(host, port)| {
+                let port = port.unwrap_or(self.default_port);
+                self.allowed.iter().any(|a| a.is(host, port))
+            })
+        };
         match named {
             Some(name) => admitted(name),
             // HTTP/2 carries the authority in the URI instead of a Host header.
