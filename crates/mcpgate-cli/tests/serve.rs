@@ -205,8 +205,23 @@ forward_provider_token = true
     assert_eq!(me.status(), 200);
     assert_eq!(me.json::<serde_json::Value>().await.unwrap()["sub"], "olga");
 
-    // The identity provider's latency, by endpoint.
+    // One token used again and again is verified once: the cache's metric says so (one cache
+    // on the path; a second one around it would count each use twice, half of them misses).
+    for _ in 0..19 {
+        let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+        let answer = http.post(format!("{base}/mcp")).bearer_auth(access).json(&ping).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |outcome: &str| -> f64 {
+        let prefix = format!("mcpgate_verify_cache_total{{outcome=\"{outcome}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    let (hits, misses) = (count("hit"), count("miss"));
+    assert_eq!(hits + misses, 20.0, "each of the 20 uses counted once: {metrics}");
+    assert!(hits / (hits + misses) >= 0.9, "{hits} hits, {misses} misses");
+
+    // The identity provider's latency, by endpoint.
     for endpoint in ["discovery", "token"] {
         let line = format!(
             "mcpgate_provider_request_duration_seconds_count{{endpoint=\"{endpoint}\",outcome=\"answered\"}}"

@@ -38,7 +38,7 @@ use crate::resource::{AllowedOrigins, ProtectedResource, ResourceConfigError};
 use crate::scope::ScopeImplications;
 use crate::store::Store;
 use crate::upstream::Upstream;
-use crate::verify::{CachedVerifier, JwtConfigError, TokenVerifier};
+use crate::verify::{JwtConfigError, TokenVerifier};
 
 /// Why the proxy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,8 @@ impl OAuthProxyBuilder {
             resource = resource.allowed_origins(AllowedOrigins::for_resource(&resource_url)?.only(patterns)?);
         }
         let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
-        let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(server.access_token_verifier()?));
+        // It caches, and checks revocation on every use: no cache around it.
+        let verifier: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier()?);
         Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
     }
 }

@@ -18,40 +18,45 @@ use super::token::parse_form;
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
-use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, TokenVerifier, VerifyError};
+use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, Revalidate, TokenVerifier, VerifyError};
 
-/// Verifies our access tokens: the (cached) signature and claim checks, then the revocation list.
-pub struct AccessTokenVerifier {
-    jwt: CachedVerifier<JwtVerifier>,
-    revoked: RevokedGrants,
-}
+/// Verifies our access tokens: one cache of the signature and claim checks, and the
+/// revocation list asked on every use, cached or not.
+pub struct AccessTokenVerifier(CachedVerifier<JwtVerifier, RevokedGrants>);
 
 impl std::fmt::Debug for AccessTokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessTokenVerifier").finish_non_exhaustive()
+        f.debug_tuple("AccessTokenVerifier").field(&self.0).finish()
     }
 }
 
 impl AccessTokenVerifier {
     pub(crate) fn new(jwt: JwtVerifier, revoked: RevokedGrants) -> Self {
-        Self { jwt: CachedVerifier::new(jwt), revoked }
+        Self(CachedVerifier::new(jwt).revalidated_by(revoked))
     }
 }
 
 #[async_trait]
 impl TokenVerifier for AccessTokenVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        self.revoked.listen().await;
-        let principal = self.jwt.verify(token).await?;
-        match principal.claim("gid").and_then(Value::as_str) {
-            Some(gid) if !self.revoked.contains(gid) => Ok(principal),
-            _ => Err(InvalidToken::Revoked.into()),
-        }
+        self.0.verify(token).await
     }
 
-    /// Caches inside, before the revocation check; an outer cache would skip that check.
+    /// Zero, as for every cache: another cache around this one would skip the revocation check.
     fn max_cache_ttl(&self) -> Option<std::time::Duration> {
-        Some(std::time::Duration::ZERO)
+        self.0.max_cache_ttl()
+    }
+}
+
+/// A grant revoked since its token was verified refuses the token.
+#[async_trait]
+impl Revalidate for RevokedGrants {
+    async fn revalidate(&self, principal: &Principal) -> Result<(), VerifyError> {
+        self.listen().await;
+        match principal.claim("gid").and_then(Value::as_str) {
+            Some(gid) if !self.contains(gid) => Ok(()),
+            _ => Err(InvalidToken::Revoked.into()),
+        }
     }
 }
 

@@ -1,6 +1,12 @@
 //! The verified-token cache: a token seen before costs a digest and a map lookup, not a
 //! signature check or a network call. Entries are bounded in number and dropped at the
 //! token's expiry (or earlier, when the verifier asks for a shorter bound).
+//!
+//! What can change while a result is reused (a grant revoked) is a [`Revalidate`] check, run
+//! on every use, cached or not: one cache, the check on top. A verifier whose results may not
+//! be reused at all (`max_cache_ttl` of zero, which a cache says of itself) is passed straight
+//! through — not digested, not counted — so a cache wrapped around another costs nothing and
+//! the hit metric counts each token use once.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant, SystemTime};
@@ -79,17 +85,38 @@ impl Expiry<TokenDigest, Entry> for UntilValid {
     }
 }
 
-/// Wraps a verifier with a bounded cache of its successful results.
+/// A check made on every use of a token, whether its verification came from the cache or
+/// not: for what may change while a verified result is still valid (its grant revoked).
+#[async_trait]
+pub trait Revalidate: Send + Sync + 'static {
+    /// `Ok` when `principal`, verified now or earlier, is still acceptable.
+    async fn revalidate(&self, principal: &Principal) -> Result<(), VerifyError>;
+}
+
+/// No check beyond the cache's own bounds: what a token says stays true until it expires.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRevalidation;
+
+#[async_trait]
+impl Revalidate for NoRevalidation {
+    async fn revalidate(&self, _: &Principal) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// Wraps a verifier with a bounded cache of its successful results, and a [`Revalidate`]
+/// check on every use (none by default).
 ///
 /// Failures are never cached: an invalid token is re-checked each time (cheaply, it fails
 /// early), and a verifier that was unavailable is asked again.
-pub struct CachedVerifier<V> {
+pub struct CachedVerifier<V, R = NoRevalidation> {
     inner: V,
     cache: DigestMap,
     max_ttl: Duration,
+    revalidate: R,
 }
 
-impl<V> std::fmt::Debug for CachedVerifier<V> {
+impl<V, R> std::fmt::Debug for CachedVerifier<V, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedVerifier")
             .field("entries", &self.cache.entry_count())
@@ -110,9 +137,16 @@ impl<V: TokenVerifier> CachedVerifier<V> {
             .max_capacity(capacity)
             .expire_after(UntilValid)
             .build_with_hasher(BuildHasherDefault::default());
-        Self { inner, cache, max_ttl }
+        Self { inner, cache, max_ttl, revalidate: NoRevalidation }
     }
 
+    /// The same cache, with `check` made on every use of a token (cached or not).
+    pub fn revalidated_by<R: Revalidate>(self, check: R) -> CachedVerifier<V, R> {
+        CachedVerifier { inner: self.inner, cache: self.cache, max_ttl: self.max_ttl, revalidate: check }
+    }
+}
+
+impl<V: TokenVerifier, R: Revalidate> CachedVerifier<V, R> {
     /// The wrapped verifier.
     pub fn inner(&self) -> &V {
         &self.inner
@@ -136,9 +170,14 @@ impl<V: TokenVerifier> CachedVerifier<V> {
     }
 }
 
-#[async_trait]
-impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+impl<V: TokenVerifier, R: Revalidate> CachedVerifier<V, R> {
+    /// The verified principal of `token`, from the cache or the inner verifier, before the
+    /// revalidation.
+    async fn verified(&self, token: &str) -> Result<Principal, VerifyError> {
+        if self.inner.max_cache_ttl() == Some(Duration::ZERO) {
+            // Nothing of it may be reused: no digest, no entry, nothing counted.
+            return self.inner.verify(token).await;
+        }
         let digest = TokenDigest::of(token);
         // The cache never returns an entry past its expiry (moka checks on read).
         if let Some(entry) = self.cache.get(&digest) {
@@ -154,9 +193,20 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
         }
         Ok(principal)
     }
+}
 
+#[async_trait]
+impl<V: TokenVerifier, R: Revalidate> TokenVerifier for CachedVerifier<V, R> {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = self.verified(token).await?;
+        self.revalidate.revalidate(&principal).await?;
+        Ok(principal)
+    }
+
+    /// Zero: this is the cache. Another cache around it passes through (and would otherwise
+    /// skip the revalidation, and count every use twice).
     fn max_cache_ttl(&self) -> Option<Duration> {
-        self.inner.max_cache_ttl()
+        Some(Duration::ZERO)
     }
 }
 
@@ -224,6 +274,44 @@ mod tests {
         v0.verify("now").await.expect("ok");
         v0.verify("now").await.expect("ok");
         assert_eq!(v0.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Refuses every principal once `refuse` is set.
+    struct Switch(std::sync::atomic::AtomicBool);
+
+    #[async_trait]
+    impl Revalidate for Switch {
+        async fn revalidate(&self, _: &Principal) -> Result<(), VerifyError> {
+            if self.0.load(Ordering::SeqCst) { Err(InvalidToken::Revoked.into()) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_revalidation_runs_on_cached_results_too() {
+        let v = counting(300, None).revalidated_by(Switch(false.into()));
+        v.verify("alice").await.expect("ok");
+        v.verify("alice").await.expect("cached");
+        v.revalidate.0.store(true, Ordering::SeqCst);
+        assert_eq!(v.verify("alice").await, Err(VerifyError::Invalid(InvalidToken::Revoked)));
+        assert_eq!(
+            v.inner().calls.load(Ordering::SeqCst),
+            1,
+            "the refusal came from the check, not the inner"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cache_around_a_cache_passes_through() {
+        let outer = CachedVerifier::new(counting(300, None).revalidated_by(Switch(false.into())));
+        outer.verify("alice").await.expect("ok");
+        outer.verify("alice").await.expect("ok");
+        assert_eq!(outer.cache.entry_count(), 0, "nothing kept outside");
+        outer.cache.run_pending_tasks();
+        assert!(outer.cache.get(&TokenDigest::of("alice")).is_none());
+        assert_eq!(outer.inner().inner().calls.load(Ordering::SeqCst), 1, "the inner cache answered");
+        // And the inner check still decides.
+        outer.inner().revalidate.0.store(true, Ordering::SeqCst);
+        assert!(outer.verify("alice").await.is_err());
     }
 
     #[test]

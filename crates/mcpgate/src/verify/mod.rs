@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use cache::{CachedVerifier, TokenDigest};
+pub use cache::{CachedVerifier, NoRevalidation, Revalidate, TokenDigest};
 pub use chain::VerifierChain;
 pub(crate) use claims::unix_now;
 pub use claims::{ClaimRules, ScopeClaim};
@@ -41,7 +41,8 @@ pub trait TokenVerifier: Send + Sync + 'static {
 
     /// The longest a successful result may be reused without asking this verifier again, beyond
     /// the token's own expiry. `None`: until the token expires. Introspection answers with its
-    /// configured bound, because the authorization server may revoke a token at any time.
+    /// configured bound, because the authorization server may revoke a token at any time; a
+    /// [`CachedVerifier`] with zero, because it is the cache (and may revalidate each use).
     fn max_cache_ttl(&self) -> Option<Duration> {
         None
     }
