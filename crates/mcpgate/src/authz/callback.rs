@@ -16,6 +16,7 @@ use super::Inner;
 use super::authorize::redirect_error;
 use super::consent::{binding_cookie, binding_value};
 use super::cookies::{cookie_name, read_cookie};
+use super::grants::GrantRequest;
 use super::pages::error_page;
 use crate::crypto::constant_time_eq;
 use crate::error::ErrorCode;
@@ -103,7 +104,14 @@ pub(crate) async fn callback(
             ),
         );
     }
-    let code = match server.create_grant(&transaction, identity, &tokens).await {
+    let request = GrantRequest {
+        client_id: &transaction.client_id,
+        redirect_uri: &transaction.redirect_uri,
+        code_challenge: &transaction.code_challenge,
+        resource: &transaction.resource,
+        scopes: &transaction.scopes,
+    };
+    let code = match server.grants.create(request, identity, &tokens).await {
         Ok(code) => code,
         Err(_) => return back(ErrorCode::TemporarilyUnavailable, "storage unavailable"),
     };

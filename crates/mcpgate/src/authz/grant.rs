@@ -1,32 +1,19 @@
-//! Grants (D1–D6's model): one per user, client and consent, owning the user's sealed upstream
-//! tokens, its one-time authorization code and (in the token step) its refresh-token family.
-//! Revoking a grant ends all of them.
+//! The grant records (D1–D6's model): a grant — one per user, client and consent — owning the
+//! user's sealed upstream tokens, its one-time authorization code and its refresh-token family,
+//! and the refresh token's presented form. [`super::grants::Grants`] owns their life.
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::Inner;
-use crate::crypto::random_token;
-use crate::store::{Collection, StoreError, StoreExt};
-use crate::upstream::{UpstreamIdentity, UpstreamTokens};
-use crate::verify::unix_now;
+use crate::store::Collection;
+use crate::upstream::UpstreamIdentity;
 
 pub(crate) const GRANTS: Collection = Collection::new("grants");
 pub(crate) const CODES: Collection = Collection::new("codes");
 pub(crate) const FAMILIES: Collection = Collection::new("refresh_families");
 /// Authorization codes live this long (D1: at most five minutes).
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(120);
-
-/// The upstream tokens as sealed at rest (D7).
-#[derive(Serialize, Deserialize)]
-struct UpstreamSecrets {
-    access_token: String,
-    refresh_token: Option<String>,
-}
 
 /// A user's authorization of a client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,13 +98,11 @@ impl<'a> PresentedRefreshToken<'a> {
     }
 
     /// The generation it names.
-    #[cfg(feature = "fuzzing")]
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// The MAC it carries (unchecked).
-    #[cfg(feature = "fuzzing")]
     pub(crate) fn mac(&self) -> &'a str {
         self.mac
     }
@@ -159,121 +144,6 @@ impl Grant {
             groups: self.groups.clone(),
             claims: Default::default(),
         }
-    }
-}
-
-fn grant_aad(grant_id: &str) -> Vec<u8> {
-    format!("grant:{grant_id}").into_bytes()
-}
-
-impl Inner {
-    /// Creates a grant for `identity` with its upstream tokens sealed, and its one-time code.
-    /// Returns the code, to hand to the client once.
-    pub(crate) async fn create_grant(
-        &self,
-        transaction: &super::transaction::Transaction,
-        identity: UpstreamIdentity,
-        tokens: &UpstreamTokens,
-    ) -> Result<SecretString, StoreError> {
-        let id = random_token().expose_secret().to_owned();
-        let upstream_sealed = self.seal_upstream(&id, &tokens.access_token, tokens.refresh_token.as_ref())?;
-        let grant = Grant {
-            id: id.clone(),
-            client_id: transaction.client_id.clone(),
-            subject: identity.subject,
-            email: identity.email,
-            email_verified: identity.email_verified,
-            name: identity.name,
-            username: identity.username,
-            groups: identity.groups,
-            scopes: transaction.scopes.clone(),
-            resource: transaction.resource.clone(),
-            upstream_sealed,
-            upstream_expires_at: tokens.expires_at,
-            upstream_obtained_at: unix_now(),
-            created_at: unix_now(),
-        };
-        self.store.put_json(GRANTS, &id, &grant, None).await?;
-
-        let code = random_token();
-        let record = AuthorizationCode {
-            grant_id: id,
-            client_id: transaction.client_id.clone(),
-            redirect_uri: transaction.redirect_uri.clone(),
-            code_challenge: transaction.code_challenge.clone(),
-            resource: transaction.resource.clone(),
-            scopes: transaction.scopes.clone(),
-            redeemed: false,
-        };
-        let key = self.digester.tag(code.expose_secret().as_bytes()).to_base64();
-        self.store.put_json(CODES, &key, &record, Some(CODE_TTL)).await?;
-        Ok(code)
-    }
-
-    fn refresh_mac_input(grant_id: &str, generation: u64, salt: &str) -> Vec<u8> {
-        format!("refresh\0{grant_id}\0{generation}\0{salt}").into_bytes()
-    }
-
-    /// The refresh token of `generation` in the family of `grant_id`.
-    pub(crate) fn refresh_token(
-        &self,
-        grant_id: &str,
-        family: &RefreshFamily,
-        generation: u64,
-    ) -> SecretString {
-        let mac = self.digester.tag(&Self::refresh_mac_input(grant_id, generation, &family.salt)).to_base64();
-        SecretString::from(format!("{grant_id}.{generation}.{mac}"))
-    }
-
-    /// Which member of `family` a presented token is; `None` when it is not a token this
-    /// family issued (its MAC fails under every secret, compared in constant time).
-    pub(crate) fn family_member(
-        &self,
-        family: &RefreshFamily,
-        token: &PresentedRefreshToken<'_>,
-    ) -> Option<FamilyMember> {
-        let input = Self::refresh_mac_input(token.grant_id, token.generation, &family.salt);
-        let genuine = self
-            .digester
-            .candidates(&input)
-            .iter()
-            .any(|mac| crate::crypto::constant_time_eq(mac.to_base64().as_bytes(), token.mac.as_bytes()));
-        if !genuine || token.generation > family.current {
-            return None;
-        }
-        Some(if token.generation == family.current {
-            FamilyMember::Current
-        } else if Some(token.generation) == family.previous {
-            FamilyMember::Previous
-        } else {
-            FamilyMember::Retired
-        })
-    }
-
-    /// The upstream tokens, sealed for the grant `grant_id` (its id is the associated data, so
-    /// a sealed value cannot be moved to another grant).
-    pub(crate) fn seal_upstream(
-        &self,
-        grant_id: &str,
-        access: &SecretString,
-        refresh: Option<&SecretString>,
-    ) -> Result<String, StoreError> {
-        let secrets = UpstreamSecrets {
-            access_token: access.expose_secret().to_owned(),
-            refresh_token: refresh.map(|t| t.expose_secret().to_owned()),
-        };
-        let plain = secrecy::zeroize::Zeroizing::new(
-            serde_json::to_vec(&secrets).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        );
-        Ok(URL_SAFE_NO_PAD.encode(self.sealer.seal(&grant_aad(grant_id), &plain)))
-    }
-
-    /// The upstream tokens of a grant, opened: the access token and the refresh token.
-    pub(crate) fn open_upstream(&self, grant: &Grant) -> Option<(SecretString, Option<SecretString>)> {
-        let sealed = URL_SAFE_NO_PAD.decode(&grant.upstream_sealed).ok()?;
-        let plain = self.sealer.open(&grant_aad(&grant.id), &sealed).ok()?;
-        let secrets: UpstreamSecrets = serde_json::from_slice(plain.expose_secret()).ok()?;
-        Some((secrets.access_token.into(), secrets.refresh_token.map(Into::into)))
     }
 }
 

@@ -1,10 +1,12 @@
-//! The authorization server: an OAuth 2.1 server towards MCP clients (metadata, dynamic client
-//! registration, and — in the steps that follow — authorize, consent, callback, token and
-//! revoke) that proxies an upstream identity provider.
+//! The authorization server: an OAuth 2.1 server towards MCP clients — metadata, client
+//! registration and metadata documents, authorize, consent, the provider's callback, token and
+//! revoke — that signs users in at an upstream identity provider.
 //!
 //! [`AuthServer`] holds the settings, the store and the keys; [`AuthServer::router`] serves the
-//! endpoints. Handlers are thin: parse, call the logic here, map errors through
-//! [`OAuthError`](crate::error::OAuthError).
+//! endpoints. Handlers are thin: parse, call the logic, map errors through
+//! [`OAuthError`](crate::error::OAuthError). Grant records (grants, codes, refresh families)
+//! are owned by one type, `grants::Grants`; ids such as D4 in comments are the behaviours of
+//! `docs/behaviours.md`.
 
 mod allowed_users;
 mod authorize;
@@ -15,6 +17,7 @@ mod consent;
 mod cookies;
 pub(crate) mod display_text;
 pub(crate) mod grant;
+mod grants;
 mod issue;
 mod limits;
 mod metadata;
@@ -153,7 +156,8 @@ pub(crate) struct Inner {
     pub signer: issue::TokenSigner,
     /// Verifies our own access tokens (for revocation requests); no cache.
     pub own_jwt: crate::verify::JwtVerifier,
-    pub revoked: revoked::RevokedGrants,
+    /// Grants, their codes and refresh families: the only owner of their records.
+    pub grants: grants::Grants,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
     /// The operator's clients, by id (B6).
@@ -162,8 +166,6 @@ pub(crate) struct Inner {
     pub metadata_documents: cimd::MetadataDocuments,
     /// The endpoints' rate limiters (E3).
     pub limits: limits::EndpointLimits,
-    /// Provider tokens already opened, for forwarding (D5).
-    pub provider_tokens: provider_token::ProviderTokenCache,
 }
 
 impl Inner {
@@ -202,7 +204,7 @@ impl AuthServer {
             return Err(bad());
         }
         let ttl = settings.access_token_ttl;
-        if ttl.is_zero() || ttl > token::REFRESH_TOKEN_TTL {
+        if ttl.is_zero() || ttl > grants::REFRESH_TOKEN_TTL {
             return Err(SettingsError::BadAccessTokenTtl);
         }
         let digester = keyring.digester();
@@ -217,6 +219,13 @@ impl AuthServer {
         let signer = issue::TokenSigner::new(keyring);
         let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
         let revoked = revoked::RevokedGrants::new(store.clone(), ttl, own_jwt.rules().leeway);
+        let grants = grants::Grants::new(
+            store.clone(),
+            keyring.digester(),
+            keyring.sealer(),
+            revoked,
+            settings.refresh_grace,
+        );
         let settings_documents = settings.metadata_documents;
         let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
@@ -230,12 +239,11 @@ impl AuthServer {
             upstream: Arc::new(upstream),
             signer,
             own_jwt,
-            revoked,
+            grants,
             callback_url,
             configured_clients,
             metadata_documents: cimd::MetadataDocuments::new(settings_documents),
             limits,
-            provider_tokens: provider_token::ProviderTokenCache::new(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -250,7 +258,7 @@ impl AuthServer {
     /// revoked grants refused.
     pub fn access_token_verifier(&self) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
         let jwt = self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)?;
-        Ok(AccessTokenVerifier::new(jwt, self.inner.revoked.clone()))
+        Ok(AccessTokenVerifier::new(jwt, self.inner.grants.revoked().clone()))
     }
 
     /// The signed-in user's access token at the provider, for a server that calls the

@@ -11,8 +11,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Inner;
-use super::grant::{GRANTS, Grant};
-use crate::store::{Collection, StoreError, StoreExt, Versioned};
+use super::grant::Grant;
+use crate::store::{Collection, StoreError, Versioned};
 use crate::upstream::UpstreamError;
 use crate::verify::unix_now;
 
@@ -82,6 +82,22 @@ impl ProviderTokenCache {
     pub(crate) fn forget(&self, grant_id: &str) {
         self.0.invalidate(grant_id);
     }
+
+    /// The grant's token opened before, unless it is due for a refresh.
+    pub(crate) fn fresh(&self, grant_id: &str) -> Option<SecretString> {
+        let cached = self.0.get(grant_id)?;
+        (!due(cached.expires_at, cached.obtained_at, unix_now())).then_some(cached.token)
+    }
+
+    /// Keeps `token`, the grant's upstream access token as `grant` describes it.
+    pub(crate) fn keep(&self, grant: &Grant, token: SecretString) {
+        let cached = CachedProviderToken {
+            token,
+            expires_at: grant.upstream_expires_at,
+            obtained_at: grant.upstream_obtained_at,
+        };
+        self.0.insert(grant.id.clone(), cached);
+    }
 }
 
 impl Inner {
@@ -91,27 +107,19 @@ impl Inner {
         &self,
         grant_id: &str,
     ) -> Result<SecretString, ProviderTokenError> {
-        if self.revoked.contains(grant_id) {
+        if self.grants.revoked().contains(grant_id) {
             return Err(ProviderTokenError::Revoked);
         }
-        if let Some(cached) = self.provider_tokens.0.get(grant_id)
-            && !due(cached.expires_at, cached.obtained_at, unix_now())
-        {
-            return Ok(cached.token);
+        if let Some(token) = self.grants.provider_tokens().fresh(grant_id) {
+            return Ok(token);
         }
-        let grant =
-            self.store.get_json::<Grant>(GRANTS, grant_id).await?.ok_or(ProviderTokenError::Revoked)?;
+        let grant = self.grants.get(grant_id).await?.ok_or(ProviderTokenError::Revoked)?;
         let grant = self.refresh_upstream_if_due(grant).await?;
-        let (access, _) = self.open_upstream(&grant).ok_or(ProviderTokenError::Revoked)?;
+        let (access, _) = self.grants.open_upstream(&grant).ok_or(ProviderTokenError::Revoked)?;
         match grant.upstream_expires_at {
             Some(expires_at) if expires_at <= unix_now() => Err(ProviderTokenError::Expired),
             _ => {
-                let cached = CachedProviderToken {
-                    token: access.clone(),
-                    expires_at: grant.upstream_expires_at,
-                    obtained_at: grant.upstream_obtained_at,
-                };
-                self.provider_tokens.0.insert(grant_id.to_owned(), cached);
+                self.grants.provider_tokens().keep(&grant, access.clone());
                 Ok(access)
             }
         }
@@ -128,7 +136,7 @@ impl Inner {
             if !needs_refresh(&grant.value, unix_now()) {
                 return Ok(grant.value);
             }
-            let Some((_, Some(refresh_token))) = self.open_upstream(&grant.value) else {
+            let Some((_, Some(refresh_token))) = self.grants.open_upstream(&grant.value) else {
                 return Ok(grant.value);
             };
             let holder = crate::crypto::random_token();
@@ -150,7 +158,7 @@ impl Inner {
             } else {
                 self.await_other_refresh(&grant).await?;
             }
-            grant = self.store.get_json::<Grant>(GRANTS, &id).await?.ok_or(ProviderTokenError::Revoked)?;
+            grant = self.grants.get(&id).await?.ok_or(ProviderTokenError::Revoked)?;
         }
     }
 
@@ -165,7 +173,7 @@ impl Inner {
             Ok(tokens) => tokens,
             Err(UpstreamError::Rejected { error, .. }) => {
                 tracing::warn!(%error, "the provider refused to refresh; revoking the grant");
-                self.revoke_grant(&grant.value.id).await;
+                self.grants.revoke(&grant.value.id).await;
                 return Err(ProviderTokenError::Revoked);
             }
             Err(e) => return Err(ProviderTokenError::Unavailable(e.to_string())),
@@ -173,15 +181,18 @@ impl Inner {
         // Providers that do not rotate keep the old refresh token valid.
         let refresh = tokens.refresh_token.as_ref().unwrap_or(refresh_token);
         let refreshed = Grant {
-            upstream_sealed: self.seal_upstream(&grant.value.id, &tokens.access_token, Some(refresh))?,
+            upstream_sealed: self.grants.seal_upstream(
+                &grant.value.id,
+                &tokens.access_token,
+                Some(refresh),
+            )?,
             upstream_expires_at: tokens.expires_at,
             upstream_obtained_at: unix_now(),
             ..grant.value.clone()
         };
         // Compare-and-swap: a grant revoked meanwhile is not brought back.
-        let swapped =
-            self.store.compare_and_swap_json(GRANTS, &refreshed.id, grant.version, &refreshed, None).await?;
-        Ok(swapped.map(|_| refreshed))
+        let swapped = self.grants.replace(grant.version, &refreshed).await?;
+        Ok(swapped.then_some(refreshed))
     }
 
     /// Waits while another instance holds the grant's refresh lock: until the grant changes,
@@ -190,14 +201,14 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + LOCK_TTL;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(WAIT_STEP).await;
-            match self.store.get(GRANTS, &grant.value.id).await? {
+            match self.grants.get(&grant.value.id).await? {
                 None => return Err(ProviderTokenError::Revoked),
                 Some(current) if current.version != grant.version => return Ok(()),
                 Some(_) => {}
             }
             if self.store.get(REFRESH_LOCKS, &grant.value.id).await?.is_none() {
                 // Released with the grant unchanged, unless it changed in between.
-                return match self.store.get(GRANTS, &grant.value.id).await? {
+                return match self.grants.get(&grant.value.id).await? {
                     None => Err(ProviderTokenError::Revoked),
                     Some(current) if current.version != grant.version => Ok(()),
                     Some(_) => Err(ProviderTokenError::Unavailable("the provider refresh failed".into())),
@@ -218,23 +229,23 @@ impl Inner {
         // operator who narrows it does not wait for grants to expire.
         if !self.settings.allowed_users.allows(&grant.identity()) {
             tracing::info!("the allow-list no longer admits this user; revoking the grant");
-            self.revoke_grant(&grant.id).await;
+            self.grants.revoke(&grant.id).await;
             return Err(ProviderTokenError::Revoked);
         }
-        let Some((access, _)) = self.open_upstream(&grant) else { return Ok(grant) };
+        let Some((access, _)) = self.grants.open_upstream(&grant) else { return Ok(grant) };
         let identity = match self.upstream.identity_now(&access).await {
             Ok(None) => return Ok(grant),
             Ok(Some(identity)) => identity,
             Err(UpstreamError::Rejected { error, .. }) => {
                 tracing::info!(%error, "the provider no longer accepts the user's token; revoking the grant");
-                self.revoke_grant(&grant.id).await;
+                self.grants.revoke(&grant.id).await;
                 return Err(ProviderTokenError::Revoked);
             }
             Err(e) => return Err(ProviderTokenError::Unavailable(e.to_string())),
         };
         if identity.subject != grant.subject || !self.settings.allowed_users.allows(&identity) {
             tracing::info!("the user is no longer allowed to sign in; revoking the grant");
-            self.revoke_grant(&grant.id).await;
+            self.grants.revoke(&grant.id).await;
             return Err(ProviderTokenError::Revoked);
         }
         Ok(Grant {

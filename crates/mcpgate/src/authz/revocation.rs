@@ -12,12 +12,11 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::Inner;
-use super::grant::{FAMILIES, GRANTS, Grant, PresentedRefreshToken, RefreshFamily};
+use super::grant::PresentedRefreshToken;
 use super::revoked::RevokedGrants;
 use super::token::parse_form;
 use crate::Principal;
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::StoreExt;
 use crate::verify::{CachedVerifier, InvalidToken, JwtVerifier, Revalidate, TokenVerifier, VerifyError};
 
 /// Verifies our access tokens: one cache of the signature and claim checks, and the
@@ -65,39 +64,27 @@ impl Inner {
     /// JWT we signed, or a refresh token one of our families issued. (A refresh token's middle
     /// part is a decimal generation; a JWT's is base64 JSON, which never is.)
     async fn grant_of(&self, token: &str, client_id: &str) -> Result<Option<String>, OAuthError> {
-        let Some(presented) = PresentedRefreshToken::parse(token) else {
+        let (owner, grant_id) = if PresentedRefreshToken::parse(token).is_some() {
+            let Some(grant) = self.grants.of_refresh_token(token).await? else { return Ok(None) };
+            (Some(grant.client_id), Some(grant.id))
+        } else {
             let Ok(principal) = self.own_jwt.verify(token).await else { return Ok(None) };
             let gid = principal.claim("gid").and_then(Value::as_str).map(str::to_owned);
-            return match principal.client_id() {
-                Some(owner) if owner == client_id => Ok(gid),
-                _ => Err(OAuthError::new(
-                    ErrorCode::UnauthorizedClient,
-                    "the token was issued to another client",
-                )),
-            };
+            (principal.client_id().map(str::to_owned), gid)
         };
-        let Some(grant) = self.store.get_json::<Grant>(GRANTS, presented.grant_id).await? else {
-            return Ok(None);
-        };
-        let Some(family) = self.store.get_json::<RefreshFamily>(FAMILIES, presented.grant_id).await? else {
-            return Ok(None);
-        };
-        if self.family_member(&family.value, &presented).is_none() {
-            return Ok(None);
-        }
-        if grant.value.client_id != client_id {
+        if owner.as_deref() != Some(client_id) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the token was issued to another client",
             ));
         }
-        Ok(Some(grant.value.id))
+        Ok(grant_id)
     }
 
     /// Revokes the grant behind a revoked token, and its upstream token where the provider can.
     async fn revoke_everything(&self, grant_id: &str) {
-        if let Ok(Some(grant)) = self.store.get_json::<Grant>(GRANTS, grant_id).await
-            && let Some((access, refresh)) = self.open_upstream(&grant.value)
+        if let Ok(Some(grant)) = self.grants.get(grant_id).await
+            && let Some((access, refresh)) = self.grants.open_upstream(&grant.value)
         {
             // Both: a provider may revoke one without the other (GitHub deletes access tokens only).
             let tokens = [Some((&access, "access_token")), refresh.as_ref().map(|r| (r, "refresh_token"))];
@@ -107,7 +94,7 @@ impl Inner {
                 }
             }
         }
-        self.revoke_grant(grant_id).await;
+        self.grants.revoke(grant_id).await;
     }
 }
 

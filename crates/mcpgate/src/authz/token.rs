@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -19,17 +18,13 @@ use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, ClientSource, GrantType};
-use super::grant::{
-    AuthorizationCode, CODES, FAMILIES, FamilyMember, GRANTS, Grant, PresentedRefreshToken, RefreshFamily,
-};
+use super::grant::Grant;
+use super::grants::GrantError;
 use super::register::CLIENTS;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::StoreExt;
 use crate::verify::unix_now;
-
-/// Lifetime of our refresh tokens (at least the access token's, D4).
-pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
     OAuthError::new(code, description)
@@ -102,21 +97,6 @@ impl Inner {
         }
     }
 
-    /// Ends a grant: its record and its refresh family go, so its refresh tokens and codes
-    /// lead nowhere, and its access tokens are refused from now on: on this instance at once, on
-    /// the others sharing the store within a second.
-    pub(crate) async fn revoke_grant(&self, grant_id: &str) {
-        self.provider_tokens.forget(grant_id);
-        if let Err(e) = self.revoked.revoke(grant_id).await {
-            tracing::error!(error = %e, "publishing a revocation to other instances failed");
-        }
-        for collection in [GRANTS, FAMILIES] {
-            if let Err(e) = self.store.delete(collection, grant_id).await {
-                tracing::error!(error = %e, "revoking a grant failed");
-            }
-        }
-    }
-
     /// The token response: our access token for `grant` narrowed to `scopes`, and the refresh
     /// token when there is one.
     fn issue_tokens(
@@ -165,7 +145,8 @@ impl Inner {
     }
 
     /// The `refresh_token` grant (D4): rotate on every use, atomically; the replaced token works
-    /// for the grace window; anything older revokes the grant. Scopes may narrow, never widen.
+    /// for the grace window; anything older revokes the grant (the rules are `Grants`'). Scopes
+    /// may narrow, never widen.
     async fn refresh_token_grant(
         &self,
         client: &ClientRecord,
@@ -174,28 +155,10 @@ impl Inner {
         let Some(presented) = params.get("refresh_token") else {
             return Err(invalid(ErrorCode::InvalidRequest, "refresh_token is required"));
         };
-        let bad_grant =
-            || invalid(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked");
-        let presented = PresentedRefreshToken::parse(presented).ok_or_else(bad_grant)?;
-        let grant = self.store.get_json::<Grant>(GRANTS, presented.grant_id).await?.ok_or_else(bad_grant)?;
-        if grant.value.client_id != client.client_id {
-            return Err(bad_grant());
-        }
-        let family =
-            self.store.get_json::<RefreshFamily>(FAMILIES, &grant.value.id).await?.ok_or_else(bad_grant)?;
-        // Not a token this family issued: refused, and the grant left alone.
-        let member = self.family_member(&family.value, &presented).ok_or_else(bad_grant)?;
-        let now = unix_now_ms();
-        let grace = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
-        let in_grace =
-            member == FamilyMember::Previous && now.saturating_sub(family.value.rotated_at_ms) <= grace;
-        if member != FamilyMember::Current && !in_grace {
-            tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
-            self.revoke_grant(&grant.value.id).await;
-            return Err(bad_grant());
-        }
-        let allowed = &family.value.scopes;
-        if params.get("scope").is_none() && self.step_up_pending(&grant.value.id, allowed).await {
+        let refused = refused_as("the refresh token is invalid, expired or revoked");
+        let refresh = self.grants.refresh(presented, &client.client_id).await.map_err(refused)?;
+        let allowed = refresh.scopes();
+        if params.get("scope").is_none() && self.step_up_pending(&refresh.grant.value.id, allowed).await {
             // See `step_up`: this refresh would bring back the token that was just turned away.
             return Err(invalid(
                 ErrorCode::InvalidGrant,
@@ -203,7 +166,7 @@ impl Inner {
             ));
         }
         let scopes = match params.get("scope") {
-            None => allowed.clone(),
+            None => allowed.to_vec(),
             Some(asked) => {
                 let asked: Vec<String> = asked.split_ascii_whitespace().map(str::to_owned).collect();
                 if !asked.iter().all(|s| allowed.contains(s)) {
@@ -214,33 +177,11 @@ impl Inner {
         };
         // D5: the user's provider tokens are renewed with ours when they are due; a provider
         // that refuses ends the grant, one that is down leaves this refresh token usable.
-        let grant = self.refresh_upstream_if_due(grant).await?;
+        let grant = self.refresh_upstream_if_due(refresh.grant.clone()).await?;
         // Identity at refresh (providers whose user API is the source): before the rotation, so
         // a provider that is down leaves this refresh token usable.
         let grant = self.recheck_identity(grant).await?;
-        let next = if in_grace {
-            // Replace the unreceived current token; the grace window keeps its start.
-            RefreshFamily {
-                current: family.value.current + 1,
-                scopes: scopes.clone(),
-                ..family.value.clone()
-            }
-        } else {
-            RefreshFamily {
-                current: family.value.current + 1,
-                previous: Some(family.value.current),
-                rotated_at_ms: now,
-                scopes: scopes.clone(),
-                salt: family.value.salt.clone(),
-            }
-        };
-        let swapped = self
-            .store
-            .compare_and_swap_json(FAMILIES, &grant.id, family.version, &next, Some(REFRESH_TOKEN_TTL))
-            .await?;
-        // Of concurrent refreshes with one token, one rotates; the others are refused.
-        swapped.ok_or_else(bad_grant)?;
-        let refresh_token = self.refresh_token(&grant.id, &next, next.current);
+        let refresh_token = self.grants.rotate(&refresh, &scopes).await.map_err(refused)?;
         Ok(self.issue_tokens(&grant, &scopes, Some(refresh_token)))
     }
 
@@ -252,19 +193,9 @@ impl Inner {
         let (Some(code), Some(verifier)) = (params.get("code"), params.get("code_verifier")) else {
             return Err(invalid(ErrorCode::InvalidRequest, "code and code_verifier are required"));
         };
-        let bad_grant = || invalid(ErrorCode::InvalidGrant, "the code is invalid, expired or already used");
-        let key = self.digester.tag(code.as_bytes()).to_base64();
-        let record = self.store.get_json::<AuthorizationCode>(CODES, &key).await?.ok_or_else(bad_grant)?;
-        if record.value.redeemed {
-            // D1: a code presented twice was stolen or replayed; what it gave is withdrawn.
-            tracing::warn!("authorization code replayed; revoking its grant");
-            self.revoke_grant(&record.value.grant_id).await;
-            return Err(bad_grant());
-        }
-        let code_record = &record.value;
-        if code_record.client_id != client.client_id {
-            return Err(bad_grant());
-        }
+        let refused = refused_as("the code is invalid, expired or already used");
+        let found = self.grants.find_code(code, &client.client_id).await.map_err(refused)?;
+        let code_record = found.record();
         if params.get("redirect_uri") != Some(&code_record.redirect_uri) {
             return Err(invalid(
                 ErrorCode::InvalidGrant,
@@ -282,50 +213,31 @@ impl Inner {
                 "resource does not match the authorization request",
             ));
         }
-        // Read the grant before the swap: once the code is marked, a concurrent replay may
-        // revoke the grant, and the winner must still answer (its tokens then die with it).
-        let grant =
-            self.store.get_json::<Grant>(GRANTS, &code_record.grant_id).await?.ok_or_else(bad_grant)?.value;
-        let redeemed = AuthorizationCode { redeemed: true, ..code_record.clone() };
-        // Keep the redeemed marker for the rest of the code's life, to recognise replays.
-        let swapped = self
-            .store
-            .compare_and_swap_json(CODES, &key, record.version, &redeemed, Some(super::grant::CODE_TTL))
-            .await?;
-        if swapped.is_none() {
-            tracing::warn!("authorization code redeemed concurrently; revoking its grant");
-            self.revoke_grant(&code_record.grant_id).await;
-            return Err(bad_grant());
-        }
+        let scopes = code_record.scopes.clone();
+        let grant = self.grants.redeem(found).await.map_err(refused)?;
         if client.source == ClientSource::Dynamic && !client.confirmed {
             // Its first completed sign-in: the registration is kept from now on.
             let confirmed = ClientRecord { confirmed: true, ..client.clone() };
             self.store.put_json(CLIENTS, &client.client_id, &confirmed, None).await?;
         }
         let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
-            let family = RefreshFamily {
-                salt: random_token().expose_secret().to_owned(),
-                current: 0,
-                previous: None,
-                rotated_at_ms: unix_now_ms(),
-                scopes: code_record.scopes.clone(),
-            };
-            self.store.put_json(FAMILIES, &grant.id, &family, Some(REFRESH_TOKEN_TTL)).await?;
-            Some(self.refresh_token(&grant.id, &family, family.current))
+            Some(self.grants.start_family(&grant, &scopes).await?)
         } else {
             None
         };
-        Ok(self.issue_tokens(&grant, &code_record.scopes, refresh_token))
+        Ok(self.issue_tokens(&grant, &scopes, refresh_token))
     }
 }
 
-/// Milliseconds since the Unix epoch: the grace window is seconds long, so whole seconds are
-/// too coarse.
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// `invalid_grant` with `description` for a code or refresh token that gave nothing (what
+/// became of its grant is for the log, not the client); a store failure as itself.
+fn refused_as(description: &'static str) -> impl Fn(GrantError) -> OAuthError + Copy {
+    move |error| match error {
+        GrantError::Store(e) => e.into(),
+        GrantError::Unknown | GrantError::Replayed | GrantError::Concurrent => {
+            invalid(ErrorCode::InvalidGrant, description)
+        }
+    }
 }
 
 fn token_response(body: serde_json::Value) -> Response {
