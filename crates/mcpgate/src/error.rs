@@ -93,34 +93,6 @@ impl OAuthError {
     }
 }
 
-impl From<crate::authz::ProviderTokenError> for OAuthError {
-    fn from(e: crate::authz::ProviderTokenError) -> Self {
-        use crate::authz::ProviderTokenError::*;
-        match e {
-            // Our grant ended: the client's refresh token is dead, and it must sign in again.
-            Revoked | Expired => {
-                OAuthError::new(ErrorCode::InvalidGrant, "the grant was revoked or has expired")
-            }
-            Unavailable(detail) => {
-                tracing::warn!(%detail, "provider token unavailable");
-                OAuthError::new(ErrorCode::TemporarilyUnavailable, "the identity provider is unavailable")
-            }
-        }
-    }
-}
-
-impl From<crate::authz::ClientLookupError> for OAuthError {
-    fn from(e: crate::authz::ClientLookupError) -> Self {
-        match e {
-            crate::authz::ClientLookupError::Store(e) => e.into(),
-            // At the token and revocation endpoints an unusable document is an unknown client.
-            crate::authz::ClientLookupError::Document(e) => {
-                OAuthError::new(ErrorCode::InvalidClient, e.to_string())
-            }
-        }
-    }
-}
-
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         // The detail goes to the log, not to the client.

@@ -11,7 +11,8 @@ use http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::client::{ClientLookupError, ClientRecord, ClientSource};
+use super::client::{ClientRecord, ClientSource};
+use super::clients::ClientLookupError;
 use super::pages::error_page;
 use super::transaction::{TRANSACTION_TTL, Transaction};
 use super::{Inner, consent};
@@ -111,7 +112,7 @@ async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizePar
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return error_page(StatusCode::BAD_REQUEST, "The request has no client_id.");
     };
-    let client = match server.find_client(client_id).await {
+    let client = match server.clients.find(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This client is not registered."),
         Err(ClientLookupError::Document(e)) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -4,12 +4,9 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::cimd::MetadataDocumentError;
-use super::register::{CLIENTS, RegistrationRequest};
-use super::{Inner, SettingsError};
+use super::SettingsError;
 use crate::crypto::KeyedMac;
 use crate::redirect::{ApplicationType, RedirectUri};
-use crate::store::{StoreError, StoreExt};
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,39 +170,5 @@ impl ConfiguredClient {
             source: ClientSource::Configured,
             confirmed: true,
         })
-    }
-}
-
-/// Why a client could not be looked up.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ClientLookupError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The client's metadata document is unusable.
-    #[error(transparent)]
-    Document(#[from] MetadataDocumentError),
-}
-
-impl Inner {
-    /// The client with this id: configured, described by a metadata document (a URL id), or
-    /// registered.
-    pub(crate) async fn find_client(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<ClientRecord>, ClientLookupError> {
-        if let Some(client) = self.configured_clients.get(client_id) {
-            return Ok(Some(client.clone()));
-        }
-        if self.metadata_documents.applies_to(client_id) {
-            let validate = |document: serde_json::Value| {
-                let request: RegistrationRequest =
-                    serde_json::from_value(document).map_err(|e| format!("not client metadata: {e}"))?;
-                self.validate_registration(request, TokenEndpointAuthMethod::None)
-                    .map_err(|e| e.description.into_owned())
-            };
-            return Ok(Some(self.metadata_documents.client(client_id, validate).await?));
-        }
-        Ok(self.store.get_json::<ClientRecord>(CLIENTS, client_id).await?.map(|v| v.value))
     }
 }

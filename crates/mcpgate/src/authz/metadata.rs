@@ -68,7 +68,7 @@ impl Inner {
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             code_challenge_methods_supported: strings(&["S256"]),
-            client_id_metadata_document_supported: self.metadata_documents.enabled(),
+            client_id_metadata_document_supported: self.clients.documents_enabled(),
             authorization_response_iss_parameter_supported: true,
         }
     }

@@ -13,6 +13,7 @@ mod authorize;
 mod callback;
 mod cimd;
 mod client;
+mod clients;
 mod consent;
 mod cookies;
 pub(crate) mod display_text;
@@ -38,7 +39,6 @@ use axum::routing::{get, post};
 
 pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
-pub(crate) use client::ClientLookupError;
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
 pub use consent::ConsentMode;
 pub use limits::RateLimits;
@@ -160,10 +160,8 @@ pub(crate) struct Inner {
     pub grants: grants::Grants,
     /// `issuer + callback_path`: our redirect URI at the provider.
     pub callback_url: String,
-    /// The operator's clients, by id (B6).
-    pub configured_clients: std::collections::HashMap<String, ClientRecord>,
-    /// Clients described by metadata documents (B5).
-    pub metadata_documents: cimd::MetadataDocuments,
+    /// Every client, wherever it comes from: the only owner of their records.
+    pub clients: clients::Clients,
     /// The endpoints' rate limiters (E3).
     pub limits: limits::EndpointLimits,
 }
@@ -226,7 +224,17 @@ impl AuthServer {
             revoked,
             settings.refresh_grace,
         );
-        let settings_documents = settings.metadata_documents;
+        let clients = clients::Clients::new(
+            store.clone(),
+            keyring.digester(),
+            clients::ClientRules {
+                configured: configured_clients,
+                documents: cimd::MetadataDocuments::new(settings.metadata_documents),
+                allowed_redirects: settings.allowed_redirects.clone(),
+                scopes_supported: settings.scopes_supported.clone(),
+                unconfirmed_ttl: settings.unconfirmed_client_ttl,
+            },
+        );
         let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
             settings,
@@ -240,9 +248,8 @@ impl AuthServer {
             signer,
             own_jwt,
             grants,
+            clients,
             callback_url,
-            configured_clients,
-            metadata_documents: cimd::MetadataDocuments::new(settings_documents),
             limits,
         };
         Ok(Self { inner: Arc::new(inner) })

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::Inner;
 use super::grant::Grant;
+use crate::error::{ErrorCode, OAuthError};
 use crate::store::{Collection, StoreError, Versioned};
 use crate::upstream::UpstreamError;
 use crate::verify::unix_now;
@@ -42,6 +43,22 @@ pub enum ProviderTokenError {
 impl From<StoreError> for ProviderTokenError {
     fn from(e: StoreError) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<ProviderTokenError> for OAuthError {
+    fn from(e: ProviderTokenError) -> Self {
+        use ProviderTokenError::*;
+        match e {
+            // Our grant ended: the client's refresh token is dead, and it must sign in again.
+            Revoked | Expired => {
+                OAuthError::new(ErrorCode::InvalidGrant, "the grant was revoked or has expired")
+            }
+            Unavailable(detail) => {
+                tracing::warn!(%detail, "provider token unavailable");
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, "the identity provider is unavailable")
+            }
+        }
     }
 }
 

@@ -17,13 +17,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Inner;
-use super::client::{ClientRecord, ClientSource, GrantType};
+use super::client::{ClientRecord, GrantType};
 use super::grant::Grant;
 use super::grants::GrantError;
-use super::register::CLIENTS;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::StoreExt;
 use crate::verify::unix_now;
 
 fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
@@ -80,7 +78,7 @@ impl Inner {
             (None, None) => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
         };
         let unknown = || invalid(ErrorCode::InvalidClient, "client authentication failed");
-        let client = self.find_client(&client_id).await?.ok_or_else(unknown)?;
+        let client = self.clients.find(&client_id).await?.ok_or_else(unknown)?;
         match (&client.secret_digest, secret) {
             (None, None) => Ok(client),
             (Some(digest), Some(secret)) => {
@@ -215,11 +213,8 @@ impl Inner {
         }
         let scopes = code_record.scopes.clone();
         let grant = self.grants.redeem(found).await.map_err(refused)?;
-        if client.source == ClientSource::Dynamic && !client.confirmed {
-            // Its first completed sign-in: the registration is kept from now on.
-            let confirmed = ClientRecord { confirmed: true, ..client.clone() };
-            self.store.put_json(CLIENTS, &client.client_id, &confirmed, None).await?;
-        }
+        // Its first completed sign-in: a registration is kept from now on.
+        self.clients.confirm(client).await?;
         let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
             Some(self.grants.start_family(&grant, &scopes).await?)
         } else {
