@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::{Form, http::StatusCode};
 use http::HeaderMap;
 use secrecy::ExposeSecret;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::client::{ClientRecord, ClientSource};
 use super::clients::ClientLookupError;
-use super::pages::error_page;
+use super::failure::{Failure, ValidatedRedirect};
 use super::transaction::{TRANSACTION_TTL, Transaction};
 use super::{Inner, consent};
 use crate::crypto::{pkce, random_token};
@@ -34,28 +34,6 @@ pub(crate) struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     resource: Option<String>,
-}
-
-/// An error after the redirect URI is known: sent back to the client (C1).
-pub(crate) fn redirect_error(
-    issuer: &str,
-    redirect_uri: &str,
-    state: Option<&str>,
-    code: ErrorCode,
-    description: &str,
-) -> Response {
-    let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return error_page(StatusCode::BAD_REQUEST, "The client's redirect URI is unusable.");
-    };
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("error", code.as_str()).append_pair("error_description", description);
-        if let Some(state) = state {
-            query.append_pair("state", state);
-        }
-        query.append_pair("iss", issuer);
-    }
-    Redirect::to(url.as_str()).into_response()
 }
 
 impl Inner {
@@ -94,7 +72,7 @@ pub(crate) async fn authorize_get(
     State(server): State<Arc<Inner>>,
     headers: HeaderMap,
     Query(params): Query<AuthorizeParams>,
-) -> Response {
+) -> Result<Response, Failure> {
     authorize(server, &headers, params).await
 }
 
@@ -103,40 +81,33 @@ pub(crate) async fn authorize_post(
     State(server): State<Arc<Inner>>,
     headers: HeaderMap,
     Form(params): Form<AuthorizeParams>,
-) -> Response {
+) -> Result<Response, Failure> {
     authorize(server, &headers, params).await
 }
 
-async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizeParams) -> Response {
+async fn authorize(
+    server: Arc<Inner>,
+    headers: &HeaderMap,
+    params: AuthorizeParams,
+) -> Result<Response, Failure> {
     // C1: client and redirect URI first; until both are known good, never redirect.
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
-        return error_page(StatusCode::BAD_REQUEST, "The request has no client_id.");
+        return Err(Failure::page(StatusCode::BAD_REQUEST, "The request has no client_id."));
     };
     let client = match server.clients.find(client_id).await {
         Ok(Some(client)) => client,
-        Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This client is not registered."),
-        Err(ClientLookupError::Document(e)) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(None) => return Err(Failure::page(StatusCode::BAD_REQUEST, "This client is not registered.")),
+        Err(ClientLookupError::Document(e)) => {
+            return Err(Failure::page(StatusCode::BAD_REQUEST, e.to_string()));
+        }
         Err(ClientLookupError::Store(_)) => {
-            return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.");
+            return Err(Failure::page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."));
         }
     };
-    let redirect_uri = match params.redirect_uri.as_deref() {
-        Some(requested) if client.redirect_uris.iter().any(|r| r.matches(requested)) => requested.to_owned(),
-        Some(_) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "The redirect_uri is not registered for this client.",
-            );
-        }
-        // Without one, only an unambiguous registration will do (RFC 6749 §3.1.2.3).
-        None => match client.redirect_uris.as_slice() {
-            [only] => only.as_str().to_owned(),
-            _ => return error_page(StatusCode::BAD_REQUEST, "The request has no redirect_uri."),
-        },
-    };
+    let redirect_uri = ValidatedRedirect::for_client(&client, params.redirect_uri.as_deref())?;
     let issuer = server.settings.issuer.as_str();
     let state = params.state.as_deref();
-    let fail = |code, description: &str| redirect_error(issuer, &redirect_uri, state, code, description);
+    let fail = |code, description: &'static str| Err(redirect_uri.error(issuer, state, code, description));
 
     if params.response_type.as_deref() != Some("code") {
         return fail(ErrorCode::UnsupportedResponseType, "response_type must be code");
@@ -181,27 +152,4 @@ async fn authorize(server: Arc<Inner>, headers: &HeaderMap, params: AuthorizePar
         return fail(ErrorCode::ServerError, "the request could not be recorded");
     };
     consent::ask_or_continue(&server, headers, &client, &transaction, &handle)
-}
-
-/// The host (or scheme, for private-use URIs) a redirect URI sends the browser to, for display.
-pub(crate) fn redirect_target(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(url) => match url.host_str() {
-            Some(host) => match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            },
-            None => format!("{}:", url.scheme()),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
-/// The origin of a URI as a CSP source (`https://host:port`, or `scheme:` for private-use).
-pub(crate) fn csp_source(uri: &str) -> Option<String> {
-    let url = url::Url::parse(uri).ok()?;
-    match url.host_str() {
-        Some(_) => Some(url.origin().ascii_serialization()),
-        None => Some(format!("{}:", url.scheme())),
-    }
 }

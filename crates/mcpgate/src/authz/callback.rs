@@ -7,17 +7,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::Inner;
-use super::authorize::redirect_error;
 use super::consent::{binding_cookie, binding_value};
 use super::cookies::{cookie_name, read_cookie};
+use super::failure::Failure;
 use super::grants::GrantRequest;
-use super::pages::error_page;
 use crate::crypto::constant_time_eq;
 use crate::error::ErrorCode;
 use crate::upstream::UpstreamError;
@@ -35,29 +34,32 @@ pub(crate) async fn callback(
     State(server): State<Arc<Inner>>,
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
-) -> Response {
+) -> Result<Response, Failure> {
     let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
-        return error_page(StatusCode::BAD_REQUEST, "The identity provider's answer has no state.");
+        return Err(Failure::page(StatusCode::BAD_REQUEST, "The identity provider's answer has no state."));
     };
     // The browser that approved must be the one that returns (before the transaction is used).
     let cookie = cookie_name(&server.settings.issuer, &binding_cookie(&server, state));
     let bound = read_cookie(&headers, &cookie)
         .is_some_and(|value| constant_time_eq(value.as_bytes(), binding_value(&server, state).as_bytes()));
     if !bound {
-        return error_page(StatusCode::FORBIDDEN, "This sign-in was not started in this browser.");
+        return Err(Failure::page(StatusCode::FORBIDDEN, "This sign-in was not started in this browser."));
     }
-    let gone =
-        || error_page(StatusCode::BAD_REQUEST, "This sign-in has expired or was already used. Start again.");
-    let Ok(transaction) = server.open_transaction(state) else { return gone() };
+    let gone = || {
+        Failure::page(StatusCode::BAD_REQUEST, "This sign-in has expired or was already used. Start again.")
+    };
+    let Ok(transaction) = server.open_transaction(state) else { return Err(gone()) };
     match server.use_transaction(&transaction).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return gone(),
-        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+        Ok(Err(_)) => return Err(gone()),
+        Err(_) => {
+            return Err(Failure::page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."));
+        }
     }
     let issuer = server.settings.issuer.as_str();
     let client_state = transaction.client_state.as_deref();
-    let back = |code: ErrorCode, description: &str| {
-        redirect_error(issuer, &transaction.redirect_uri, client_state, code, description)
+    let back = |code: ErrorCode, description: &'static str| {
+        Err(transaction.redirect_uri.error(issuer, client_state, code, description))
     };
 
     if let Some(error) = &params.error {
@@ -96,17 +98,17 @@ pub(crate) async fn callback(
             }
         });
         let who = identity.username.as_deref().or(identity.email.as_deref()).unwrap_or(&identity.subject);
-        return error_page(
+        return Err(Failure::page(
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "You signed in as {who}, who is not allowed to use this server. Ask its operator for \
                  access, or sign in with another account."
             ),
-        );
+        ));
     }
     let request = GrantRequest {
         client_id: &transaction.client_id,
-        redirect_uri: &transaction.redirect_uri,
+        redirect_uri: transaction.redirect_uri.as_str(),
         code_challenge: &transaction.code_challenge,
         resource: &transaction.resource,
         scopes: &transaction.scopes,
@@ -115,16 +117,5 @@ pub(crate) async fn callback(
         Ok(code) => code,
         Err(_) => return back(ErrorCode::TemporarilyUnavailable, "storage unavailable"),
     };
-    let Ok(mut target) = url::Url::parse(&transaction.redirect_uri) else {
-        return error_page(StatusCode::BAD_REQUEST, "The client's redirect URI is unusable.");
-    };
-    {
-        let mut query = target.query_pairs_mut();
-        query.append_pair("code", code.expose_secret());
-        if let Some(state) = client_state {
-            query.append_pair("state", state);
-        }
-        query.append_pair("iss", issuer);
-    }
-    Redirect::to(target.as_str()).into_response()
+    Ok(transaction.redirect_uri.back_with(&[("code", code.expose_secret())], client_state, issuer))
 }

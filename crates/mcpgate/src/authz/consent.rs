@@ -25,11 +25,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
-use super::authorize::{csp_source, redirect_error, redirect_target};
 use super::client::ClientRecord;
 use super::cookies::{cookie_name, read_cookie, set_cookie};
-use super::pages::{error_page, escape, page};
-use super::transaction::{Transaction, Unusable};
+use super::failure::{Failure, csp_source};
+use super::pages::{escape, page};
+use super::transaction::Transaction;
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
 use crate::upstream::AuthorizeRequest;
@@ -115,7 +115,7 @@ impl RememberedConsent {
     fn covers(&self, transaction: &Transaction) -> bool {
         self.0.iter().any(|approval| {
             approval.client_id == transaction.client_id
-                && approval.redirect_uri == transaction.redirect_uri
+                && approval.redirect_uri == transaction.redirect_uri.as_str()
                 && transaction.scopes.iter().all(|s| approval.scopes.contains(s))
         })
     }
@@ -125,18 +125,21 @@ impl RememberedConsent {
     fn approved_before(&self, transaction: &Transaction) -> Option<&[String]> {
         self.0
             .iter()
-            .find(|a| a.client_id == transaction.client_id && a.redirect_uri == transaction.redirect_uri)
+            .find(|a| {
+                a.client_id == transaction.client_id && a.redirect_uri == transaction.redirect_uri.as_str()
+            })
             .map(|a| a.scopes.as_slice())
     }
 
     /// These approvals plus the transaction's, the oldest dropped beyond the limit.
     fn with(mut self, transaction: &Transaction) -> Self {
         self.0.retain(|approval| {
-            approval.client_id != transaction.client_id || approval.redirect_uri != transaction.redirect_uri
+            approval.client_id != transaction.client_id
+                || approval.redirect_uri != transaction.redirect_uri.as_str()
         });
         self.0.push(Approval {
             client_id: transaction.client_id.clone(),
-            redirect_uri: transaction.redirect_uri.clone(),
+            redirect_uri: transaction.redirect_uri.as_str().to_owned(),
             scopes: transaction.scopes.clone(),
             until: unix_now() + REMEMBER_FOR.as_secs(),
         });
@@ -161,7 +164,7 @@ pub(crate) fn ask_or_continue(
     client: &ClientRecord,
     transaction: &Transaction,
     handle: &str,
-) -> Response {
+) -> Result<Response, Failure> {
     let skip = match server.settings.consent {
         ConsentMode::Always => false,
         ConsentMode::Off => true,
@@ -177,14 +180,14 @@ pub(crate) fn ask_or_continue(
     if skip {
         server.to_upstream(handle, transaction)
     } else {
-        consent_page(server, headers, client, transaction, handle)
+        Ok(consent_page(server, headers, client, transaction, handle))
     }
 }
 
 impl Inner {
     /// Sends the browser to the provider for the transaction (its sealed handle is the
     /// `state`), with the binding cookie the callback will require.
-    fn to_upstream(&self, handle: &str, transaction: &Transaction) -> Response {
+    fn to_upstream(&self, handle: &str, transaction: &Transaction) -> Result<Response, Failure> {
         let challenge = pkce::s256_challenge(transaction.upstream_verifier().expose_secret());
         let request = AuthorizeRequest {
             redirect_uri: &self.callback_url,
@@ -194,7 +197,10 @@ impl Inner {
             scopes: &transaction.scopes,
         };
         let Ok(url) = self.upstream.authorization_url(&request) else {
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The identity provider is misconfigured.");
+            return Err(Failure::page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The identity provider is misconfigured.",
+            ));
         };
         let mut response = Redirect::to(url.as_str()).into_response();
         let binding = set_cookie(
@@ -206,7 +212,7 @@ impl Inner {
         if let Ok(binding) = HeaderValue::from_str(&binding) {
             response.headers_mut().append(SET_COOKIE, binding);
         }
-        response
+        Ok(response)
     }
 }
 /// The binding cookie's name for a transaction: one per transaction, so that sign-ins started
@@ -304,7 +310,7 @@ fn consent_page(
          </form>",
         name = escape(name),
         client_id = escape(&client.client_id),
-        target = escape(&redirect_target(&transaction.redirect_uri)),
+        target = escape(&transaction.redirect_uri.target()),
         action = escape(&action),
         transaction = escape(transaction_id),
         csrf = escape(&csrf),
@@ -312,7 +318,7 @@ fn consent_page(
     // The form posts here, and is then redirected upstream (approve) or to the client (deny).
     let form_action: Vec<String> = std::iter::once("'self'".to_owned())
         .chain(csp_source(server.upstream_authorization_endpoint()))
-        .chain(csp_source(&transaction.redirect_uri))
+        .chain(transaction.redirect_uri.csp_source())
         .collect();
     let mut response = page(StatusCode::OK, "Allow access?", &body, &form_action);
     let value = csrf_cookie_value(server, browser_secret.expose_secret());
@@ -336,68 +342,58 @@ pub(crate) async fn consent_post(
     State(server): State<Arc<Inner>>,
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
-) -> Response {
+) -> Result<Response, Failure> {
     let not_shown_here = || {
-        error_page(
+        Failure::page(
             StatusCode::FORBIDDEN,
             "This form was not shown in this browser. Start again from your application.",
         )
     };
     if posted_from_elsewhere(&server, &headers) {
-        return error_page(
+        return Err(Failure::page(
             StatusCode::FORBIDDEN,
             "This form was sent from another site. Start again from your application.",
-        );
+        ));
     }
     let cookie = cookie_name(&server.settings.issuer, CSRF_COOKIE);
-    let Some(browser_secret) = read_cookie(&headers, &cookie).and_then(|value| minted_secret(&server, value))
-    else {
-        return not_shown_here();
-    };
+    let browser_secret = read_cookie(&headers, &cookie)
+        .and_then(|value| minted_secret(&server, value))
+        .ok_or_else(not_shown_here)?;
     let expected = csrf_token(&server, &form.transaction, browser_secret);
     if !crate::crypto::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
-        return not_shown_here();
+        return Err(not_shown_here());
     }
     let expired = || {
-        error_page(StatusCode::BAD_REQUEST, "This request has expired. Start again from your application.")
+        Failure::page(StatusCode::BAD_REQUEST, "This request has expired. Start again from your application.")
     };
-    let Ok(transaction) = server.open_transaction(&form.transaction) else { return expired() };
+    let unavailable = |_| Failure::page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.");
+    let transaction = server.open_transaction(&form.transaction).map_err(|_| expired())?;
     // A denied request cannot be approved afterwards.
-    match server.transaction_used(&transaction).await {
-        Ok(false) => {}
-        Ok(true) => return expired(),
-        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment."),
+    if server.transaction_used(&transaction).await.map_err(unavailable)? {
+        return Err(expired());
     }
-    let issuer = server.settings.issuer.as_str();
-    let client_state = transaction.client_state.as_deref();
     match form.decision.as_str() {
         "deny" => {
             // The transaction ends here; a later approval of the same page finds it used.
-            match server.use_transaction(&transaction).await {
-                Ok(Ok(())) => {}
-                Ok(Err(Unusable::Used | Unusable::Invalid)) => return expired(),
-                Err(_) => {
-                    return error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.");
-                }
-            }
-            redirect_error(
+            server.use_transaction(&transaction).await.map_err(unavailable)?.map_err(|_| expired())?;
+            let (issuer, state) = (server.settings.issuer.as_str(), transaction.client_state.as_deref());
+            Err(transaction.redirect_uri.error(
                 issuer,
-                &transaction.redirect_uri,
-                client_state,
+                state,
                 ErrorCode::AccessDenied,
                 "the user denied access",
-            )
+            ))
         }
         "approve" => {
-            let mut response = server.to_upstream(&form.transaction, &transaction);
+            let mut response = server.to_upstream(&form.transaction, &transaction)?;
             // Remembered in every mode: `remember` skips the page for it, and any mode's page
             // shows which scopes a later request adds (a step-up).
             let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
             if let Some(cookie) = remembered.cookie(&server) {
                 response.headers_mut().append(SET_COOKIE, cookie);
             }
-            response
+            Ok(response)
         }
-        _ => error_page(StatusCode::BAD_REQUEST, "Choose Approve or Deny."),
+        _ => Err(Failure::page(StatusCode::BAD_REQUEST, "Choose Approve or Deny.")),
     }
 }

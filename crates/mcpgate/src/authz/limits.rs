@@ -8,9 +8,8 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode};
 
-use super::pages::error_page;
+use super::failure::Failure;
 use crate::client_address::{TrustedProxies, client_address, rate_limit_key};
 use crate::ratelimit::{RateLimit, RateLimiter};
 
@@ -68,7 +67,7 @@ impl EndpointLimits {
 }
 
 /// How a refusal is shown.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Audience {
     /// A browser: an HTML page.
     Browser,
@@ -115,17 +114,6 @@ pub(crate) async fn enforce(State(limit): State<EndpointLimit>, request: Request
     let Err(wait) = limit.limiter.check(&key) else {
         return next.run(request).await;
     };
-    let mut response = match limit.audience {
-        Audience::Browser => {
-            error_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests. Wait a moment and try again.")
-        }
-        Audience::Client => {
-            let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "too many requests"});
-            (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
-        }
-    };
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Failure::TooMany { browser: limit.audience == Audience::Browser, retry_after: seconds }.into_response()
 }

@@ -17,6 +17,7 @@ mod clients;
 mod consent;
 mod cookies;
 pub(crate) mod display_text;
+mod failure;
 pub(crate) mod grant;
 mod grants;
 mod issue;

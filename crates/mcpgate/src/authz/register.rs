@@ -17,7 +17,7 @@ use serde_json::json;
 use super::Inner;
 use super::client::TokenEndpointAuthMethod;
 use super::clients::{RegistrationRequest, metadata_error};
-use crate::error::OAuthError;
+use super::failure::Failure;
 
 /// Whether clients may register themselves (RFC 7591).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl std::str::FromStr for Registration {
 }
 
 /// `POST /register`.
-pub(crate) async fn register(State(server): State<Arc<Inner>>, body: Bytes) -> Result<Response, OAuthError> {
+pub(crate) async fn register(State(server): State<Arc<Inner>>, body: Bytes) -> Result<Response, Failure> {
     if server.settings.registration == Registration::Off {
         let body = json!({"error": "access_denied",
                           "error_description": "client registration is off: ask the operator for a client id"});

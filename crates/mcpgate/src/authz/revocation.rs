@@ -12,6 +12,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::Inner;
+use super::failure::Failure;
 use super::grant::PresentedRefreshToken;
 use super::revoked::RevokedGrants;
 use super::token::parse_form;
@@ -99,26 +100,19 @@ impl Inner {
 }
 
 /// `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2).
-pub(crate) async fn revoke(State(server): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    let outcome = async {
-        let params: HashMap<String, String> = parse_form(&body)?;
-        let client = server.authenticate_client(&headers, &params).await?;
-        let token = params
-            .get("token")
-            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "token is required"))?;
-        if let Some(grant_id) = server.grant_of(token, &client.client_id).await? {
-            server.revoke_everything(&grant_id).await;
-        }
-        Ok::<_, OAuthError>(())
-    };
-    match outcome.await {
-        Ok(()) => {
-            let mut response = http::StatusCode::OK.into_response();
-            response
-                .headers_mut()
-                .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(error) => error.into_response(),
+pub(crate) async fn revoke(
+    State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let params: HashMap<String, String> = parse_form(&body)?;
+    let client = server.authenticate_client(&headers, &params).await?;
+    let token =
+        params.get("token").ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "token is required"))?;
+    if let Some(grant_id) = server.grant_of(token, &client.client_id).await? {
+        server.revoke_everything(&grant_id).await;
     }
+    let mut response = http::StatusCode::OK.into_response();
+    response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    Ok(response)
 }

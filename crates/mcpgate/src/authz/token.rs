@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, GrantType};
+use super::failure::Failure;
 use super::grant::Grant;
 use super::grants::GrantError;
 use crate::crypto::{pkce, random_token};
@@ -243,7 +244,11 @@ fn token_response(body: serde_json::Value) -> Response {
 }
 
 /// `POST /token`.
-pub(crate) async fn token(State(server): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(server): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
     let outcome = async {
         let params = parse_form(&body)?;
         let client = server.authenticate_client(&headers, &params).await?;
@@ -260,10 +265,7 @@ pub(crate) async fn token(State(server): State<Arc<Inner>>, headers: HeaderMap, 
             None => Err(invalid(ErrorCode::InvalidRequest, "grant_type is required")),
         }
     };
-    match outcome.await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+    Ok(outcome.await?)
 }
 
 /// `GET /jwks.json`.

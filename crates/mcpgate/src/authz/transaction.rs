@@ -8,6 +8,7 @@
 //! it is used once: the callback (or a denial) records its id with put-if-absent, so a
 //! replayed state finds it taken.
 
+use super::failure::ValidatedRedirect;
 use std::time::Duration;
 
 use base64::Engine;
@@ -32,7 +33,8 @@ pub(crate) struct Transaction {
     /// Random; what marks the transaction used.
     pub id: String,
     pub client_id: String,
-    pub redirect_uri: String,
+    /// Where the client is sent back: validated by `/authorize` against its registration.
+    pub redirect_uri: ValidatedRedirect,
     pub client_state: Option<String>,
     pub code_challenge: String,
     pub scopes: Vec<String>,

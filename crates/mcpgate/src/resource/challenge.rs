@@ -31,6 +31,19 @@ pub enum AuthError {
     Unavailable,
 }
 
+impl AuthError {
+    /// The `outcome` label of `mcpgate_token_verifications_total` for this refusal.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing",
+            Self::InvalidToken(_) => "invalid",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidRequest(_) => "bad_request",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 impl From<VerifyError> for AuthError {
     fn from(e: VerifyError) -> Self {
         match e {

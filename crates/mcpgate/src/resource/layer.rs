@@ -27,7 +27,10 @@ struct Guard {
 impl Guard {
     async fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError> {
         let result = self.check(headers, query).await;
-        crate::metrics::verification(result.as_ref().map(|_| ()));
+        crate::metrics::verification(match &result {
+            Ok(_) => "valid",
+            Err(e) => e.metric_label(),
+        });
         result
     }
 
