@@ -34,5 +34,5 @@ pub mod store;
 pub mod upstream;
 pub mod verify;
 
-pub use principal::Principal;
+pub use principal::{MissingPrincipal, Principal};
 pub use proxy::{OAuthProxy, OAuthProxyBuilder, ProxyBuildError};

@@ -164,6 +164,40 @@ impl Principal {
     }
 }
 
+/// The caller of a handler behind the bearer layer
+/// ([`ProtectedResource::protect`](crate::resource::ProtectedResource)), as an axum extractor:
+///
+/// ```
+/// use mcpgate::Principal;
+///
+/// async fn whoami(caller: Principal) -> String {
+///     caller.subject().to_owned()
+/// }
+/// let app: axum::Router = axum::Router::new().route("/whoami", axum::routing::get(whoami));
+/// ```
+///
+/// A route the layer does not cover has no principal: the extractor then answers 500
+/// ([`MissingPrincipal`]), as it is the server's mistake, not the caller's.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
+    type Rejection = MissingPrincipal;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or(MissingPrincipal)
+    }
+}
+
+/// The rejection of the [`Principal`] extractor on a route the bearer layer does not protect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this route is not behind the bearer layer, so it has no verified caller")]
+pub struct MissingPrincipal;
+
+impl axum::response::IntoResponse for MissingPrincipal {
+    fn into_response(self) -> axum::response::Response {
+        tracing::error!("{self}");
+        (http::StatusCode::INTERNAL_SERVER_ERROR, "internal error: no verified caller\n").into_response()
+    }
+}
+
 // Claims may carry personal data; Debug shows the identity, not the claim values.
 impl std::fmt::Debug for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,6 +232,24 @@ mod tests {
         assert_eq!(p.audience(), ["https://mcp.example.com/mcp"]);
         assert_eq!(p.issuer(), Some("https://idp.example.com"));
         assert_eq!(p.remaining_lifetime(UNIX_EPOCH + Duration::from_secs(40)), Some(Duration::from_secs(60)));
+    }
+
+    #[tokio::test]
+    async fn handlers_take_the_principal_the_layer_put_in_the_request() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let whoami = |caller: Principal| async move { caller.subject().to_owned() };
+        let request = || http::Request::get("/").body(axum::body::Body::empty()).unwrap();
+        let app = axum::Router::new().route("/", get(whoami));
+        let unprotected = app.clone().oneshot(request()).await.unwrap();
+        assert_eq!(unprotected.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut with_caller = request();
+        with_caller.extensions_mut().insert(Principal::new("alice"));
+        let answer = app.oneshot(with_caller).await.unwrap();
+        assert_eq!(answer.status(), http::StatusCode::OK);
+        let body = axum::body::to_bytes(answer.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"alice");
     }
 
     #[test]
