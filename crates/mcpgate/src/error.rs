@@ -14,6 +14,7 @@ use crate::store::StoreError;
 
 /// The OAuth error codes mcpgate answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// RFC 6749: malformed request.
     InvalidRequest,

@@ -70,6 +70,7 @@ pub struct BoundedResponse {
 
 /// Why an outbound call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OutboundError {
     /// Connecting, sending or receiving failed (including timeouts).
     #[error("request failed: {0}")]

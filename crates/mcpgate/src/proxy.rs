@@ -42,6 +42,7 @@ use crate::verify::{JwtConfigError, TokenVerifier};
 
 /// Why the proxy could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProxyBuildError {
     /// No upstream provider was given.
     #[error("an upstream provider is required")]

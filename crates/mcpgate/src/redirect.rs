@@ -23,6 +23,7 @@ pub enum ApplicationType {
 
 /// Why a redirect URI was refused; the text is safe to return as `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedirectError {
     /// Not an absolute URI.
     #[error("redirect URI is not an absolute URI")]

@@ -46,6 +46,7 @@ impl Default for MetadataDocumentPolicy {
 
 /// Why a metadata document could not be used; the text is safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataDocumentError {
     /// The URL is not a usable client id.
     #[error("the client_id URL is not usable: {0}")]

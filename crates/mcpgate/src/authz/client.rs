@@ -11,6 +11,7 @@ use crate::redirect::{ApplicationType, RedirectUri};
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TokenEndpointAuthMethod {
     /// A public client: no secret, PKCE only.
     None,
@@ -40,6 +41,7 @@ impl TokenEndpointAuthMethod {
 /// The grants mcpgate issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum GrantType {
     /// The authorization code grant with PKCE.
     AuthorizationCode,
@@ -61,6 +63,7 @@ impl GrantType {
 /// Where a client record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ClientSource {
     /// RFC 7591 dynamic registration.
     Dynamic,

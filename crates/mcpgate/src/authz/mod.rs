@@ -126,6 +126,7 @@ impl AuthServerSettings {
 
 /// Errors in the settings.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SettingsError {
     /// The issuer must be an https URL (http only on loopback), without query or fragment.
     #[error("issuer {0:?} must be an https URL (http for loopback only) without query or fragment")]

@@ -28,6 +28,7 @@ const MAX_MARGIN_SECS: u64 = 60;
 
 /// Why no fresh provider token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderTokenError {
     /// The grant is gone: revoked here, or refused by the provider (which revokes it).
     #[error("the grant was revoked")]

@@ -16,6 +16,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Why a secret could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyringError {
     /// No secret was given.
     #[error("no secret given: set one (generate it with `mcpgate keygen`)")]

@@ -12,6 +12,7 @@ const TAG_LEN: usize = 16;
 
 /// Why a sealed value did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SealError {
     /// Too short, tampered with, sealed for another record, or under a secret no longer known.
     #[error("sealed value does not open")]

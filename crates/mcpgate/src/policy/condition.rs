@@ -225,6 +225,7 @@ impl OperationFacts {
 
 /// Why a condition was refused at load.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConditionError {
     /// Not a CEL expression.
     #[error("`when` is not a CEL expression: {0}")]

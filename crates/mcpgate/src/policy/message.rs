@@ -11,6 +11,7 @@ use super::{Operation, Target, TargetKind};
 
 /// Why a message was refused before the policy saw it (answered `400` with a JSON-RPC error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BadMessage {
     /// Not JSON.
     #[error("the request body is not JSON")]

@@ -82,6 +82,7 @@ impl Decision {
 
 /// Why the policy decided as it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// The rule matched and its effect decided.
     Rule,

@@ -58,6 +58,7 @@ pub struct RuleSpec {
 
 /// What is wrong with a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuleProblem {
     /// A selector or allow list with nothing in it.
     #[error("`{0}` is empty, so the rule can never match (remove the key to match everything)")]

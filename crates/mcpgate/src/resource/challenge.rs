@@ -12,6 +12,7 @@ use crate::verify::{InvalidToken, VerifyError};
 
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No bearer token in the `Authorization` header (A2).
     #[error("bearer token required")]

@@ -41,6 +41,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Errors describing a protected resource.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResourceConfigError {
     /// The resource URL is not an absolute http(s) URL without query or fragment.
     #[error("resource URL {0:?} must be an absolute http or https URL without query or fragment")]

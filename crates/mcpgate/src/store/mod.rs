@@ -36,6 +36,7 @@ pub struct Versioned<T> {
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The backend cannot be reached or failed; the operation did not happen (or its outcome is
     /// unknown). Callers answer a retryable error, never a success.

@@ -25,6 +25,7 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Why an upstream call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpstreamError {
     /// The provider refused (an OAuth error such as `invalid_grant`): terminal for this grant.
     #[error("provider refused: {error}")]

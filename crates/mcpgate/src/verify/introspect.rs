@@ -20,6 +20,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// How mcpgate authenticates to the introspection endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuthMethod {
     /// HTTP Basic with the form-urlencoded id and secret.
     #[default]

@@ -47,6 +47,7 @@ impl std::fmt::Debug for JwtVerifier {
 
 /// Errors building a [`JwtVerifier`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JwtConfigError {
     /// No key source was given.
     #[error("no keys: give a JWKS URL, keys, or an HMAC secret")]

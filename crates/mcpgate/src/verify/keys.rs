@@ -15,6 +15,7 @@ use super::InvalidToken;
 
 /// Errors building a key from configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The key material could not be parsed.
     #[error("cannot parse key: {0}")]

@@ -61,6 +61,7 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<V> {
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// The token is not acceptable; the reason is safe to show to the client
     /// (it becomes the `error_description` of an `invalid_token` challenge).
