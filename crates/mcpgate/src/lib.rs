@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod authz;
 pub mod client_address;
+pub mod clock;
 pub mod crypto;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use mcpgate::clock::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,12 +46,18 @@ const DEFAULT_ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(3
 
 /// An instance whose access tokens live `access_ttl`, with a client registered.
 async fn start_with(access_ttl: std::time::Duration) -> Flow {
+    start_clocked(access_ttl, Clock::system()).await
+}
+
+/// [`start_with`] on `clock`.
+async fn start_clocked(access_ttl: std::time::Duration, clock: Clock) -> Flow {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let idp = Arc::new(TestIdp::start(&[&format!("{base}/auth/callback")]));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    serve_instance_with(listener, &base, &idp, &format!("sqlite://{}", db.display()), access_ttl).await;
+    serve_instance_clocked(listener, &base, &idp, &format!("sqlite://{}", db.display()), access_ttl, clock)
+        .await;
 
     let client_id = register_client(&base).await;
     Flow { idp, base, client_id, _dir: Arc::new(dir), db }
@@ -81,6 +88,18 @@ async fn serve_instance_with(
     store_url: &str,
     access_ttl: std::time::Duration,
 ) -> AuthServer {
+    serve_instance_clocked(listener, issuer, idp, store_url, access_ttl, Clock::system()).await
+}
+
+/// [`serve_instance_with`] dating everything by `clock`.
+async fn serve_instance_clocked(
+    listener: tokio::net::TcpListener,
+    issuer: &str,
+    idp: &TestIdp,
+    store_url: &str,
+    access_ttl: std::time::Duration,
+    clock: Clock,
+) -> AuthServer {
     let discovery = discover(&format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap();
     let upstream = Upstream::new(
         discovery
@@ -92,6 +111,7 @@ async fn serve_instance_with(
     settings.scopes_supported = vec!["mcp:read".into()];
     settings.refresh_grace = std::time::Duration::from_secs(2);
     settings.access_token_ttl = access_ttl;
+    settings.clock = clock;
     let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
     // The MCP server this authorization server protects, in the same app.
@@ -434,7 +454,8 @@ async fn revoking_either_token_ends_the_grant_at_once() {
 async fn a_revoked_access_token_stays_refused_through_the_verifiers_clock_skew_leeway() {
     // Access tokens living 1 s, which the verifier accepts until 60 s past `exp` (its leeway):
     // the revocation must be remembered, and read back by a later instance, that long.
-    let flow = start_with(std::time::Duration::from_secs(1)).await;
+    let clock = Clock::adjustable();
+    let flow = start_clocked(std::time::Duration::from_secs(1), clock.clone()).await;
     let (code, verifier) = code_for(&flow, "vera").await;
     let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
     let access = tokens["access_token"].as_str().unwrap();
@@ -442,7 +463,10 @@ async fn a_revoked_access_token_stays_refused_through_the_verifiers_clock_skew_l
     assert_eq!(revoke(&flow, access, &flow.client_id).await, 200);
     // 45 s on: past the lifetime, past the window in which every instance keeps re-reading
     // recent revocations (40 s), inside lifetime + leeway (61 s).
-    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
+    // The clock moves instead of the test waiting: tokens, verifiers and the revocation list
+    // all read it. (In-memory entries expire by real time: the list keeps them lifetime +
+    // leeway, checked by the later instance below, which has only the store to go by.)
+    clock.advance(std::time::Duration::from_secs(45));
     assert_eq!(whoami_status(&flow, access).await, 401, "past exp, inside the leeway, on the same instance");
 
     // An instance started now on the same store reads the revocation back.
@@ -450,7 +474,15 @@ async fn a_revoked_access_token_stays_refused_through_the_verifiers_clock_skew_l
     let later =
         Flow { base: format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port()), ..flow.clone() };
     let store_url = format!("sqlite://{}", flow.db.display());
-    serve_instance_with(listener, &flow.base, &flow.idp, &store_url, std::time::Duration::from_secs(1)).await;
+    serve_instance_clocked(
+        listener,
+        &flow.base,
+        &flow.idp,
+        &store_url,
+        std::time::Duration::from_secs(1),
+        clock,
+    )
+    .await;
     assert_eq!(whoami_status(&later, access).await, 401, "a later instance read the revocation back");
 }
 

@@ -18,7 +18,6 @@ use super::transaction::{TRANSACTION_TTL, Transaction};
 use super::{Inner, consent};
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
-use crate::verify::unix_now;
 
 /// The longest client `state` carried (it travels sealed in the provider's `state`).
 const MAX_CLIENT_STATE: usize = 1024;
@@ -146,7 +145,7 @@ async fn authorize(
         resource: resource.clone(),
         upstream_verifier: upstream_verifier.expose_secret().to_owned(),
         nonce: random_token().expose_secret().to_owned(),
-        expires_at: unix_now() + TRANSACTION_TTL.as_secs(),
+        expires_at: server.settings.clock.unix_now() + TRANSACTION_TTL.as_secs(),
     };
     let Ok(handle) = server.seal_transaction(&transaction) else {
         return fail(ErrorCode::ServerError, "the request could not be recorded");

@@ -18,10 +18,10 @@ use super::grant::{
 };
 use super::provider_token::ProviderTokenCache;
 use super::revoked::RevokedGrants;
+use crate::clock::Clock;
 use crate::crypto::{KeyedMac, Sealer, random_token};
 use crate::store::{Store, StoreError, StoreExt, Versioned};
 use crate::upstream::{UpstreamIdentity, UpstreamTokens};
-use crate::verify::unix_now;
 
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -100,15 +100,6 @@ fn refresh_mac_input(grant_id: &str, generation: u64, salt: &str) -> Vec<u8> {
     format!("refresh\0{grant_id}\0{generation}\0{salt}").into_bytes()
 }
 
-/// Milliseconds since the Unix epoch: the grace window is seconds long, so whole seconds are
-/// too coarse.
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// The grants of one authorization server: the only code that reads or writes their records.
 pub(crate) struct Grants {
     store: Arc<dyn Store>,
@@ -120,8 +111,10 @@ pub(crate) struct Grants {
     revoked: RevokedGrants,
     /// Provider tokens already opened on this instance, forgotten when their grant goes.
     provider_tokens: ProviderTokenCache,
-    /// How long a rotated-out refresh token still works.
+    /// How long a rotated-out refresh token still works (measured in milliseconds: the window
+    /// is seconds long).
     refresh_grace: Duration,
+    clock: Clock,
 }
 
 impl Grants {
@@ -132,8 +125,10 @@ impl Grants {
         sealer: Sealer,
         revoked: RevokedGrants,
         refresh_grace: Duration,
+        clock: Clock,
     ) -> Self {
-        Self { store, digester, sealer, revoked, provider_tokens: ProviderTokenCache::new(), refresh_grace }
+        let provider_tokens = ProviderTokenCache::new();
+        Self { store, digester, sealer, revoked, provider_tokens, refresh_grace, clock }
     }
 
     /// The list of revoked grants.
@@ -169,8 +164,8 @@ impl Grants {
             resource: request.resource.to_owned(),
             upstream_sealed,
             upstream_expires_at: tokens.expires_at,
-            upstream_obtained_at: unix_now(),
-            created_at: unix_now(),
+            upstream_obtained_at: self.clock.unix_now(),
+            created_at: self.clock.unix_now(),
         };
         self.store.put_json(GRANTS, &id, &grant, None).await?;
 
@@ -240,7 +235,7 @@ impl Grants {
             salt: random_token().expose_secret().to_owned(),
             current: 0,
             previous: None,
-            rotated_at_ms: unix_now_ms(),
+            rotated_at_ms: self.clock.unix_now_ms(),
             scopes: scopes.to_vec(),
         };
         self.store.put_json(FAMILIES, &grant.id, &family, Some(REFRESH_TOKEN_TTL)).await?;
@@ -267,7 +262,7 @@ impl Grants {
         let member = self.family_member(&family.value, &presented).ok_or(GrantError::Unknown)?;
         let grace = u64::try_from(self.refresh_grace.as_millis()).unwrap_or(u64::MAX);
         let in_grace = member == FamilyMember::Previous
-            && unix_now_ms().saturating_sub(family.value.rotated_at_ms) <= grace;
+            && self.clock.unix_now_ms().saturating_sub(family.value.rotated_at_ms) <= grace;
         if member != FamilyMember::Current && !in_grace {
             tracing::warn!("a rotated-out refresh token was used again; revoking its grant");
             self.revoke(&grant.value.id).await;
@@ -292,7 +287,7 @@ impl Grants {
             RefreshFamily {
                 current: family.current + 1,
                 previous: Some(family.current),
-                rotated_at_ms: unix_now_ms(),
+                rotated_at_ms: self.clock.unix_now_ms(),
                 scopes: scopes.to_vec(),
                 salt: family.salt.clone(),
             }
@@ -413,8 +408,10 @@ mod tests {
     fn grants() -> Grants {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let keyring = Keyring::new(RootSecret::generate(), vec![]);
-        let revoked = RevokedGrants::new(store.clone(), Duration::from_secs(3600), Duration::from_secs(60));
-        Grants::new(store, keyring.digester(), keyring.sealer(), revoked, GRACE)
+        let clock = Clock::adjustable();
+        let hold = (Duration::from_secs(3600), Duration::from_secs(60));
+        let revoked = RevokedGrants::new(store.clone(), hold.0, hold.1, clock.clone());
+        Grants::new(store, keyring.digester(), keyring.sealer(), revoked, GRACE, clock)
     }
 
     fn identity() -> UpstreamIdentity {
@@ -524,7 +521,7 @@ mod tests {
         let (grant, first) = with_family(&grants).await;
         let refresh = grants.refresh(first.expose_secret(), "cli").await.unwrap();
         let second = grants.rotate(&refresh, &grant.scopes).await.unwrap();
-        tokio::time::sleep(GRACE + Duration::from_millis(100)).await;
+        grants.clock.advance(GRACE + Duration::from_millis(1));
         assert!(matches!(grants.refresh(first.expose_secret(), "cli").await, Err(GrantError::Replayed)));
         assert!(is_gone(&grants, &grant.id).await);
         assert!(matches!(grants.refresh(second.expose_secret(), "cli").await, Err(GrantError::Unknown)));
@@ -562,11 +559,11 @@ mod tests {
         assert_eq!(access.expose_secret(), "provider-access");
         assert_eq!(refresh.unwrap().expose_secret(), "provider-refresh");
         grants.provider_tokens().keep(&grant, access);
-        assert!(grants.provider_tokens().fresh(&grant.id).is_some());
+        assert!(grants.provider_tokens().fresh(&grant.id, grants.clock.unix_now()).is_some());
         grants.revoke(&grant.id).await;
         assert!(is_gone(&grants, &grant.id).await);
         assert!(
-            grants.provider_tokens().fresh(&grant.id).is_none(),
+            grants.provider_tokens().fresh(&grant.id, grants.clock.unix_now()).is_none(),
             "the opened provider token is forgotten"
         );
         assert!(grants.of_refresh_token(first.expose_secret()).await.unwrap().is_none());

@@ -60,8 +60,13 @@ impl TokenSigner {
     }
 
     /// A verifier of our tokens for `resource`, with the keys in memory (no fetch).
-    pub(crate) fn verifier(&self, issuer: &str, resource: &str) -> Result<JwtVerifier, JwtConfigError> {
-        let mut builder = JwtVerifier::builder().issuer(issuer).audience(resource);
+    pub(crate) fn verifier(
+        &self,
+        issuer: &str,
+        resource: &str,
+        clock: &crate::clock::Clock,
+    ) -> Result<JwtVerifier, JwtConfigError> {
+        let mut builder = JwtVerifier::builder().issuer(issuer).audience(resource).clock(clock.clone());
         for key in &self.keys {
             if let Ok(jwk) = serde_json::from_value(key.jwk.clone())
                 && let Ok(key) = VerificationKey::from_jwk(&jwk, false)

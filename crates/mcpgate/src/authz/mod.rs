@@ -97,6 +97,9 @@ pub struct AuthServerSettings {
     /// Who may sign in (checked at the callback, and at refresh for providers that check
     /// identity then); default everyone the provider signs in.
     pub allowed_users: AllowedUsers,
+    /// The time of day codes, transactions, tokens and revocations are dated by (the system's
+    /// by default; tests move an adjustable one instead of waiting).
+    pub clock: crate::clock::Clock,
 }
 
 impl AuthServerSettings {
@@ -120,6 +123,7 @@ impl AuthServerSettings {
             metadata_documents: MetadataDocumentPolicy::default(),
             rate_limits: RateLimits::default(),
             allowed_users: AllowedUsers::everyone(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -217,14 +221,17 @@ impl AuthServer {
         let issuer_origin = url.origin().ascii_serialization();
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
         let signer = issue::TokenSigner::new(keyring);
-        let own_jwt = signer.verifier(&settings.issuer, &settings.resource).map_err(|_| bad())?;
-        let revoked = revoked::RevokedGrants::new(store.clone(), ttl, own_jwt.rules().leeway);
+        let own_jwt =
+            signer.verifier(&settings.issuer, &settings.resource, &settings.clock).map_err(|_| bad())?;
+        let revoked =
+            revoked::RevokedGrants::new(store.clone(), ttl, own_jwt.rules().leeway, settings.clock.clone());
         let grants = grants::Grants::new(
             store.clone(),
             keyring.digester(),
             keyring.sealer(),
             revoked,
             settings.refresh_grace,
+            settings.clock.clone(),
         );
         let clients = clients::Clients::new(
             store.clone(),
@@ -266,7 +273,8 @@ impl AuthServer {
     /// layer: keys in memory, issuer and audience (the resource) fixed, results cached, and
     /// revoked grants refused.
     pub fn access_token_verifier(&self) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
-        let jwt = self.inner.signer.verifier(&self.inner.settings.issuer, &self.inner.settings.resource)?;
+        let settings = &self.inner.settings;
+        let jwt = self.inner.signer.verifier(&settings.issuer, &settings.resource, &settings.clock)?;
         Ok(AccessTokenVerifier::new(jwt, self.inner.grants.revoked().clone()))
     }
 

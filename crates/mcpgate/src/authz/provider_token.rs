@@ -15,7 +15,6 @@ use super::grant::Grant;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::{Collection, StoreError, Versioned};
 use crate::upstream::UpstreamError;
-use crate::verify::unix_now;
 
 const REFRESH_LOCKS: Collection = Collection::new("upstream_refresh_locks");
 /// A lock outlives any one refresh attempt (the upstream call times out well before), and
@@ -101,10 +100,10 @@ impl ProviderTokenCache {
         self.0.invalidate(grant_id);
     }
 
-    /// The grant's token opened before, unless it is due for a refresh.
-    pub(crate) fn fresh(&self, grant_id: &str) -> Option<SecretString> {
+    /// The grant's token opened before, unless it is due for a refresh at `now`.
+    pub(crate) fn fresh(&self, grant_id: &str, now: u64) -> Option<SecretString> {
         let cached = self.0.get(grant_id)?;
-        (!due(cached.expires_at, cached.obtained_at, unix_now())).then_some(cached.token)
+        (!due(cached.expires_at, cached.obtained_at, now)).then_some(cached.token)
     }
 
     /// Keeps `token`, the grant's upstream access token as `grant` describes it.
@@ -128,14 +127,16 @@ impl Inner {
         if self.grants.revoked().contains(grant_id) {
             return Err(ProviderTokenError::Revoked);
         }
-        if let Some(token) = self.grants.provider_tokens().fresh(grant_id) {
+        if let Some(token) = self.grants.provider_tokens().fresh(grant_id, self.settings.clock.unix_now()) {
             return Ok(token);
         }
         let grant = self.grants.get(grant_id).await?.ok_or(ProviderTokenError::Revoked)?;
         let grant = self.refresh_upstream_if_due(grant).await?;
         let (access, _) = self.grants.open_upstream(&grant).ok_or(ProviderTokenError::Revoked)?;
         match grant.upstream_expires_at {
-            Some(expires_at) if expires_at <= unix_now() => Err(ProviderTokenError::Expired),
+            Some(expires_at) if expires_at <= self.settings.clock.unix_now() => {
+                Err(ProviderTokenError::Expired)
+            }
             _ => {
                 self.grants.provider_tokens().keep(&grant, access.clone());
                 Ok(access)
@@ -151,7 +152,7 @@ impl Inner {
     ) -> Result<Grant, ProviderTokenError> {
         let id = grant.value.id.clone();
         loop {
-            if !needs_refresh(&grant.value, unix_now()) {
+            if !needs_refresh(&grant.value, self.settings.clock.unix_now()) {
                 return Ok(grant.value);
             }
             let Some((_, Some(refresh_token))) = self.grants.open_upstream(&grant.value) else {
@@ -205,7 +206,7 @@ impl Inner {
                 Some(refresh),
             )?,
             upstream_expires_at: tokens.expires_at,
-            upstream_obtained_at: unix_now(),
+            upstream_obtained_at: self.settings.clock.unix_now(),
             ..grant.value.clone()
         };
         // Compare-and-swap: a grant revoked meanwhile is not brought back.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use moka::sync::Cache;
 
+use crate::clock::Clock;
 use crate::store::{Collection, Store, StoreError, StoreExt};
-use crate::verify::unix_now;
 
 const REVOCATIONS: Collection = Collection::new("revocations");
 /// Seconds of revocations per bucket record.
@@ -39,6 +39,8 @@ struct Shared {
     store: Arc<dyn Store>,
     /// How long a revocation matters: the access-token lifetime plus the leeway.
     hold: Duration,
+    /// The time buckets are named by.
+    clock: Clock,
     /// Set once the start-up catch-up is done and the poller runs.
     listening: tokio::sync::OnceCell<()>,
 }
@@ -50,11 +52,11 @@ fn bucket_of(unix_secs: u64) -> u64 {
 impl RevokedGrants {
     /// The list for access tokens living `ttl` and accepted up to `leeway` past their `exp`,
     /// shared through `store`.
-    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration, leeway: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration, leeway: Duration, clock: Clock) -> Self {
         let hold = ttl + leeway;
         // An entry read back from a bucket may be up to a bucket older than its insertion here.
         let known = Cache::builder().max_capacity(1_000_000).time_to_live(hold).build();
-        Self { shared: Arc::new(Shared { known, store, hold, listening: Default::default() }) }
+        Self { shared: Arc::new(Shared { known, store, hold, clock, listening: Default::default() }) }
     }
 
     /// Whether the grant was revoked (as far as this instance has heard).
@@ -75,7 +77,7 @@ impl RevokedGrants {
         self.shared
             .listening
             .get_or_init(|| async {
-                let now = unix_now();
+                let now = self.shared.clock.unix_now();
                 let from = bucket_of(now.saturating_sub(self.shared.hold.as_secs() + BUCKET_SECS));
                 if let Err(e) = self.shared.read_buckets(from, now).await {
                     tracing::warn!(error = %e, "reading published revocations failed; following new ones");
@@ -88,7 +90,7 @@ impl RevokedGrants {
 
 impl Shared {
     async fn publish(&self, grant_id: &str) -> Result<(), StoreError> {
-        let key = bucket_of(unix_now()).to_string();
+        let key = bucket_of(self.clock.unix_now()).to_string();
         // The bucket outlives every access token of the grants it lists, leeway included.
         let ttl = Some(self.hold + Duration::from_secs(2 * BUCKET_SECS));
         loop {
@@ -140,7 +142,7 @@ async fn poll(shared: Weak<Shared>) {
     loop {
         ticker.tick().await;
         let Some(shared) = shared.upgrade() else { return };
-        let now = unix_now();
+        let now = shared.clock.unix_now();
         // A writer's clock may also run ahead of ours: read the next bucket too.
         if let Err(e) = shared.read_buckets(now.saturating_sub(POLL_LOOKBACK_SECS), now + BUCKET_SECS).await {
             tracing::warn!(error = %e, "reading published revocations failed; retrying");

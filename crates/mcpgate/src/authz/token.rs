@@ -23,7 +23,6 @@ use super::grant::Grant;
 use super::grants::GrantError;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
-use crate::verify::unix_now;
 
 fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
     OAuthError::new(code, description)
@@ -104,7 +103,7 @@ impl Inner {
         scopes: &[String],
         refresh_token: Option<SecretString>,
     ) -> Response {
-        let now = unix_now();
+        let now = self.settings.clock.unix_now();
         let mut claims = json!({
             "iss": self.settings.issuer,
             "sub": grant.subject,

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Inner;
 use crate::store::{Collection, StoreError};
-use crate::verify::unix_now;
 
 /// Ids of the transactions already used, until they would have expired anyway.
 const USED_TRANSACTIONS: Collection = Collection::new("used_transactions");
@@ -71,7 +70,7 @@ impl Inner {
         let plain = self.sealer.open(AAD, &sealed).map_err(|_| Unusable::Invalid)?;
         let transaction: Transaction =
             serde_json::from_slice(plain.expose_secret()).map_err(|_| Unusable::Invalid)?;
-        if transaction.expires_at <= unix_now() {
+        if transaction.expires_at <= self.settings.clock.unix_now() {
             return Err(Unusable::Invalid);
         }
         Ok(transaction)
@@ -87,7 +86,7 @@ impl Inner {
         &self,
         transaction: &Transaction,
     ) -> Result<Result<(), Unusable>, StoreError> {
-        let remaining = transaction.expires_at.saturating_sub(unix_now()).max(1);
+        let remaining = transaction.expires_at.saturating_sub(self.settings.clock.unix_now()).max(1);
         let first = self
             .store
             .put_if_absent(USED_TRANSACTIONS, &transaction.id, b"1", Some(Duration::from_secs(remaining)))

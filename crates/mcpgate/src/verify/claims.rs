@@ -44,6 +44,8 @@ pub struct ClaimRules {
     pub require_expiry: bool,
     /// Where scopes come from.
     pub scope_claim: ScopeClaim,
+    /// The time `exp`, `nbf` and `iat` are checked against (the system's by default).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for ClaimRules {
@@ -56,6 +58,7 @@ impl Default for ClaimRules {
             leeway: Duration::from_secs(60),
             require_expiry: true,
             scope_claim: ScopeClaim::Standard,
+            clock: crate::clock::Clock::system(),
         }
     }
 }

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use super::claims::unix_now;
 use super::{ClaimRules, InvalidToken, ScopeClaim, TokenVerifier, VerifyError};
 use crate::Principal;
 use crate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
@@ -183,7 +182,7 @@ impl TokenVerifier for IntrospectionVerifier {
         {
             claims.insert("sub".into(), username);
         }
-        Ok(self.rules.principal(claims, unix_now())?)
+        Ok(self.rules.principal(claims, self.rules.clock.unix_now())?)
     }
 
     fn max_cache_ttl(&self) -> Option<Duration> {

@@ -11,7 +11,6 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::claims::unix_now;
 use super::keys::{ASYMMETRIC_ALGS, HMAC_ALGS};
 use super::{
     ClaimRules, InvalidToken, JwksCache, JwksCacheConfig, KeySet, ScopeClaim, TokenVerifier, VerificationKey,
@@ -145,6 +144,13 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// The clock times are checked against (default: the system's).
+    #[must_use]
+    pub fn clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.rules.clock = clock;
+        self
+    }
+
     /// Where scopes are read from (default `scope`, else `scp`).
     #[must_use]
     pub fn scope_claim(mut self, claim: ScopeClaim) -> Self {
@@ -262,6 +268,6 @@ impl TokenVerifier for JwtVerifier {
         let payload = URL_SAFE_NO_PAD.decode(jws.payload).map_err(|_| InvalidToken::Malformed)?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
-        Ok(self.rules.principal(claims, unix_now())?)
+        Ok(self.rules.principal(claims, self.rules.clock.unix_now())?)
     }
 }
