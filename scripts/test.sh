@@ -70,6 +70,9 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== module cycles"
+python3 scripts/module-cycles.py
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 

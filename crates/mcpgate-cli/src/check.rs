@@ -10,11 +10,7 @@ use mcpgate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
 use mcpgate::upstream::{UpstreamError, discover};
 
 use crate::config::{AuthMode, Config, Origin, Problem, Source};
-
-/// Bad configuration.
-pub const BAD_CONFIG: u8 = 2;
-/// A runtime failure (something could not be reached).
-pub const RUNTIME_FAILURE: u8 = 1;
+use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE};
 
 /// A problem and whether it is the configuration's fault (else the network's).
 struct Finding {

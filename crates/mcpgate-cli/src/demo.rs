@@ -17,8 +17,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::ExposeSecret;
 
-use crate::check::RUNTIME_FAILURE;
 use crate::devidp::DevProvider;
+use crate::exit::RUNTIME_FAILURE;
 
 const STATE_DIR: &str = ".mcpgate";
 

@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod demo;
 mod devidp;
+mod exit;
 mod gateway;
 mod headers;
 mod health;
@@ -95,7 +96,7 @@ pub(crate) fn server_runtime(format: LogFormat) -> Result<tokio::runtime::Runtim
     }
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         eprintln!("cannot start the runtime: {e}");
-        ExitCode::from(check::RUNTIME_FAILURE)
+        ExitCode::from(exit::RUNTIME_FAILURE)
     })
 }
 

@@ -8,7 +8,7 @@ use mcpgate::upstream::{Upstream, UpstreamError};
 use secrecy::SecretString;
 
 use crate::config::AuthConfig;
-use crate::serve::{ServeError, config_error};
+use crate::exit::{ServeError, config_error};
 
 /// The upstream provider `auth` describes, where we are `auth.client_id` with `client_secret`.
 pub async fn upstream(auth: &AuthConfig, client_secret: SecretString) -> Result<Upstream, ServeError> {

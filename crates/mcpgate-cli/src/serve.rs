@@ -23,31 +23,12 @@ use secrecy::SecretString;
 use tower::Layer as _;
 
 use crate::boot::{LateApp, retry_with_backoff, waiting_app};
-use crate::check::{BAD_CONFIG, RUNTIME_FAILURE};
 use crate::config::{AuthMode, Config};
+use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE, ServeError, config_error};
 use crate::gateway::{Forwarding, McpProxy};
 use crate::headers::ForwardedHeaders;
 use crate::host_check::AllowedHosts;
 use crate::stdio::{StdioSettings, StdioUpstream};
-
-/// Why the gateway could not start (or stopped).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ServeError {
-    /// The configuration cannot work (exit 2).
-    #[error("{key}: {message}")]
-    Config { key: &'static str, message: String },
-    /// Something could not be reached or started (exit 1).
-    #[error("{0}")]
-    Runtime(String),
-    /// The identity provider could not be reached (its discovery): `serve` starts anyway and
-    /// retries; `check` reports it (exit 1).
-    #[error("{0}")]
-    ProviderUnavailable(String),
-}
-
-pub(crate) fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
-    ServeError::Config { key, message: message.to_string() }
-}
 
 /// Runs the gateway configured by `path`.
 pub fn run(path: &Path, log_format: crate::LogFormat) -> ExitCode {
