@@ -1,13 +1,25 @@
-//! mcpgate: OAuth 2.1 authentication and security for Model Context Protocol servers.
+//! mcpgate: OAuth 2.1 authentication and authorization for Model Context Protocol servers.
 //!
+//! Protecting a server:
 //! - [`verify`]: token verifiers (JWT with JWKS, introspection, fixed tokens, chains) and the
-//!   verified-token cache;
+//!   verified-token cache; [`Principal`]: the verified caller, an axum extractor;
 //! - [`resource`]: the protected resource — a bearer-token tower layer with MCP-correct
-//!   challenges, and the RFC 9728 metadata routes;
+//!   challenges, `Origin` checks, session binding and the RFC 9728 metadata routes;
+//! - [`policy`]: who may call which tool, prompt or resource (rules, CEL conditions, step-up),
+//!   as a tower layer; [`scope`]: scope hierarchies; [`audit`]: the decisions' audit trail;
+//! - [`mcp`] (feature `rmcp`): reading the caller in rmcp tools, and the demo `whoami`/`echo`
+//!   server.
+//!
+//! Being the authorization server:
+//! - [`authz`]: the OAuth 2.1 server towards MCP clients (registration, metadata documents,
+//!   consent, tokens, revocation), signing users in at an identity provider from [`upstream`];
+//!   [`OAuthProxy`] puts it and the protected resource together; [`redirect`]: redirect-URI
+//!   rules; [`error`]: its OAuth error codes and JSON answers;
 //! - [`store`]: the key-value store (memory, SQLite, Redis) with atomic take and
 //!   compare-and-swap; [`crypto`]: one root secret, derived keys, sealing, keyed digests;
-//! - [`mcp`] (feature `rmcp`): reading the caller's [`Principal`] in rmcp tools, and the demo
-//!   `whoami`/`echo` server.
+//! - [`ratelimit`] and [`client_address`]: per-client limits, and who the client is behind
+//!   trusted proxies; [`http_client`]: bounded outbound requests; [`clock`]: the time of day,
+//!   which tests can move.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
