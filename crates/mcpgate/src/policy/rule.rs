@@ -49,7 +49,7 @@ pub struct RuleSpec {
     pub allow_emails: Option<Vec<String>>,
     /// OAuth client ids allowed.
     pub allow_clients: Option<Vec<String>>,
-    /// A CEL condition (see [`super::condition`]'s variables).
+    /// A CEL condition over `caller`, `claims` and `mcp` (`docs/policy.md` lists their members).
     pub when: Option<String>,
     /// `allow` (default) or `deny`.
     #[serde(default)]

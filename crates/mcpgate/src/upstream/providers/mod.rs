@@ -1,6 +1,6 @@
 //! Built-in providers: each a typed configuration with working defaults (endpoints, scopes,
 //! identity claims) and its identity provider's quirks, built into the one generic
-//! [`Upstream`](super::Upstream) flow. A provider is configuration and hooks, never a copy of
+//! [`Upstream`] flow. A provider is configuration and hooks, never a copy of
 //! the flow.
 
 mod app;
