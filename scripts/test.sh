@@ -73,6 +73,13 @@ cargo fmt --all -- --check
 echo "== module cycles"
 python3 scripts/module-cycles.py
 
+echo "== the library without its default features (a JWT-only user: no SQLite C code, no Redis, no authorization server)"
+cargo check -q -p mcpgate --no-default-features
+if cargo tree -p mcpgate --no-default-features -e normal | grep -E "rusqlite|redis"; then
+  echo "rusqlite or redis is built without the sqlite/redis features" >&2
+  exit 1
+fi
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 

@@ -24,10 +24,12 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+#[cfg(feature = "proxy")]
 pub mod authz;
 pub mod client_address;
 pub mod clock;
 pub mod crypto;
+#[cfg(feature = "proxy")]
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -38,14 +40,18 @@ pub mod mcp;
 mod metrics;
 pub mod policy;
 mod principal;
+#[cfg(feature = "proxy")]
 mod proxy;
 pub mod ratelimit;
+#[cfg(feature = "proxy")]
 pub mod redirect;
 pub mod resource;
 pub mod scope;
 pub mod store;
+#[cfg(feature = "proxy")]
 pub mod upstream;
 pub mod verify;
 
 pub use principal::{MissingPrincipal, Principal};
+#[cfg(feature = "proxy")]
 pub use proxy::{OAuthProxy, OAuthProxyBuilder, ProxyBuildError};

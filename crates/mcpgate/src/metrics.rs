@@ -8,8 +8,6 @@
 //! | `mcpgate_verify_cache_total` | counter | `outcome`: `hit`, `miss` (hit ratio = hit / (hit + miss)) |
 //! | `mcpgate_provider_request_duration_seconds` | histogram | `endpoint`: `token`, `revoke`, `userinfo`, `discovery`; `outcome`: `answered` (any HTTP status), `unreachable` |
 
-use std::time::Duration;
-
 /// Records one bearer-token check at the MCP endpoint, by its outcome label (the table above).
 pub(crate) fn verification(outcome: &'static str) {
     metrics::counter!("mcpgate_token_verifications_total", "outcome" => outcome).increment(1);
@@ -22,13 +20,15 @@ pub(crate) fn verify_cache(hit: bool) {
 }
 
 /// Records one request to the upstream identity provider.
-pub(crate) fn provider_request(endpoint: &'static str, took: Duration, ok: bool) {
+#[cfg(feature = "proxy")]
+pub(crate) fn provider_request(endpoint: &'static str, took: std::time::Duration, ok: bool) {
     let outcome = if ok { "answered" } else { "unreachable" };
     metrics::histogram!("mcpgate_provider_request_duration_seconds", "endpoint" => endpoint, "outcome" => outcome)
         .record(took.as_secs_f64());
 }
 
 /// Times `request` to the provider's `endpoint`.
+#[cfg(feature = "proxy")]
 pub(crate) async fn timed_provider_request<T, E>(
     endpoint: &'static str,
     request: impl Future<Output = Result<T, E>>,

@@ -16,7 +16,6 @@ use crate::crypto::{KeyedMac, random_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::redirect::{ApplicationType, RedirectAllowList};
 use crate::store::{Collection, Store, StoreError, StoreExt};
-use crate::verify::unix_now;
 
 /// Where client records live.
 const CLIENTS: Collection = Collection::new("clients");
@@ -229,7 +228,8 @@ impl Clients {
             application_type,
             client_name,
             scope: scope.filter(|s| !s.is_empty()),
-            issued_at: unix_now(),
+            // When it registered, by the system clock: shown to the client, never compared.
+            issued_at: crate::clock::Clock::system().unix_now(),
             source: ClientSource::Dynamic,
             confirmed: false,
         })

@@ -33,7 +33,6 @@ use super::transaction::Transaction;
 use crate::crypto::{pkce, random_token};
 use crate::error::ErrorCode;
 use crate::upstream::AuthorizeRequest;
-use crate::verify::unix_now;
 
 const CSRF_COOKIE: &str = "mcpgate-csrf";
 const REMEMBER_COOKIE: &str = "mcpgate-consent";
@@ -100,7 +99,7 @@ impl RememberedConsent {
         if !crate::crypto::constant_time_eq(Self::mac(server, payload).as_bytes(), tag.as_bytes()) {
             return Self::default();
         }
-        let now = unix_now();
+        let now = server.settings.clock.unix_now();
         let mut remembered: Self = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
@@ -132,7 +131,7 @@ impl RememberedConsent {
     }
 
     /// These approvals plus the transaction's, the oldest dropped beyond the limit.
-    fn with(mut self, transaction: &Transaction) -> Self {
+    fn with(mut self, transaction: &Transaction, now: u64) -> Self {
         self.0.retain(|approval| {
             approval.client_id != transaction.client_id
                 || approval.redirect_uri != transaction.redirect_uri.as_str()
@@ -141,7 +140,7 @@ impl RememberedConsent {
             client_id: transaction.client_id.clone(),
             redirect_uri: transaction.redirect_uri.as_str().to_owned(),
             scopes: transaction.scopes.clone(),
-            until: unix_now() + REMEMBER_FOR.as_secs(),
+            until: now + REMEMBER_FOR.as_secs(),
         });
         let excess = self.0.len().saturating_sub(REMEMBER_AT_MOST);
         self.0.drain(..excess);
@@ -388,7 +387,8 @@ pub(crate) async fn consent_post(
             let mut response = server.to_upstream(&form.transaction, &transaction)?;
             // Remembered in every mode: `remember` skips the page for it, and any mode's page
             // shows which scopes a later request adds (a step-up).
-            let remembered = RememberedConsent::read(&server, &headers).with(&transaction);
+            let remembered = RememberedConsent::read(&server, &headers)
+                .with(&transaction, server.settings.clock.unix_now());
             if let Some(cookie) = remembered.cookie(&server) {
                 response.headers_mut().append(SET_COOKIE, cookie);
             }

@@ -38,6 +38,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+/// Kept here too, where it was first published: the trait the authorization server implements.
+pub use crate::policy::StepUpNotice;
 pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
@@ -47,7 +49,6 @@ pub use metadata::AuthServerMetadata;
 pub use provider_token::ProviderTokenError;
 pub use register::Registration;
 pub use revocation::AccessTokenVerifier;
-pub use step_up::StepUpNotice;
 
 use crate::crypto::{KeyedMac, Keyring, Sealer};
 use crate::redirect::RedirectAllowList;

@@ -14,19 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{AuthServer, Inner};
 use crate::Principal;
+use crate::policy::StepUpNotice;
 use crate::store::{Collection, StoreExt};
 
 /// Pending step-ups, by grant id.
 pub(crate) const STEP_UPS: Collection = Collection::new("step_ups");
 /// How long a notice waits for the refresh it is for.
 const NOTICE_TTL: Duration = Duration::from_secs(600);
-
-/// Told when a resource asked a caller to step up to more scopes.
-#[async_trait]
-pub trait StepUpNotice: Send + Sync {
-    /// `caller` was answered `403 insufficient_scope` naming `scopes`.
-    async fn step_up_asked(&self, caller: &Principal, scopes: &[String]);
-}
 
 /// What a grant was asked to step up to.
 #[derive(Debug, Serialize, Deserialize)]

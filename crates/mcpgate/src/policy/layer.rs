@@ -34,8 +34,16 @@ use super::sse::EventRewriter;
 use super::{Decision, Operation, Policy, Reason, Verdict};
 use crate::Principal;
 use crate::audit::{AuditEvent, AuditSink, CountOnly, rfc3339};
-use crate::authz::StepUpNotice;
 use crate::resource::ProtectedResource;
+
+/// Told when a resource asked a caller to step up to more scopes: what an authorization server
+/// implements (mcpgate's `authz::AuthServer` does) so that the refresh
+/// that follows is refused once and the client authorizes again.
+#[async_trait::async_trait]
+pub trait StepUpNotice: Send + Sync {
+    /// `caller` was answered `403 insufficient_scope` naming `scopes`.
+    async fn step_up_asked(&self, caller: &Principal, scopes: &[String]);
+}
 
 /// The JSON-RPC error code of an operation the policy denies.
 pub const POLICY_DENIED: i64 = -32003;

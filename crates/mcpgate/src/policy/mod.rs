@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 pub use condition::ConditionError;
 pub use filter::{Filtered, ListKind, filter_list};
-pub use layer::{HEADER_MISMATCH, POLICY_DENIED, PolicyLayer, PolicyService};
+pub use layer::{HEADER_MISMATCH, POLICY_DENIED, PolicyLayer, PolicyService, StepUpNotice};
 pub use message::{BadMessage, Message};
 pub use operation::{Operation, Target, TargetKind};
 pub use rule::{Effect, RuleProblem, RuleSpec};

@@ -7,7 +7,9 @@
 //! file) and [`RedisStore`] (shared by many instances). [`open`] picks one by URL.
 
 mod memory;
+#[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::Arc;
@@ -17,8 +19,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+#[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// Identifies one write of a record. Compare versions only for equality: every write gets a
@@ -222,6 +226,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "memory://" || url == "memory:" {
         return Ok(Arc::new(MemoryStore::new()));
     }
+    #[cfg(feature = "sqlite")]
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(StoreError::Config(
@@ -230,6 +235,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         }
         return Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?));
     }
+    #[cfg(feature = "redis")]
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         return Ok(Arc::new(RedisStore::open(url).await?));
     }

@@ -19,7 +19,7 @@ pub use oidc::{OidcDiscovery, discover};
 use crate::crypto::constant_time_eq;
 use crate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
 use crate::metrics::timed_provider_request;
-use crate::verify::{ClientAuthMethod, JwtVerifier, TokenVerifier, VerifyError, unix_now};
+use crate::verify::{ClientAuthMethod, JwtVerifier, TokenVerifier, VerifyError};
 
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
@@ -366,7 +366,8 @@ impl Upstream {
         Ok(UpstreamTokens {
             access_token: access_token.into(),
             refresh_token: parsed.refresh_token.map(Into::into),
-            expires_at: expires_in.map(|secs| unix_now().saturating_add(secs)),
+            // The provider counts `expires_in` from its answer: by the system clock.
+            expires_at: expires_in.map(|secs| crate::clock::Clock::system().unix_now().saturating_add(secs)),
             id_token: parsed.id_token.map(Into::into),
             scope: parsed.scope,
             response: parsed.rest,

@@ -230,7 +230,7 @@ mod tests {
             if token == "bad" {
                 return Err(InvalidToken::BadSignature.into());
             }
-            let exp = super::super::claims::unix_now() + self.exp_in;
+            let exp = crate::clock::Clock::system().unix_now() + self.exp_in;
             Ok(Principal::new(token).with_expires_at(exp))
         }
         fn max_cache_ttl(&self) -> Option<Duration> {
@@ -264,10 +264,10 @@ mod tests {
     #[tokio::test]
     async fn entries_end_at_expiry_and_at_the_verifier_bound() {
         let v = counting(300, None);
-        let p = Principal::new("x").with_expires_at(super::super::claims::unix_now() + 2);
+        let p = Principal::new("x").with_expires_at(crate::clock::Clock::system().unix_now() + 2);
         assert!(v.ttl(&p) <= Duration::from_secs(2));
         let bounded = counting(300, Some(Duration::from_secs(30)));
-        let p = Principal::new("x").with_expires_at(super::super::claims::unix_now() + 300);
+        let p = Principal::new("x").with_expires_at(crate::clock::Clock::system().unix_now() + 300);
         assert_eq!(bounded.ttl(&p), Duration::from_secs(30));
         // A token at its expiry second is not cached at all.
         let v0 = counting(0, None);

@@ -4,7 +4,7 @@
 //! JWT claims and introspection responses are the same shape (RFC 7662 §2.2 borrows the JWT
 //! claim names), so both go through [`ClaimRules::principal`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -61,11 +61,6 @@ impl Default for ClaimRules {
             clock: crate::clock::Clock::system(),
         }
     }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 /// A NumericDate claim (RFC 7519 §2): a non-negative number, possibly fractional.

@@ -19,7 +19,6 @@ use async_trait::async_trait;
 
 pub use cache::{CachedVerifier, NoRevalidation, Revalidate, TokenDigest};
 pub use chain::VerifierChain;
-pub(crate) use claims::unix_now;
 pub use claims::{ClaimRules, ScopeClaim};
 pub use fixed::FixedVerifier;
 pub use introspect::{ClientAuthMethod, IntrospectionVerifier, IntrospectionVerifierBuilder};
