@@ -193,6 +193,35 @@ impl ProtectedResource {
     /// A router serving `service` (typically rmcp's Streamable HTTP service) at the resource's
     /// path behind the `Origin` check, the bearer layer and session binding, and the metadata
     /// routes beside it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::body::Body;
+    /// use mcpgate::resource::ProtectedResource;
+    /// use mcpgate::verify::{FixedVerifier, TokenVerifier};
+    /// use mcpgate::Principal;
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let resource = ProtectedResource::new("https://mcp.example.com/mcp").unwrap()
+    ///     .authorization_server("https://auth.example.com");
+    /// let verifier: Arc<dyn TokenVerifier> =
+    ///     Arc::new(FixedVerifier::new().with_token(&"t0ken".to_owned().into(), Principal::new("alice")));
+    /// let mcp = axum::routing::post(|caller: Principal| async move { caller.subject().to_owned() });
+    /// let app = resource.protect(verifier, mcp);
+    ///
+    /// let ask = |token: Option<&str>| {
+    ///     let request = http::Request::post("/mcp");
+    ///     let request = match token { Some(t) => request.header("authorization", format!("Bearer {t}")), None => request };
+    ///     request.body(Body::empty()).unwrap()
+    /// };
+    /// let refused = app.clone().oneshot(ask(None)).await.unwrap();
+    /// assert_eq!(refused.status(), 401);
+    /// assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains("resource_metadata="));
+    /// assert_eq!(app.oneshot(ask(Some("t0ken"))).await.unwrap().status(), 200);
+    /// # }
+    /// ```
     pub fn protect<S>(&self, verifier: Arc<dyn TokenVerifier>, service: S) -> Router
     where
         S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,

@@ -222,6 +222,20 @@ pub(crate) fn new_version() -> Version {
 /// Opens the store named by `url`: `memory://`, `sqlite://PATH` (created if missing; relative
 /// paths from the working directory), or `redis://HOST:PORT/DB` (optionally `?prefix=NAME:` to
 /// share a server between deployments).
+///
+/// ```
+/// use mcpgate::store::{Collection, StoreExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), mcpgate::store::StoreError> {
+/// const NOTES: Collection = Collection::new("notes");
+/// let store = mcpgate::store::open("memory://").await?;
+/// store.put_json(NOTES, "a", &"hello", None).await?;
+/// let read = store.get_json::<String>(NOTES, "a").await?.expect("just written");
+/// assert_eq!(read.value, "hello");
+/// assert!(mcpgate::store::open("ftp://nowhere").await.is_err(), "unknown schemes are refused");
+/// # Ok(()) }
+/// ```
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "memory://" || url == "memory:" {
         return Ok(Arc::new(MemoryStore::new()));

@@ -214,7 +214,24 @@ impl<'a> Compact<'a> {
 }
 
 impl JwtVerifier {
-    /// Starts a builder.
+    /// Starts a builder. Issuer and audience are required choices: `build` refuses a verifier
+    /// without an audience unless told `insecure_any_audience()`.
+    ///
+    /// ```
+    /// use mcpgate::verify::{JwtVerifier, TokenVerifier, VerificationKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let verifier = JwtVerifier::builder()
+    ///     .key(VerificationKey::hmac(Some("k1".into()), b"a secret of at least 32 bytes!!!"))
+    ///     .issuer("https://idp.example.com")
+    ///     .audience("https://mcp.example.com/mcp")
+    ///     .build()
+    ///     .expect("a complete configuration");
+    /// assert!(verifier.verify("not.a.token").await.is_err());
+    /// assert!(JwtVerifier::builder().issuer("https://idp.example.com").build().is_err(), "no audience");
+    /// # }
+    /// ```
     pub fn builder() -> JwtVerifierBuilder {
         JwtVerifierBuilder::default()
     }
