@@ -361,7 +361,8 @@ async fn refresh(flow: &Flow, token: &str, scope: Option<&str>) -> (u16, Value) 
 
 #[tokio::test]
 async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
-    let flow = start().await;
+    let clock = Clock::adjustable();
+    let flow = start_clocked(DEFAULT_ACCESS_TTL, clock.clone()).await;
     let (code, verifier) = code_for(&flow, "frank").await;
     let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -395,8 +396,8 @@ async fn refresh_rotates_allows_a_grace_window_and_revokes_on_reuse() {
     assert_eq!(status, 200, "{third}");
     let r3 = third["refresh_token"].as_str().unwrap().to_owned();
 
-    // Past the window, r1 again is reuse: the whole family ends.
-    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    // Past the window (2 s), r1 again is reuse: the whole family ends.
+    clock.advance(std::time::Duration::from_millis(2300));
     let (status, body) = refresh(&flow, &r1, None).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let (status, body) = refresh(&flow, &r3, None).await;
