@@ -788,7 +788,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     match (&upstream.url, &upstream.command) {
         (Some(_), Some(_)) => problem("upstream", "give either url or command, not both"),
         (None, None) => {
-            problem("upstream", "give url (a Streamable HTTP server) or command (a stdio server)")
+            problem("upstream", "give url (a Streamable HTTP server) or command (a stdio server)");
         }
         (Some(url), None) => {
             if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
@@ -845,7 +845,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             }
             match (&auth.client_secret_env, &auth.client_secret_file) {
                 (None, None) => {
-                    problem("auth.client_secret_env", "is required in proxy mode (or client_secret_file)")
+                    problem("auth.client_secret_env", "is required in proxy mode (or client_secret_file)");
                 }
                 (Some(_), Some(_)) => problem(
                     "auth.client_secret_env",

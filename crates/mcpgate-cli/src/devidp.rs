@@ -125,7 +125,7 @@ impl DevProvider {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -153,7 +153,7 @@ impl ForwardedHeaders {
 
 /// `address` as a header value; an IPv4 address is written digit by digit (this runs for
 /// every request, and `Display` goes through the formatting machinery and a `String`).
-fn address_value(address: IpAddr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+fn address_value(address: IpAddr) -> Result<HeaderValue, header::InvalidHeaderValue> {
     let IpAddr::V4(v4) = address else { return HeaderValue::from_str(&address.to_string()) };
     let mut text = [0u8; 15];
     let mut len = 0;

@@ -41,7 +41,7 @@ mod tests {
     use super::*;
 
     async fn status(router: Router, path: &str) -> StatusCode {
-        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap();
         router.oneshot(request).await.unwrap().status()
     }
 

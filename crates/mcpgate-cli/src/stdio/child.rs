@@ -293,7 +293,7 @@ async fn read_stdout(mut stdout: impl AsyncBufRead + Unpin, shared: Arc<Shared>)
             // Servers sometimes print to stdout by mistake; the message is the child's, so only
             // its size and the parse error are logged.
             Err(e) => {
-                tracing::warn!(bytes = text.len(), error = %e, "stdio MCP server wrote a line that is not an MCP message")
+                tracing::warn!(bytes = text.len(), error = %e, "stdio MCP server wrote a line that is not an MCP message");
             }
         }
     };

@@ -99,7 +99,7 @@ fn consent_off_with_open_registration_is_a_configuration_error_naming_the_keys()
         let output = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
             .args(["check", "--config", path.to_str().unwrap()])
             .env("X", "x")
-            .env("MCPGATE_SECRET", super::sign_in::PROXY_ENV[0].1)
+            .env("MCPGATE_SECRET", PROXY_ENV[0].1)
             .output()
             .unwrap();
         (output.status.code(), String::from_utf8(output.stderr).unwrap())

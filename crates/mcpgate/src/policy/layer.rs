@@ -132,6 +132,12 @@ pub struct PolicyService<S> {
     shared: Arc<Shared>,
 }
 
+impl<S> std::fmt::Debug for PolicyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyService").finish_non_exhaustive()
+    }
+}
+
 impl<S> Service<Request<Body>> for PolicyService<S>
 where
     S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,

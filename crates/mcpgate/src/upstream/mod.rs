@@ -136,6 +136,18 @@ pub enum IdentitySource {
     },
 }
 
+// Its checks are closures: the variant is what there is to show.
+impl std::fmt::Debug for IdentitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::IdToken { .. } => "IdToken",
+            Self::UserInfo { .. } => "UserInfo",
+            Self::TokenResponse { .. } => "TokenResponse",
+        };
+        f.debug_struct(name).finish_non_exhaustive()
+    }
+}
+
 /// Maps a scope a client was granted to the scope asked of the provider (`None` drops it).
 pub type ScopeMapper = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -161,6 +173,16 @@ pub struct UpstreamConfig {
     pub identity: IdentitySource,
     /// Timeouts of every call.
     pub timeouts: OutboundTimeouts,
+}
+
+// Never the client secret.
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("authorization_endpoint", &self.authorization_endpoint)
+            .field("token_endpoint", &self.token_endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parameters of one authorization request towards the provider.

@@ -55,6 +55,12 @@ pub struct IntrospectionVerifierBuilder {
     timeouts: OutboundTimeouts,
 }
 
+impl std::fmt::Debug for IntrospectionVerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionVerifierBuilder").finish_non_exhaustive()
+    }
+}
+
 impl IntrospectionVerifierBuilder {
     /// How to authenticate to the endpoint (default HTTP Basic).
     #[must_use]

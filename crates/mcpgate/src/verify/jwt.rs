@@ -69,6 +69,12 @@ pub struct JwtVerifierBuilder {
     any_audience: bool,
 }
 
+impl std::fmt::Debug for JwtVerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifierBuilder").field("keys", &self.keys.len()).finish_non_exhaustive()
+    }
+}
+
 impl JwtVerifierBuilder {
     /// Keys from a JWKS URL, cached with the default [`JwksCacheConfig`].
     #[must_use]
@@ -191,7 +197,7 @@ struct RawHeader {
     kid: Option<String>,
     /// RFC 7515 §4.1.11: extensions the verifier must understand. We understand none, so a
     /// token that lists any (e.g. RFC 7797 unencoded payloads) is refused.
-    crit: Option<serde_json::Value>,
+    crit: Option<Value>,
 }
 
 /// The three parts of a compact JWS.
