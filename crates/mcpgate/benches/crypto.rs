@@ -14,7 +14,7 @@ fn crypto(c: &mut Criterion) {
         b.iter(|| {
             let sealed = sealer.seal(b"grants:8f3a", black_box(&record));
             sealer.open(b"grants:8f3a", &sealed).unwrap()
-        })
+        });
     });
     let digester = ring.digester();
     let token = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

@@ -49,12 +49,12 @@ fn decisions(c: &mut Criterion) {
     let alice = caller();
     let op = Operation::call_tool("search_docs");
     c.bench_function("policy/decide_100_rules_cel_on_the_way", |b| {
-        b.iter(|| black_box(policy.decide(black_box(&alice), black_box(&op))))
+        b.iter(|| black_box(policy.decide(black_box(&alice), black_box(&op))));
     });
     let no_cel: Vec<RuleSpec> = hundred_rules().into_iter().filter(|r| r.when.is_none()).collect();
     let policy = Policy::new(Effect::Deny, &no_cel).unwrap();
     c.bench_function("policy/decide_99_rules_no_cel", |b| {
-        b.iter(|| black_box(policy.decide(black_box(&alice), black_box(&op))))
+        b.iter(|| black_box(policy.decide(black_box(&alice), black_box(&op))));
     });
 }
 
@@ -81,10 +81,10 @@ fn filtering(c: &mut Criterion) {
             });
             assert!(matches!(filtered, Filtered::Rewritten(_, _)));
             black_box(filtered)
-        })
+        });
     });
     c.bench_function("policy/parse_500_tool_list_baseline", |b| {
-        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&answer)).unwrap()))
+        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&answer)).unwrap()));
     });
 }
 

@@ -81,7 +81,7 @@ fn verification(c: &mut Criterion) {
     let cached = CachedVerifier::new(verifier(VerificationKey::rsa_pem(Some("k1".into()), rsa_pub).unwrap()));
     block_on(cached.verify(&token)).unwrap();
     c.bench_function("verify_cache_hit_RS256", |b| {
-        b.iter(|| block_on(cached.verify(black_box(&token))).unwrap())
+        b.iter(|| block_on(cached.verify(black_box(&token))).unwrap());
     });
 
     // The floor: one RSA-2048 PKCS#1 v1.5 SHA-256 verification of the same signing input with
@@ -95,7 +95,7 @@ fn verification(c: &mut Criterion) {
             .unwrap();
     public.verify_sig(signing_input.as_bytes(), &signature).unwrap();
     c.bench_function("rsa2048_verify_floor", |b| {
-        b.iter(|| public.verify_sig(black_box(signing_input.as_bytes()), black_box(&signature)).unwrap())
+        b.iter(|| public.verify_sig(black_box(signing_input.as_bytes()), black_box(&signature)).unwrap());
     });
 }
 

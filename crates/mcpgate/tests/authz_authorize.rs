@@ -405,7 +405,7 @@ fn configured(client_id: &str, secret: Option<&str>, redirect: &str) -> Configur
 #[tokio::test]
 async fn configured_clients_work_alongside_registered_ones() {
     let f = Fixture::with_settings(|s| {
-        s.clients = vec![configured("ops-tool", Some("ops-secret"), "https://ops.example.com/cb")]
+        s.clients = vec![configured("ops-tool", Some("ops-secret"), "https://ops.example.com/cb")];
     })
     .await;
     let (_, challenge) = pkce::new_pair();

@@ -590,7 +590,7 @@ async fn provider_tokens_are_refreshed_once_across_instances_when_due() {
         .verify(tokens["access_token"].as_str().unwrap())
         .await
         .unwrap();
-    let expose = |t: secrecy::SecretString| secrecy::ExposeSecret::expose_secret(&t).to_owned();
+    let expose = |t: SecretString| secrecy::ExposeSecret::expose_secret(&t).to_owned();
     let first = expose(server_a.provider_token(&principal).await.unwrap());
     assert_eq!(expose(server_b.provider_token(&principal).await.unwrap()), first, "not due: no refresh");
 

@@ -38,7 +38,7 @@ async fn start(args: &[&str]) -> (Running, String) {
 #[tokio::test]
 async fn the_example_protects_its_tools_and_tells_them_who_calls() {
     let key = TestKey::ed25519("ex");
-    let jwks = JwksServer::start(common::jwks(&[&key])).await;
+    let jwks = JwksServer::start(jwks(&[&key])).await;
     let (_server, base) =
         start(&["--jwks-uri", &jwks.url, "--issuer", ISSUER, "--required-scope", "mcp:read"]).await;
     let resource = format!("{base}/mcp");

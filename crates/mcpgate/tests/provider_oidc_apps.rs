@@ -116,7 +116,7 @@ async fn an_outsider_s_provider_tokens_are_revoked_at_the_provider() {
     .unwrap();
     let only_bob = AllowedUsers { emails: vec!["bob@example.com".into()], ..Default::default() };
     let proxy = provider_flow::serve(upstream, only_bob).await;
-    assert!(matches!(provider_flow::sign_in(&proxy).await, common::provider_flow::SignIn::Page(403, _)));
+    assert!(matches!(provider_flow::sign_in(&proxy).await, provider_flow::SignIn::Page(403, _)));
     // Off the page's path: wait for it.
     for _ in 0..50 {
         if fake.revoked().len() == 2 {

@@ -24,7 +24,7 @@ struct Fixture {
 impl Fixture {
     async fn start(required_scopes: &[&str]) -> Self {
         let key = TestKey::rsa("k1");
-        let jwks = JwksServer::start(common::jwks(&[&key, &TestKey::ec256("k2")])).await;
+        let jwks = JwksServer::start(jwks(&[&key, &TestKey::ec256("k2")])).await;
         let jwks_url = jwks.url.clone();
         let resource = spawn_protected_demo(required_scopes, |resource| {
             let verifier = JwtVerifier::builder()
