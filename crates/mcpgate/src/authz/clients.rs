@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -63,55 +65,49 @@ impl From<ClientLookupError> for OAuthError {
 /// The clients of one authorization server.
 pub(crate) struct Clients {
     store: Arc<dyn Store>,
-    /// Digests client secrets.
+    /// Digests client secrets, and checks them.
     digester: KeyedMac,
-    /// The operator's clients, by id (B6).
-    configured: HashMap<String, ClientRecord>,
-    /// Clients described by metadata documents (B5).
-    documents: MetadataDocuments,
-    /// Which redirect URIs a client may use, beyond the client-type rules.
-    allowed_redirects: RedirectAllowList,
-    /// The scopes a client's `scope` is narrowed to.
-    scopes_supported: Vec<String>,
-    /// How long a registered client through which no sign-in completed is kept.
-    unconfirmed_ttl: Duration,
+    rules: ClientRules,
 }
 
 /// What [`Clients`] is built from: the settings that concern clients.
 pub(crate) struct ClientRules {
+    /// The operator's clients, by id (B6).
     pub configured: HashMap<String, ClientRecord>,
+    /// Clients described by metadata documents (B5).
     pub documents: MetadataDocuments,
+    /// Which redirect URIs a client may use, beyond the client-type rules.
     pub allowed_redirects: RedirectAllowList,
+    /// The scopes a client's `scope` is narrowed to.
     pub scopes_supported: Vec<String>,
+    /// How long a registered client through which no sign-in completed is kept.
     pub unconfirmed_ttl: Duration,
 }
 
 impl Clients {
     /// The clients kept in `store`, their secrets digested with `digester`, under `rules`.
     pub(crate) fn new(store: Arc<dyn Store>, digester: KeyedMac, rules: ClientRules) -> Self {
-        let ClientRules { configured, documents, allowed_redirects, scopes_supported, unconfirmed_ttl } =
-            rules;
-        Self { store, digester, configured, documents, allowed_redirects, scopes_supported, unconfirmed_ttl }
+        Self { store, digester, rules }
     }
 
     /// Whether URL client ids (metadata documents) are accepted.
     pub(crate) fn documents_enabled(&self) -> bool {
-        self.documents.enabled()
+        self.rules.documents.enabled()
     }
 
     /// The client with this id: configured, described by a metadata document (a URL id), or
     /// registered.
     pub(crate) async fn find(&self, client_id: &str) -> Result<Option<ClientRecord>, ClientLookupError> {
-        if let Some(client) = self.configured.get(client_id) {
+        if let Some(client) = self.rules.configured.get(client_id) {
             return Ok(Some(client.clone()));
         }
-        if self.documents.applies_to(client_id) {
+        if self.rules.documents.applies_to(client_id) {
             let validate = |document: serde_json::Value| {
                 let request: RegistrationRequest =
                     serde_json::from_value(document).map_err(|e| format!("not client metadata: {e}"))?;
                 self.validate(request, TokenEndpointAuthMethod::None).map_err(|e| e.description.into_owned())
             };
-            return Ok(Some(self.documents.client(client_id, validate).await?));
+            return Ok(Some(self.rules.documents.client(client_id, validate).await?));
         }
         Ok(self.store.get_json::<ClientRecord>(CLIENTS, client_id).await?.map(|v| v.value))
     }
@@ -127,12 +123,37 @@ impl Clients {
         if let Some(secret) = &secret {
             client.secret_digest = Some(self.digester.tag(secret.expose_secret().as_bytes()).to_base64());
         }
-        let ttl = Some(self.unconfirmed_ttl);
+        let ttl = Some(self.rules.unconfirmed_ttl);
         if self.store.put_json_if_absent(CLIENTS, &client.client_id, &client, ttl).await?.is_none() {
             // 256-bit random ids do not collide; if one ever did, refuse rather than overwrite.
             return Err(OAuthError::new(ErrorCode::ServerError, "client id collision"));
         }
         Ok((client, secret))
+    }
+
+    /// The client `client_id`, authenticated (D2): a confidential client by its secret (its
+    /// digest compared in constant time), a public one by presenting none. Every failure is
+    /// the same `invalid_client`, so nothing tells an unknown client from a wrong secret.
+    pub(crate) async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: Option<SecretString>,
+    ) -> Result<ClientRecord, OAuthError> {
+        let refused = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
+        let client = self.find(client_id).await?.ok_or_else(refused)?;
+        match (&client.secret_digest, secret) {
+            (None, None) => Ok(client),
+            (Some(digest), Some(secret)) => {
+                let digest = URL_SAFE_NO_PAD.decode(digest).map_err(|_| refused())?;
+                if self.digester.verify(secret.expose_secret().as_bytes(), &digest) {
+                    Ok(client)
+                } else {
+                    Err(refused())
+                }
+            }
+            // A secret for a public client, or none for a confidential one.
+            _ => Err(refused()),
+        }
     }
 
     /// Keeps a registered client for good: a sign-in through it completed. Others are left as
@@ -206,7 +227,7 @@ impl Clients {
         }
         let redirect_uris = raw_uris
             .iter()
-            .map(|raw| self.allowed_redirects.validate(raw, application_type))
+            .map(|raw| self.rules.allowed_redirects.validate(raw, application_type))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, e.to_string()))?;
 
@@ -214,7 +235,7 @@ impl Clients {
         let scope = request.scope.map(|requested| {
             requested
                 .split_ascii_whitespace()
-                .filter(|s| self.scopes_supported.iter().any(|supported| supported == s))
+                .filter(|s| self.rules.scopes_supported.iter().any(|supported| supported == s))
                 .collect::<Vec<_>>()
                 .join(" ")
         });
@@ -272,6 +293,20 @@ mod tests {
         let digest = stored.secret_digest.as_deref().unwrap();
         assert!(!digest.contains(secret.expose_secret()));
         assert!(!stored.confirmed);
+        // Its secret, and nothing else, authenticates it; every refusal reads the same.
+        let id = &client.client_id;
+        assert!(clients.authenticate(id, Some(secret.clone())).await.is_ok());
+        for (who, presented) in [
+            (id.as_str(), Some(SecretString::from("wrong"))),
+            (id.as_str(), None),
+            ("nobody", Some(secret.clone())),
+        ] {
+            let refused = clients.authenticate(who, presented).await.unwrap_err();
+            assert_eq!(
+                (refused.code, refused.description.as_ref()),
+                (ErrorCode::InvalidClient, "client authentication failed")
+            );
+        }
         clients.confirm(&stored).await.unwrap();
         assert!(clients.find(&client.client_id).await.unwrap().unwrap().confirmed);
     }

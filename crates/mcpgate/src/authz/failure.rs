@@ -174,8 +174,12 @@ impl IntoResponse for Failure {
                         "Too many requests. Wait a moment and try again.",
                     )
                 } else {
-                    let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "too many requests"});
-                    (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
+                    // The OAuth error's JSON and headers, as 429 with its own Retry-After.
+                    let mut response =
+                        OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many requests")
+                            .into_response();
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    response
                 };
                 let headers = response.headers_mut();
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));

@@ -2,18 +2,9 @@
 //! user's sealed upstream tokens, its one-time authorization code and its refresh-token family,
 //! and the refresh token's presented form. [`super::grants::Grants`] owns their life.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
-use crate::store::Collection;
 use crate::upstream::UpstreamIdentity;
-
-pub(crate) const GRANTS: Collection = Collection::new("grants");
-pub(crate) const CODES: Collection = Collection::new("codes");
-pub(crate) const FAMILIES: Collection = Collection::new("refresh_families");
-/// Authorization codes live this long (D1: at most five minutes).
-pub(crate) const CODE_TTL: Duration = Duration::from_secs(120);
 
 /// A user's authorization of a client.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,16 +12,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::grant::{
-    AuthorizationCode, CODE_TTL, CODES, FAMILIES, FamilyMember, GRANTS, Grant, PresentedRefreshToken,
-    RefreshFamily,
-};
+use super::grant::{AuthorizationCode, FamilyMember, Grant, PresentedRefreshToken, RefreshFamily};
 use super::provider_token::ProviderTokenCache;
 use super::revoked::RevokedGrants;
 use crate::clock::Clock;
 use crate::crypto::{KeyedMac, Sealer, random_token};
-use crate::store::{Store, StoreError, StoreExt, Versioned};
+use crate::store::{Collection, Store, StoreError, StoreExt, Versioned};
 use crate::upstream::{UpstreamIdentity, UpstreamTokens};
+
+// Private: no other module reads or writes these records.
+const GRANTS: Collection = Collection::new("grants");
+const CODES: Collection = Collection::new("codes");
+const FAMILIES: Collection = Collection::new("refresh_families");
+/// Authorization codes live this long (D1: at most five minutes).
+const CODE_TTL: Duration = Duration::from_secs(120);
 
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);

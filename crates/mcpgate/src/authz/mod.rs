@@ -156,7 +156,6 @@ pub(crate) struct Inner {
     /// The issuer's origin as browsers write it in `Origin` (`https://auth.example.com`).
     pub issuer_origin: String,
     pub store: Arc<dyn Store>,
-    pub digester: KeyedMac,
     pub cookie_mac: KeyedMac,
     pub sealer: Sealer,
     pub upstream: Arc<Upstream>,
@@ -251,7 +250,6 @@ impl AuthServer {
             issuer_path,
             issuer_origin,
             store,
-            digester,
             cookie_mac: keyring.cookie_signer(),
             sealer: keyring.sealer(),
             upstream: Arc::new(upstream),

@@ -77,22 +77,7 @@ impl Inner {
             (None, Some(id)) => (id.clone(), posted),
             (None, None) => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
         };
-        let unknown = || invalid(ErrorCode::InvalidClient, "client authentication failed");
-        let client = self.clients.find(&client_id).await?.ok_or_else(unknown)?;
-        match (&client.secret_digest, secret) {
-            (None, None) => Ok(client),
-            (Some(digest), Some(secret)) => {
-                let digest =
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(digest).map_err(|_| unknown())?;
-                if self.digester.verify(secret.expose_secret().as_bytes(), &digest) {
-                    Ok(client)
-                } else {
-                    Err(unknown())
-                }
-            }
-            // A secret for a public client, or none for a confidential one.
-            _ => Err(unknown()),
-        }
+        self.clients.authenticate(&client_id, secret).await
     }
 
     /// The token response: our access token for `grant` narrowed to `scopes`, and the refresh
