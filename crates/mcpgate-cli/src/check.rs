@@ -11,6 +11,7 @@ use mcpgate::upstream::{UpstreamError, discover};
 
 use crate::config::{AuthMode, Config, Origin, Problem, Source};
 use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE};
+use crate::providers::Provider;
 
 /// A problem and whether it is the configuration's fault (else the network's).
 struct Finding {
@@ -136,17 +137,10 @@ fn program_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<std::pa
 async fn fetch_published(config: &Config) -> Vec<Finding> {
     let auth = &config.auth;
     match auth.mode {
-        AuthMode::Proxy if auth.provider != "oidc" => {
-            // A built-in provider: building it reads its discovery document, if it has one.
-            let key = format!("auth.{}", auth.provider);
-            match crate::providers::upstream(auth, secrecy::SecretString::from("unused")).await {
-                Ok(_) => Vec::new(),
-                Err(e) => vec![at(&key, e.to_string(), false)],
-            }
-        }
-        AuthMode::Proxy => {
-            let Some(oidc) = &auth.oidc else { return Vec::new() };
-            match discover(&oidc.discovery_url).await {
+        AuthMode::Proxy => match auth.chosen_provider() {
+            // Its problems were reported with the file's.
+            Err(_) => Vec::new(),
+            Ok(Provider::Oidc(oidc)) => match discover(&oidc.discovery_url).await {
                 Ok(_) => Vec::new(),
                 Err(UpstreamError::Unavailable(why)) => {
                     vec![at(
@@ -160,8 +154,13 @@ async fn fetch_published(config: &Config) -> Vec<Finding> {
                     format!("the discovery document is unusable: {e}"),
                     true,
                 )],
-            }
-        }
+            },
+            // A built-in provider: building it reads its discovery document, if it has one.
+            Ok(provider) => match auth.upstream(secrecy::SecretString::from("unused")).await {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![at(&format!("auth.{}", provider.name()), e.to_string(), false)],
+            },
+        },
         AuthMode::Resource => {
             let Some(resource) = &auth.resource else { return Vec::new() };
             let http = outbound_client(OutboundTimeouts::default());

@@ -160,7 +160,7 @@ async fn guard(
                 "auth.client_secret_env",
             )?;
             let clients = configured_clients(auth)?;
-            let provider = crate::providers::upstream(auth, client_secret).await?;
+            let provider = auth.upstream(client_secret).await?;
             let store = mcpgate::store::open(&config.store.url)
                 .await
                 .map_err(|e| ServeError::Runtime(format!("store.url: {e}")))?;

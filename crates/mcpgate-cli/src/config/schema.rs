@@ -1,0 +1,436 @@
+//! The configuration's shape: one type per section of the file, with its defaults. What the
+//! types cannot say is checked in [`super::validation`]; where values come from, in
+//! [`super::sources`].
+
+use std::net::SocketAddr;
+
+use mcpgate::authz::{AllowedUsers, ConsentMode, GrantType, MetadataDocumentPolicy, Registration};
+use mcpgate::client_address::{BadNetwork, TrustedProxies};
+use mcpgate::upstream::Upstream;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::policy;
+use crate::exit::{ServeError, config_error};
+use crate::providers::{
+    Auth0Section, AzureSection, BaseUrlSection, CognitoSection, GitHubSection, GoogleSection,
+    KeycloakSection, OidcSection, OktaSection, Provider,
+};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[upstream]`: the MCP server behind the gateway.
+    pub upstream: UpstreamConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[secrets]`.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+    /// `[policy]`: who may call which tool.
+    #[serde(default)]
+    pub policy: policy::PolicyConfig,
+    /// `[audit]`: the record of every MCP operation.
+    #[serde(default)]
+    pub audit: policy::AuditConfig,
+}
+
+/// `[server]`: where the gateway listens and how it is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The public URL clients reach (the issuer); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the MCP endpoint is served.
+    #[serde(default = "default_mcp_path")]
+    pub mcp_path: String,
+    /// The largest request body accepted on the MCP endpoint, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Serve `/metrics` (Prometheus text format) on the listener.
+    #[serde(default = "yes")]
+    pub metrics: bool,
+    /// Reverse proxies in front of the gateway (addresses or CIDR blocks): only a connection
+    /// from one of them has its `X-Forwarded-For` believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Browser origins allowed to call the MCP endpoint besides `public_url`'s own (patterns:
+    /// `https://app.example.com`, `http://localhost:*`, `https://*.example.com`; `*` for any).
+    /// Default: loopback origins on any port.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Host names the gateway answers to besides `public_url`'s (`host` or `host:port`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            mcp_path: default_mcp_path(),
+            max_request_bytes: default_max_request_bytes(),
+            metrics: true,
+            trusted_proxies: Vec::new(),
+            allowed_origins: None,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+fn default_max_request_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+fn default_mcp_path() -> String {
+    "/mcp".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_children() -> usize {
+    32
+}
+
+/// `[upstream]`: an MCP server over Streamable HTTP (`url`), or a stdio command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The upstream's Streamable HTTP endpoint.
+    pub url: Option<String>,
+    /// A stdio MCP server to start: program and arguments.
+    pub command: Option<Vec<String>>,
+    /// With `command`: one child per MCP session (else one shared child).
+    #[serde(default)]
+    pub per_session: bool,
+    /// With `command`: at most this many child processes at once.
+    #[serde(default = "default_max_children")]
+    pub max_children: usize,
+    /// Send the caller's identity as `X-Mcpgate-*` headers.
+    #[serde(default = "yes")]
+    pub forward_identity: bool,
+    /// Send the user's provider access token as `X-Mcpgate-Provider-Token`.
+    #[serde(default)]
+    pub forward_provider_token: bool,
+}
+
+/// Who issues the tokens the gateway accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// mcpgate's own authorization server, proxying a provider.
+    #[default]
+    Proxy,
+    /// Tokens from an existing authorization server, verified against its keys.
+    Resource,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `proxy` (default) or `resource`.
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// The upstream provider (proxy mode): one of [`Provider::NAMES`].
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Our client id at the provider.
+    pub client_id: Option<String>,
+    /// The environment variable holding our client secret at the provider.
+    pub client_secret_env: Option<String>,
+    /// Or the file holding it.
+    pub client_secret_file: Option<String>,
+    /// The scopes clients may ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scopes that stand for others (`"mcp:admin" = ["mcp:write"]`), for required scopes and
+    /// the policy alike.
+    #[serde(default)]
+    pub scope_implications: policy::ScopeImplicationsConfig,
+    /// `always` (default), `remember` or `off`.
+    #[serde(default, deserialize_with = "from_name")]
+    pub consent: ConsentMode,
+    /// `open` (default: clients register themselves, RFC 7591) or `off` (only `[[auth.clients]]`
+    /// and, when accepted, metadata documents).
+    #[serde(default, deserialize_with = "from_name")]
+    pub registration: Registration,
+    /// `[[auth.clients]]`: clients the operator registers.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Seconds a registered client is kept while no sign-in through it has completed.
+    #[serde(default = "default_unconfirmed_client_ttl_secs")]
+    pub unconfirmed_client_ttl_secs: u64,
+    /// Redirect-URI patterns registration accepts; absent: any the client-type rules accept.
+    pub allowed_redirect_uris: Option<Vec<String>>,
+    /// `[auth.client_metadata_documents]`: clients identified by the URL of their metadata.
+    #[serde(default)]
+    pub client_metadata_documents: MetadataDocumentsConfig,
+    /// `[auth.allowed_users]`: who may sign in (default: everyone the provider signs in).
+    #[serde(default)]
+    pub allowed_users: AllowedUsersConfig,
+    /// `[auth.oidc]`.
+    pub oidc: Option<OidcSection>,
+    /// `[auth.github]`.
+    pub github: Option<GitHubSection>,
+    /// `[auth.google]`.
+    pub google: Option<GoogleSection>,
+    /// `[auth.azure]` (Microsoft Entra ID).
+    pub azure: Option<AzureSection>,
+    /// `[auth.auth0]`.
+    pub auth0: Option<Auth0Section>,
+    /// `[auth.keycloak]`.
+    pub keycloak: Option<KeycloakSection>,
+    /// `[auth.okta]`.
+    pub okta: Option<OktaSection>,
+    /// `[auth.cognito]`.
+    pub cognito: Option<CognitoSection>,
+    /// `[auth.gitlab]`.
+    pub gitlab: Option<BaseUrlSection>,
+    /// `[auth.discord]`.
+    pub discord: Option<BaseUrlSection>,
+    /// `[auth.workos]`: WorkOS AuthKit (`base_url`, the AuthKit domain).
+    pub workos: Option<BaseUrlSection>,
+    /// `[auth.resource]`.
+    pub resource: Option<ResourceAuthConfig>,
+}
+
+fn default_unconfirmed_client_ttl_secs() -> u64 {
+    24 * 3600
+}
+
+fn default_provider() -> String {
+    "oidc".into()
+}
+
+/// `[auth.allowed_users]`: a user may sign in when any list names them; all empty, everyone may.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedUsersConfig {
+    /// Provider user ids (GitHub's numeric id, an OIDC `sub`).
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Email addresses (verified by the provider).
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Email domains (of verified addresses).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Groups (GitHub: organisation logins).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl From<&AllowedUsersConfig> for AllowedUsers {
+    fn from(config: &AllowedUsersConfig) -> Self {
+        Self {
+            subjects: config.ids.clone(),
+            emails: config.emails.clone(),
+            email_domains: config.email_domains.clone(),
+            groups: config.groups.clone(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The provider `auth.provider` names with its section, checked; or what is wrong.
+    pub fn chosen_provider(&self) -> Result<Provider, Vec<(String, String)>> {
+        Provider::chosen(&self.provider, self.provider_sections())
+    }
+
+    /// The chosen provider as the library's upstream, where we are `client_id` with
+    /// `client_secret` (for `serve`, and for `check` to see that it can be built).
+    pub async fn upstream(&self, client_secret: SecretString) -> Result<Upstream, ServeError> {
+        let provider = self.chosen_provider().map_err(|problems| {
+            let why: Vec<String> =
+                problems.into_iter().map(|(key, message)| format!("{key}: {message}")).collect();
+            config_error("auth.provider", why.join("; "))
+        })?;
+        let id = self.client_id.clone().unwrap_or_default();
+        // An allow-list by group needs the groups (GitHub: the organisations).
+        provider.upstream(id, client_secret, !self.allowed_users.groups.is_empty()).await
+    }
+
+    /// Every `[auth.<provider>]` section present, as the provider it configures.
+    fn provider_sections(&self) -> Vec<Provider> {
+        [
+            self.oidc.clone().map(Provider::Oidc),
+            self.github.clone().map(Provider::GitHub),
+            self.google.clone().map(Provider::Google),
+            self.azure.clone().map(Provider::Azure),
+            self.auth0.clone().map(Provider::Auth0),
+            self.keycloak.clone().map(Provider::Keycloak),
+            self.okta.clone().map(Provider::Okta),
+            self.cognito.clone().map(Provider::Cognito),
+            self.gitlab.clone().map(Provider::GitLab),
+            self.discord.clone().map(Provider::Discord),
+            self.workos.clone().map(Provider::WorkOs),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// A setting written as its name (`consent = "remember"`), with its own message when unknown.
+fn from_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let name = String::deserialize(deserializer)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+impl ClientConfig {
+    /// `grant_types`, parsed; empty for the default.
+    pub fn grant_types(&self) -> Result<Vec<GrantType>, String> {
+        let parsed = self
+            .grant_types
+            .iter()
+            .map(|name| GrantType::parse(name).ok_or_else(|| format!("unknown grant type {name:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !parsed.is_empty() && !parsed.contains(&GrantType::AuthorizationCode) {
+            return Err("must include authorization_code".into());
+        }
+        Ok(parsed)
+    }
+}
+
+/// One `[[auth.clients]]` entry: a client the operator registered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Its id.
+    pub client_id: String,
+    /// A confidential client's secret, by reference (one of the two); neither: a public client.
+    pub client_secret_env: Option<String>,
+    /// See `client_secret_env`.
+    pub client_secret_file: Option<String>,
+    /// Its redirect URIs (https, loopback http, private-use schemes).
+    pub redirect_uris: Vec<String>,
+    /// The name the consent page shows.
+    pub name: Option<String>,
+    /// The scopes it may have; absent: every supported scope.
+    pub scopes: Option<Vec<String>>,
+    /// `authorization_code` (required) and `refresh_token`; absent: both.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+}
+
+/// `[auth.client_metadata_documents]`: client ID metadata documents (a client whose id is
+/// the https URL of a JSON document describing it, fetched by the gateway).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataDocumentsConfig {
+    /// Accept such clients (advertised in the authorization server metadata). Default: yes.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fetch documents from loopback and private addresses, and over plain http. For tests and
+    /// local development only: it lets any client make the gateway fetch from inside its network.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+impl Default for MetadataDocumentsConfig {
+    fn default() -> Self {
+        Self { enabled: true, allow_private_addresses: false }
+    }
+}
+
+impl From<MetadataDocumentsConfig> for MetadataDocumentPolicy {
+    fn from(config: MetadataDocumentsConfig) -> Self {
+        Self { enabled: config.enabled, allow_private_addresses: config.allow_private_addresses }
+    }
+}
+
+/// `[auth.resource]` (resource mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAuthConfig {
+    /// The authorization server's JWKS.
+    pub jwks_uri: String,
+    /// Its issuer (`iss`).
+    pub issuer: String,
+    /// The audience tokens must carry; default: the MCP URL.
+    pub audience: Option<String>,
+    /// Authorization servers named in the resource metadata; default: the issuer.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Also accept tokens issued to this client (their `azp` or `client_id`) whatever their
+    /// audience: Keycloak and AWS Cognito access tokens name the client, not the API.
+    pub client_id: Option<String>,
+    /// The claim holding the scopes, when not `scope`/`scp` (Auth0 RBAC: `permissions`).
+    pub scope_claim: Option<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory://`, `sqlite://PATH` (default `sqlite://.mcpgate/mcpgate.db`) or `redis://…`.
+    #[serde(default = "default_store")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { url: default_store() }
+    }
+}
+
+fn default_store() -> String {
+    "sqlite://.mcpgate/mcpgate.db".into()
+}
+
+/// `[secrets]`: where the root secret comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The environment variable holding it (default `MCPGATE_SECRET`).
+    #[serde(default = "default_secret_env")]
+    pub secret_env: String,
+    /// Or a file holding it.
+    pub secret_file: Option<String>,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self { secret_env: default_secret_env(), secret_file: None }
+    }
+}
+
+fn default_secret_env() -> String {
+    "MCPGATE_SECRET".into()
+}
+
+impl Config {
+    /// The public URL: `server.public_url`, else `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+
+    /// `server.trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, BadNetwork> {
+        TrustedProxies::parse(&self.server.trusted_proxies)
+    }
+}

@@ -1,0 +1,197 @@
+//! The checks beyond the types: every rule a configuration must meet that serde cannot say,
+//! each reported at its key.
+
+use mcpgate::authz::{ConsentMode, Registration};
+use mcpgate::client_address::TrustedProxies;
+use mcpgate::resource::AllowedOrigins;
+
+use super::schema::{AuthConfig, AuthMode, Config};
+
+/// The checks beyond the types: (key, message) for each problem.
+pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: &str| problems.push((key.to_owned(), message.to_owned()));
+
+    if !config.server.mcp_path.starts_with('/') {
+        problem("server.mcp_path", "must start with /");
+    }
+    if let Some(url) = &config.server.public_url
+        && let Err(why) = check_public_url(url)
+    {
+        problem("server.public_url", &why);
+    }
+    let upstream = &config.upstream;
+    match (&upstream.url, &upstream.command) {
+        (Some(_), Some(_)) => problem("upstream", "give either url or command, not both"),
+        (None, None) => {
+            problem("upstream", "give url (a Streamable HTTP server) or command (a stdio server)");
+        }
+        (Some(url), None) => {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                problem("upstream.url", "must be an http or https URL");
+            }
+        }
+        (None, Some(command)) => {
+            if command.first().is_none_or(|program| program.trim().is_empty()) {
+                problem("upstream.command", "must name a program: [\"program\", \"arg\", …]");
+            }
+        }
+    }
+    if upstream.per_session && upstream.command.is_none() {
+        problem("upstream.per_session", "applies only to a stdio command");
+    }
+    if upstream.command.is_some() && upstream.forward_provider_token && !upstream.per_session {
+        problem(
+            "upstream.forward_provider_token",
+            "a stdio server gets the provider token in its environment, so it needs per_session = true",
+        );
+    }
+    if upstream.max_children == 0 {
+        problem("upstream.max_children", "must be at least 1");
+    }
+    if let Err(e) = config.trusted_proxies() {
+        problem("server.trusted_proxies", &e.to_string());
+    }
+    if let Some(origins) = &config.server.allowed_origins
+        && let Err(e) = AllowedOrigins::for_resource(&config.public_url()).and_then(|o| o.only(origins))
+    {
+        problem("server.allowed_origins", &e.to_string());
+    }
+    if let Err(e) = crate::host_check::AllowedHosts::new(
+        &config.public_url(),
+        &config.server.allowed_hosts,
+        TrustedProxies::none(),
+    ) {
+        problem("server.allowed_hosts", &e);
+    }
+    if config.server.max_request_bytes < 1024 {
+        problem("server.max_request_bytes", "must be at least 1024");
+    }
+    if let Err(e) = config.scope_implications() {
+        problem("auth.scope_implications", &e);
+    } else if let Err(e) = config.policy() {
+        problem("policy.rules", &e);
+    }
+
+    let auth = &config.auth;
+    match auth.mode {
+        AuthMode::Proxy => {
+            if auth.client_id.as_deref().is_none_or(str::is_empty) {
+                problem("auth.client_id", "is required in proxy mode (our client id at the provider)");
+            }
+            match (&auth.client_secret_env, &auth.client_secret_file) {
+                (None, None) => {
+                    problem("auth.client_secret_env", "is required in proxy mode (or client_secret_file)");
+                }
+                (Some(_), Some(_)) => problem(
+                    "auth.client_secret_env",
+                    "give client_secret_env or client_secret_file, not both",
+                ),
+                _ => {}
+            }
+            for (key, message) in auth.chosen_provider().err().unwrap_or_default() {
+                problem(&key, &message);
+            }
+            if auth.resource.is_some() {
+                problem("auth.resource", "applies only to mode = \"resource\"");
+            }
+            if auth.unconfirmed_client_ttl_secs == 0 {
+                problem("auth.unconfirmed_client_ttl_secs", "must be at least 1");
+            }
+            for (i, client) in auth.clients.iter().enumerate() {
+                let key = |field: &str| format!("auth.clients[{i}].{field}");
+                if client.client_id.trim().is_empty() {
+                    problem(&key("client_id"), "must not be empty");
+                }
+                if client.client_secret_env.is_some() && client.client_secret_file.is_some() {
+                    problem(
+                        &key("client_secret_env"),
+                        "give client_secret_env or client_secret_file, not both",
+                    );
+                }
+                if client.redirect_uris.is_empty() {
+                    problem(&key("redirect_uris"), "at least one redirect URI is required");
+                }
+                if let Err(e) = client.grant_types() {
+                    problem(&key("grant_types"), &e);
+                }
+                if auth.clients[..i].iter().any(|other| other.client_id == client.client_id) {
+                    problem(&key("client_id"), "another client has this id");
+                }
+            }
+            if let Some(why) = unguarded_consent_off(auth) {
+                problem("auth.consent", &why);
+            }
+        }
+        AuthMode::Resource => match &auth.resource {
+            None => problem(
+                "auth.resource.jwks_uri",
+                "is required in resource mode ([auth.resource] jwks_uri, issuer)",
+            ),
+            Some(resource) => {
+                if url::Url::parse(&resource.jwks_uri).is_err() {
+                    problem("auth.resource.jwks_uri", "is not a URL");
+                }
+                if resource.issuer.is_empty() {
+                    problem("auth.resource.issuer", "must not be empty");
+                }
+            }
+        },
+    }
+    let store = &config.store.url;
+    if !["memory://", "sqlite://", "redis://", "rediss://"].iter().any(|scheme| store.starts_with(scheme)) {
+        problem("store.url", "must be memory://, sqlite://PATH or redis://HOST:PORT");
+    }
+    if config.secrets.secret_env.is_empty() && config.secrets.secret_file.is_none() {
+        problem("secrets.secret_env", "name the variable holding the root secret (or give secret_file)");
+    }
+    problems
+}
+
+/// The public URL is our issuer: https, or http on a loopback host; no query or fragment.
+fn check_public_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must be https (http only on a loopback host)".into()),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(())
+}
+
+/// Why `consent = "off"` would let strangers get codes silently, if it would: anyone can
+/// bring a client (open registration, or metadata documents) and its redirect URI may be
+/// something other than a loopback listener.
+fn unguarded_consent_off(auth: &AuthConfig) -> Option<String> {
+    if auth.consent != ConsentMode::Off {
+        return None;
+    }
+    let mut open = Vec::new();
+    if auth.registration == Registration::Open {
+        open.push("auth.registration is \"open\"");
+    }
+    if auth.client_metadata_documents.enabled {
+        open.push("auth.client_metadata_documents.enabled is true");
+    }
+    let loopback_only = auth.allowed_redirect_uris.as_ref().is_some_and(|patterns| {
+        patterns.iter().all(|p| {
+            ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                .iter()
+                .any(|prefix| p.starts_with(prefix))
+        })
+    });
+    if open.is_empty() || loopback_only {
+        return None;
+    }
+    Some(format!(
+        "\"off\" skips the consent page while {} and auth.allowed_redirect_uris allows redirects \
+         beyond loopback: anyone could get an authorization code for a signed-in user sent to \
+         their own site. Set registration = \"off\" (with [[auth.clients]]) and disable metadata \
+         documents, or limit allowed_redirect_uris to loopback, or ask for consent",
+        open.join(" and ")
+    ))
+}
