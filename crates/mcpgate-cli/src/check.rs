@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mcpgate::crypto::Keyring;
-use mcpgate::http_client::{OutboundTimeouts, outbound_client, send_bounded};
 use mcpgate::upstream::{UpstreamError, discover};
+use mcpgate::verify::{JwksCache, JwksCacheConfig, JwksFetchError};
 
 use crate::config::{AuthMode, Config, Origin, Problem, Source};
 use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE};
@@ -163,22 +163,11 @@ async fn fetch_published(config: &Config) -> Vec<Finding> {
         },
         AuthMode::Resource => {
             let Some(resource) = &auth.resource else { return Vec::new() };
-            let http = outbound_client(OutboundTimeouts::default());
             let key = "auth.resource.jwks_uri";
-            match send_bounded(http.get(&resource.jwks_uri), 256 * 1024).await {
-                Err(e) => vec![at(key, format!("cannot fetch the keys: {e}"), false)],
-                Ok(response) if !response.status.is_success() => {
-                    vec![at(key, format!("the keys' URL answered {}", response.status), false)]
-                }
-                Ok(response) => {
-                    let keys = serde_json::from_slice::<serde_json::Value>(&response.body)
-                        .ok()
-                        .and_then(|doc| doc.get("keys").and_then(|k| k.as_array()).map(Vec::len));
-                    match keys {
-                        Some(n) if n > 0 => Vec::new(),
-                        _ => vec![at(key, "the answer is not a JWK set with keys", true)],
-                    }
-                }
+            match JwksCache::new(&resource.jwks_uri, JwksCacheConfig::default()).refresh().await {
+                Ok(_) => Vec::new(),
+                Err(e @ JwksFetchError::Unreachable(_)) => vec![at(key, e.to_string(), false)],
+                Err(e) => vec![at(key, e.to_string(), true)],
             }
         }
     }

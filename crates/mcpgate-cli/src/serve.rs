@@ -16,7 +16,7 @@ use mcpgate::policy::{Policy, PolicyLayer};
 use mcpgate::redirect::RedirectAllowList;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
-use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
+use mcpgate::verify::{JwtVerifier, TokenVerifier};
 use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
@@ -253,7 +253,7 @@ async fn guard(
             resource = resource.scope_implications(
                 config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
             );
-            Ok((Guard::Resource(Box::new(resource), Arc::new(CachedVerifier::new(verifier))), None))
+            Ok((Guard::Resource(Box::new(resource), Arc::new(verifier)), None))
         }
     }
 }

@@ -123,6 +123,38 @@ fn check_exits_1_when_the_provider_cannot_be_reached() {
     assert!(stderr.contains("auth.oidc.discovery_url: cannot fetch the discovery document"), "{stderr}");
 }
 
+#[tokio::test]
+async fn check_fetches_the_resource_mode_keys_and_tells_unusable_from_unreachable() {
+    let keys = wiremock::MockServer::start().await;
+    // RFC 7517's example P-256 public key.
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
+    for (path, body) in
+        [("/good", serde_json::json!({"keys": [jwk]})), ("/empty", serde_json::json!({"keys": []}))]
+    {
+        wiremock::Mock::given(wiremock::matchers::path(path))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(body))
+            .mount(&keys)
+            .await;
+    }
+    let resource = |path: &str| {
+        format!(
+            "[upstream]\nurl = \"http://127.0.0.1:3000/mcp\"\n\n[auth]\nmode = \"resource\"\n\n[auth.resource]\n\
+             jwks_uri = \"{}{path}\"\nissuer = \"https://as.example.com\"\n",
+            keys.uri()
+        )
+    };
+    let (good, empty, missing) = (resource("/good"), resource("/empty"), resource("/missing"));
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || check(&good, &[SECRET])).await.unwrap();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || check(&empty, &[SECRET])).await.unwrap();
+    assert_eq!(code, 2, "a key set without keys is a configuration to fix: {stderr}");
+    assert!(stderr.contains("auth.resource.jwks_uri: the answer is not a JWK set"), "{stderr}");
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || check(&missing, &[SECRET])).await.unwrap();
+    assert_eq!(code, 1, "a 404 may pass: {stderr}");
+    assert!(stderr.contains("auth.resource.jwks_uri: cannot fetch the keys: status 404"), "{stderr}");
+}
+
 #[test]
 fn check_finds_a_stdio_servers_program_or_names_the_key() {
     let stdio = |command: &str| {

@@ -26,7 +26,7 @@ use axum::serve::ListenerExt;
 use clap::Parser;
 use mcpgate::mcp::DemoServer;
 use mcpgate::resource::ProtectedResource;
-use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier};
+use mcpgate::verify::JwtVerifier;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
@@ -99,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for scope in args.required_scopes {
             resource = resource.required_scope(scope);
         }
-        let verifier: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
+        // `protect` puts the verified-token cache in front of the verifier.
         resource.protect(verifier, mcp)
     };
 

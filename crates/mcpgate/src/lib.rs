@@ -17,9 +17,9 @@
 //!   rules; [`error`]: its OAuth error codes and JSON answers;
 //! - [`store`]: the key-value store (memory, SQLite, Redis) with atomic take and
 //!   compare-and-swap; [`crypto`]: one root secret, derived keys, sealing, keyed digests;
-//! - [`ratelimit`] and [`client_address`]: per-client limits, and who the client is behind
-//!   trusted proxies; [`http_client`]: bounded outbound requests; [`clock`]: the time of day,
-//!   which tests can move.
+//! - [`client_address`]: who the client is behind trusted proxies; [`clock`]: the time of
+//!   day, which tests can move; [`OutboundTimeouts`]: how long calls to identity providers may
+//!   take (every outbound call is bounded in time and size by one crate-private client).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -34,7 +34,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http_client;
+mod http_client;
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 mod metrics;
@@ -42,7 +42,8 @@ pub mod policy;
 mod principal;
 #[cfg(feature = "proxy")]
 mod proxy;
-pub mod ratelimit;
+#[cfg(feature = "proxy")]
+mod ratelimit;
 #[cfg(feature = "proxy")]
 pub mod redirect;
 pub mod resource;
@@ -52,6 +53,7 @@ pub mod store;
 pub mod upstream;
 pub mod verify;
 
+pub use http_client::OutboundTimeouts;
 pub use principal::{MissingPrincipal, Principal};
 #[cfg(feature = "proxy")]
 pub use proxy::{OAuthProxy, OAuthProxyBuilder, ProxyBuildError};

@@ -34,7 +34,7 @@ use http::Request;
 use crate::authz::{AuthServer, AuthServerSettings, ConsentMode, SettingsError};
 use crate::crypto::Keyring;
 use crate::redirect::RedirectAllowList;
-use crate::resource::{AllowedOrigins, ProtectedResource, ResourceConfigError};
+use crate::resource::{AllowedOrigins, BearerLayer, ProtectedResource, ResourceConfigError};
 use crate::scope::ScopeImplications;
 use crate::store::Store;
 use crate::upstream::Upstream;
@@ -230,7 +230,9 @@ impl OAuthProxy {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
-        self.server.router().merge(self.resource.protect(self.verifier.clone(), mcp))
+        // Our verifier is the cache (revalidating each use against revocations): none around it.
+        let bearer = BearerLayer::uncached(&self.resource, self.verifier.clone());
+        self.server.router().merge(self.resource.protect_with(bearer, mcp))
     }
 
     /// The authorization server, for composing routes differently or for

@@ -12,10 +12,10 @@ use common::oauth_client;
 use mcpgate::authz::{AuthServer, AuthServerSettings, ProviderTokenError};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
 use mcpgate::mcp::DemoServer;
-use mcpgate::resource::ProtectedResource;
+use mcpgate::resource::{BearerLayer, ProtectedResource};
 use mcpgate::store::{self, Store};
 use mcpgate::upstream::{Upstream, discover};
-use mcpgate::verify::{CachedVerifier, TokenVerifier};
+use mcpgate::verify::TokenVerifier;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -116,14 +116,14 @@ async fn serve_instance_clocked(
     let server = AuthServer::new(settings, store, &keyring, upstream).unwrap();
     // The MCP server this authorization server protects, in the same app.
     let resource = ProtectedResource::new(&format!("{issuer}/mcp")).unwrap().authorization_server(issuer);
-    let verifier: Arc<dyn TokenVerifier> =
-        Arc::new(CachedVerifier::new(server.access_token_verifier().unwrap()));
+    // The authorization server's verifier is its own cache, revalidating against revocations.
+    let bearer = BearerLayer::uncached(&resource, server.access_token_verifier().unwrap());
     let mcp = StreamableHttpService::new(
         || Ok(DemoServer::default()),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let app = server.router().merge(resource.protect(verifier, mcp));
+    let app = server.router().merge(resource.protect_with(bearer, mcp));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     server
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::{Request, Response};
+use mcpgate::OutboundTimeouts;
 use mcpgate::authz::{AuthServer, AuthServerSettings, ConsentMode};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
-use mcpgate::http_client::OutboundTimeouts;
 use mcpgate::store::{self, Store};
 use mcpgate::upstream::{IdentitySource, Upstream, UpstreamConfig};
 use mcpgate::verify::ClientAuthMethod;

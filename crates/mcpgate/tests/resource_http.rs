@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcpgate::verify::{CachedVerifier, JwksCache, JwksCacheConfig, JwtVerifier, TokenVerifier};
+use mcpgate::verify::{JwksCache, JwksCacheConfig, JwtVerifier, TokenVerifier};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -33,7 +33,7 @@ impl Fixture {
                 .audience(resource)
                 .build()
                 .unwrap();
-            Arc::new(CachedVerifier::new(verifier)) as Arc<dyn TokenVerifier>
+            Arc::new(verifier) as Arc<dyn TokenVerifier>
         })
         .await;
         Self { key, jwks, resource, http: reqwest::Client::new() }

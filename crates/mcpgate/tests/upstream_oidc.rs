@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp, browser, log_in};
+use mcpgate::OutboundTimeouts;
 use mcpgate::crypto::pkce;
-use mcpgate::http_client::OutboundTimeouts;
 use mcpgate::upstream::{
     AuthorizeRequest, IdentitySource, ScopeMapper, Upstream, UpstreamConfig, UpstreamError, discover,
 };

@@ -40,6 +40,7 @@ use axum::routing::{get, post};
 
 /// Kept here too, where it was first published: the trait the authorization server implements.
 pub use crate::policy::StepUpNotice;
+pub use crate::ratelimit::RateLimit;
 pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};

@@ -15,7 +15,7 @@ use super::ProtectedResource;
 use super::challenge::{AuthError, ChallengeContext};
 use crate::Principal;
 use crate::scope::ScopeImplications;
-use crate::verify::{InvalidToken, TokenVerifier};
+use crate::verify::{CachedVerifier, InvalidToken, TokenVerifier};
 
 struct Guard {
     verifier: Arc<dyn TokenVerifier>,
@@ -97,10 +97,20 @@ impl std::fmt::Debug for BearerLayer {
 }
 
 impl BearerLayer {
-    /// A layer for `resource`, checking tokens with `verifier`.
-    pub fn new(resource: &ProtectedResource, verifier: Arc<dyn TokenVerifier>) -> Self {
+    /// A layer for `resource`, checking tokens with `verifier` behind a [`CachedVerifier`], so
+    /// that a token in use is verified once per cache lifetime, not on every request (the
+    /// verifier's own `max_cache_ttl` bounds that; a verifier that is itself a cache is passed
+    /// through, not cached twice).
+    pub fn new(resource: &ProtectedResource, verifier: impl TokenVerifier) -> Self {
+        Self::uncached(resource, CachedVerifier::new(verifier))
+    }
+
+    /// A layer for `resource` asking `verifier` about every request: for a verifier that
+    /// caches on its own terms (the authorization server's `AccessTokenVerifier` revalidates
+    /// each use against revocations), or one that must see every use.
+    pub fn uncached(resource: &ProtectedResource, verifier: impl TokenVerifier) -> Self {
         let guard = Guard {
-            verifier,
+            verifier: Arc::new(verifier),
             required_scopes: resource.required_scopes.clone(),
             scope_implications: resource.scope_implications.clone(),
             challenge: ChallengeContext {
@@ -274,6 +284,44 @@ mod tests {
                     .unwrap();
                 let response = service.clone().oneshot(request).await.unwrap();
                 assert_eq!(response.status(), status, "{token}");
+            }
+        }
+
+        /// Counts the verifications that reach it.
+        #[derive(Default)]
+        struct Counting(std::sync::atomic::AtomicUsize);
+
+        #[async_trait::async_trait]
+        impl TokenVerifier for Counting {
+            async fn verify(&self, _token: &str) -> Result<Principal, crate::verify::VerifyError> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Principal::new("alice"))
+            }
+        }
+
+        #[tokio::test]
+        async fn the_layer_caches_verified_tokens_unless_made_uncached() {
+            let resource = ProtectedResource::new("https://mcp.example.com/mcp").unwrap();
+            let ok = tower::service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            });
+            for (cached, expected) in [(true, 1), (false, 3)] {
+                let counting = Arc::new(Counting::default());
+                let layer = if cached {
+                    BearerLayer::new(&resource, counting.clone())
+                } else {
+                    BearerLayer::uncached(&resource, counting.clone())
+                };
+                let service = layer.layer(ok);
+                for _ in 0..3 {
+                    let request = Request::post("/mcp")
+                        .header("authorization", "Bearer t0ken")
+                        .body(Body::empty())
+                        .unwrap();
+                    assert_eq!(service.clone().oneshot(request).await.unwrap().status(), 200);
+                }
+                let calls = counting.0.load(std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(calls, expected, "cached: {cached}");
             }
         }
     }

@@ -185,20 +185,20 @@ impl ProtectedResource {
         AuthError::InsufficientScope.into_response_for(&context)
     }
 
-    /// The bearer layer that guards this resource's routes with `verifier`.
-    pub fn layer(&self, verifier: Arc<dyn TokenVerifier>) -> BearerLayer {
+    /// The bearer layer that guards this resource's routes with `verifier`, cached
+    /// ([`BearerLayer::new`]).
+    pub fn layer(&self, verifier: impl TokenVerifier) -> BearerLayer {
         BearerLayer::new(self, verifier)
     }
 
     /// A router serving `service` (typically rmcp's Streamable HTTP service) at the resource's
-    /// path behind the `Origin` check, the bearer layer and session binding, and the metadata
-    /// routes beside it.
+    /// path behind the `Origin` check, the bearer layer with `verifier` (cached:
+    /// [`BearerLayer::new`]) and session binding, and the metadata routes beside it.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use axum::body::Body;
     /// use mcpgate::resource::ProtectedResource;
-    /// use mcpgate::verify::{FixedVerifier, TokenVerifier};
+    /// use mcpgate::verify::FixedVerifier;
     /// use mcpgate::Principal;
     /// use tower::ServiceExt;
     ///
@@ -206,8 +206,7 @@ impl ProtectedResource {
     /// # async fn main() {
     /// let resource = ProtectedResource::new("https://mcp.example.com/mcp").unwrap()
     ///     .authorization_server("https://auth.example.com");
-    /// let verifier: Arc<dyn TokenVerifier> =
-    ///     Arc::new(FixedVerifier::new().with_token(&"t0ken".to_owned().into(), Principal::new("alice")));
+    /// let verifier = FixedVerifier::new().with_token(&"t0ken".to_owned().into(), Principal::new("alice"));
     /// let mcp = axum::routing::post(|caller: Principal| async move { caller.subject().to_owned() });
     /// let app = resource.protect(verifier, mcp);
     ///
@@ -222,7 +221,18 @@ impl ProtectedResource {
     /// assert_eq!(app.oneshot(ask(Some("t0ken"))).await.unwrap().status(), 200);
     /// # }
     /// ```
-    pub fn protect<S>(&self, verifier: Arc<dyn TokenVerifier>, service: S) -> Router
+    pub fn protect<S>(&self, verifier: impl TokenVerifier, service: S) -> Router
+    where
+        S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.protect_with(self.layer(verifier), service)
+    }
+
+    /// [`protect`](Self::protect) with a bearer layer of the caller's making (an
+    /// [uncached](BearerLayer::uncached) one).
+    pub fn protect_with<S>(&self, bearer: BearerLayer, service: S) -> Router
     where
         S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
         S::Response: IntoResponse,
@@ -232,7 +242,7 @@ impl ProtectedResource {
         // Outermost first: a browser page of a foreign origin is refused before any token is read.
         let guarded = tower::ServiceBuilder::new()
             .layer(OriginLayer::new(self.allowed_origins.clone()))
-            .layer(self.layer(verifier))
+            .layer(bearer)
             .layer(SessionBindingLayer::default())
             .service(service);
         Router::new().route_service(path, guarded).merge(self.metadata_router())

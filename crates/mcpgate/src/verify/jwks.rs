@@ -70,6 +70,18 @@ impl std::fmt::Debug for JwksCache {
     }
 }
 
+/// Why the keys could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksFetchError {
+    /// The URL could not be reached or did not answer with success: perhaps passing.
+    #[error("cannot fetch the keys: {0}")]
+    Unreachable(String),
+    /// It answered, with something that is not a JWK set with a usable signing key.
+    #[error("the answer is not a JWK set with a usable signing key: {0}")]
+    Unusable(String),
+}
+
 /// What a caller needs from the cache.
 enum Need<'a> {
     /// Any usable key set.
@@ -83,6 +95,13 @@ impl JwksCache {
     pub fn new(url: impl Into<String>, config: JwksCacheConfig) -> Self {
         let http = outbound_client(config.timeouts);
         Self { url: url.into(), http, config, state: RwLock::default(), fetch_lock: Mutex::new(()) }
+    }
+
+    /// Fetches the keys now, whatever the cache holds, and keeps them if they are usable: to
+    /// warm the cache at start, or to check a configured URL. Answers how many keys it has.
+    pub async fn refresh(&self) -> Result<usize, JwksFetchError> {
+        let _guard = self.fetch_lock.lock().await;
+        self.fetch().await
     }
 
     /// The URL the keys come from.
@@ -106,7 +125,8 @@ impl JwksCache {
         // Another task may have fetched while this one waited: use its result, whatever it was.
         let current_generation = self.read_state(|s| s.generation);
         if current_generation == seen_generation {
-            self.fetch().await;
+            // A failure is remembered in the state (the back-off) and answered below.
+            let _ = self.fetch().await;
         }
         self.read_state(|s| s.keys.clone()).ok_or_else(|| self.unavailable())
     }
@@ -145,9 +165,10 @@ impl JwksCache {
         })
     }
 
-    async fn fetch(&self) {
+    async fn fetch(&self) -> Result<usize, JwksFetchError> {
         let started = Instant::now();
         let outcome = self.fetch_once().await;
+        let answer = outcome.as_ref().map(|(keys, _)| keys.len()).map_err(Clone::clone);
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.generation += 1;
         s.last_attempt = Some(started);
@@ -163,18 +184,22 @@ impl JwksCache {
                 s.last_failure = Some(started);
             }
         }
+        answer
     }
 
-    async fn fetch_once(&self) -> Result<(KeySet, Duration), String> {
+    async fn fetch_once(&self) -> Result<(KeySet, Duration), JwksFetchError> {
         let request = self.http.get(&self.url).header(http::header::ACCEPT, "application/json");
-        let response = send_bounded(request, self.config.max_body_bytes).await.map_err(|e| e.to_string())?;
+        let response = send_bounded(request, self.config.max_body_bytes)
+            .await
+            .map_err(|e| JwksFetchError::Unreachable(e.to_string()))?;
         if !response.status.is_success() {
-            return Err(format!("status {}", response.status));
+            return Err(JwksFetchError::Unreachable(format!("status {}", response.status)));
         }
-        let keys = KeySet::from_jwks_json(&response.body).map_err(|e| e.to_string())?;
+        let keys =
+            KeySet::from_jwks_json(&response.body).map_err(|e| JwksFetchError::Unusable(e.to_string()))?;
         if keys.is_empty() {
             // Replacing good keys with none would turn a publishing mistake into an outage.
-            return Err("document has no usable signing key".into());
+            return Err(JwksFetchError::Unusable("the document has no usable signing key".into()));
         }
         let ttl = response
             .headers

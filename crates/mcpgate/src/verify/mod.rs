@@ -22,7 +22,7 @@ pub use chain::VerifierChain;
 pub use claims::{ClaimRules, ScopeClaim};
 pub use fixed::FixedVerifier;
 pub use introspect::{ClientAuthMethod, IntrospectionVerifier, IntrospectionVerifierBuilder};
-pub use jwks::{JwksCache, JwksCacheConfig};
+pub use jwks::{JwksCache, JwksCacheConfig, JwksFetchError};
 pub use jwt::{JwtConfigError, JwtVerifier, JwtVerifierBuilder};
 pub use keys::{KeyError, KeySet, VerificationKey};
 
