@@ -34,7 +34,7 @@ if ! command -v node >/dev/null 2>&1; then
   apt-get install -y -qq nodejs npm >/dev/null
 fi
 # npm packages the tests run: the IdP, and third-party MCP servers the gateway runs on stdio.
-for dir in crates/mcpgate/tests/idp crates/mcpgate-cli/tests/interop; do
+for dir in crates/mcpgate-test-support/idp crates/mcpgate-cli/tests/interop; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "== npm ci ($dir)"
     # From inside the directory: npm 11 no longer reads the lockfile of a --prefix directory.

@@ -36,10 +36,10 @@ fn verifier(key: VerificationKey) -> JwtVerifier {
 }
 
 fn verification(c: &mut Criterion) {
-    let rsa = EncodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa.pem")).unwrap();
-    let ec = EncodingKey::from_ec_pem(include_bytes!("../tests/keys/ec256.pem")).unwrap();
-    let ed = EncodingKey::from_ed_pem(include_bytes!("../tests/keys/ed25519.pem")).unwrap();
-    let rsa_pub = include_bytes!("../tests/keys/rsa.pub.pem");
+    let rsa = EncodingKey::from_rsa_pem(include_bytes!("../../mcpgate-test-support/keys/rsa.pem")).unwrap();
+    let ec = EncodingKey::from_ec_pem(include_bytes!("../../mcpgate-test-support/keys/ec256.pem")).unwrap();
+    let ed = EncodingKey::from_ed_pem(include_bytes!("../../mcpgate-test-support/keys/ed25519.pem")).unwrap();
+    let rsa_pub = include_bytes!("../../mcpgate-test-support/keys/rsa.pub.pem");
     let cases = [
         (
             "RS256",
@@ -51,7 +51,7 @@ fn verification(c: &mut Criterion) {
             signed(Algorithm::ES256, &ec),
             VerificationKey::ec_pem(
                 Some("k1".into()),
-                include_bytes!("../tests/keys/ec256.pub.pem"),
+                include_bytes!("../../mcpgate-test-support/keys/ec256.pub.pem"),
                 Algorithm::ES256,
             )
             .unwrap(),
@@ -59,8 +59,11 @@ fn verification(c: &mut Criterion) {
         (
             "EdDSA",
             signed(Algorithm::EdDSA, &ed),
-            VerificationKey::ed_pem(Some("k1".into()), include_bytes!("../tests/keys/ed25519.pub.pem"))
-                .unwrap(),
+            VerificationKey::ed_pem(
+                Some("k1".into()),
+                include_bytes!("../../mcpgate-test-support/keys/ed25519.pub.pem"),
+            )
+            .unwrap(),
         ),
     ];
     let secret = b"a shared secret of thirty-two bytes or more";

@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [issuer, audience, jwks_file, token_file] = args.as_slice() else {
         return Err("usage: bench_token <issuer> <audience> <jwks-file> <token-file>".into());
     };
-    let key = EncodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa.pem"))?;
+    let key = EncodingKey::from_rsa_pem(include_bytes!("../../mcpgate-test-support/keys/rsa.pem"))?;
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)?;
     jwk.common.key_id = Some("bench".into());
     std::fs::write(jwks_file, serde_json::to_vec(&JwkSet { keys: vec![jwk] })?)?;

@@ -1,13 +1,12 @@
 //! One behaviour suite for every store backend (E1): the same functions run against memory,
 //! SQLite and a real Redis server.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis_server::RedisServer;
 use mcpgate::store::{self, Collection, Store, StoreError, StoreExt};
+#[cfg(feature = "external-tests")]
+use mcpgate_test_support::redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
 
 const CODES: Collection = Collection::new("codes");
@@ -204,6 +203,7 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (store::open(&url).await.unwrap(), dir)
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server
 async fn redis() -> (Arc<dyn Store>, RedisServer) {
     let server = RedisServer::start().await;
     (store::open(&server.url()).await.unwrap(), server)
@@ -211,6 +211,7 @@ async fn redis() -> (Arc<dyn Store>, RedisServer) {
 
 store_suite!(memory_store, memory().await);
 store_suite!(sqlite_store, sqlite().await);
+#[cfg(feature = "external-tests")] // needs redis-server
 store_suite!(redis_store, redis().await);
 
 #[tokio::test]
@@ -267,6 +268,7 @@ async fn sqlite_reclaims_expired_rows_in_the_background() {
     assert_eq!(store.reclaim_expired().await.unwrap(), 0, "the background task already deleted them");
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server
 #[tokio::test]
 async fn redis_prefixes_keep_deployments_apart() {
     let server = RedisServer::start().await;
@@ -280,6 +282,7 @@ async fn redis_prefixes_keep_deployments_apart() {
     assert_eq!(keys, ["deploy-a:codes:k"]);
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server
 #[tokio::test]
 async fn redis_going_away_fails_clearly_and_coming_back_reconnects() {
     let mut server = RedisServer::start().await;
@@ -334,6 +337,7 @@ async fn memory_reclaims_expired_records() {
     assert_eq!(store.len(), 200, "the expired records are gone, the live ones stay");
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_instances_share_records_and_their_one_time_use() {
     let server = RedisServer::start().await;

@@ -1,0 +1,17 @@
+//! The `mcpgate` binary as a user runs it, one test binary (one link on two cores) of the parts
+//! that need only Rust: the commands (`keygen`, `check`, …), `mcpgate demo` as a newcomer runs
+//! it, each built-in provider against its fake, and stdio MCP servers behind the gateway. Each
+//! module says what it covers in its first lines.
+
+#[allow(dead_code)]
+#[path = "../support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
+#[path = "../support/sign_in.rs"]
+mod sign_in;
+use mcpgate_test_support::{fake_github, fake_oidc, idp, oauth_client, process, provider_flow};
+
+mod commands;
+mod demo;
+mod providers;
+mod stdio;

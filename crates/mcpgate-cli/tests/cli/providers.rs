@@ -1,0 +1,199 @@
+//! `mcpgate serve` with a built-in provider (`provider = "<name>"`, `[auth.<name>] base_url`
+//! pointed at a fake of the provider on loopback): a user signs in, and the stdio MCP server
+//! behind the gateway is started with the identity the provider vouched for; the allow-list
+//! turns an outsider away.
+
+use crate::{fake_github, fake_oidc, gateway, oauth_client, process, provider_flow};
+
+use fake_github::{AppKind, FakeGitHub, GitHubUser};
+use fake_oidc::{FakeOidc, Quirks};
+use process::{Running, example_path, free_port};
+use provider_flow::{Proxy, SignIn};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+const SECRET: (&str, &str) = ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA");
+
+/// A gateway in proxy mode for `provider`, its `[auth.<provider>]` and `[auth.allowed_users]`
+/// sections given, the provider's client secret in `PROVIDER_SECRET`; serving the stdio test
+/// server per session. The gateway and a client registered at it.
+async fn gateway(
+    provider: &str,
+    client_id: &str,
+    secret: &str,
+    sections: &str,
+) -> (Running, Proxy, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+         [upstream]\ncommand = [\"{server}\"]\nper_session = true\n\n\
+         [auth]\nprovider = \"{provider}\"\nclient_id = \"{client_id}\"\nclient_secret_env = \"PROVIDER_SECRET\"\n\
+         scopes = [\"mcp:read\"]\n\n{sections}\n\n[store]\nurl = \"memory://\"\n",
+        server = example_path("stdio_test_server").display(),
+    );
+    let env = [SECRET, ("PROVIDER_SECRET", secret)];
+    let running = gateway::start_gateway(dir.path(), &config, &env, &base).await;
+    let client_id =
+        oauth_client::register_public_client(&base, provider_flow::CLIENT_REDIRECT, "provider test").await;
+    (running, Proxy { base, client_id }, dir)
+}
+
+/// `whoami` of the stdio server behind the gateway, with `access_token`.
+async fn whoami(proxy: &Proxy, access_token: &str) -> serde_json::Value {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", proxy.base))
+            .auth_header(access_token),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+    client.cancel().await.unwrap();
+    serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap()
+}
+
+#[tokio::test]
+async fn github_users_reach_the_mcp_server_with_their_github_identity() {
+    let users = [GitHubUser::new(583231, "ada", &["acme"]), GitHubUser::new(2, "mallory", &["elsewhere"])];
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &users).await;
+    let sections =
+        format!("[auth.github]\nbase_url = \"{}\"\n\n[auth.allowed_users]\ngroups = [\"acme\"]", fake.url);
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+
+    fake.sign_in_as("ada");
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    let me = whoami(&proxy, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(me["subject"], "583231");
+    assert_eq!(me["username"], "ada");
+    assert_eq!(me["email"], "ada@example.org");
+    assert_eq!(me["groups"], "acme");
+    // The organisation allow-list made the gateway ask GitHub for read:org.
+    assert!(fake.authorize_requests()[0]["scope"].contains("read:org"));
+
+    fake.sign_in_as("mallory");
+    match provider_flow::sign_in(&proxy).await {
+        SignIn::Page(403, page) => assert!(page.contains("not allowed"), "{page}"),
+        other => panic!("an outsider must be refused: {other:?}"),
+    }
+}
+
+/// A fake OpenID provider whose issuer is `{base}{path}`, its access tokens living 2 s: Ada
+/// (of example.com, signed in) and Eve (of elsewhere.example).
+async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
+    let fake = FakeOidc::start(Quirks {
+        issuer: Some(format!("{{base}}{path}")),
+        token_lifetime: Some(2),
+        ..quirks
+    })
+    .await;
+    fake.add_user(
+        "ada-1",
+        serde_json::json!({"email": "ada@example.com", "email_verified": true, "name": "Ada",
+                           "preferred_username": "ada", "hd": "example.com", "tid": "tenant-1", "xms_edov": true,
+                           "groups": ["staff"]}),
+    );
+    fake.add_user(
+        "eve-1",
+        serde_json::json!({"email": "eve@elsewhere.example", "email_verified": true, "hd": "example.com", "tid": "tenant-1"}),
+    );
+    fake.sign_in_as("ada-1");
+    fake
+}
+
+/// Through a gateway for `provider` configured by `section` (plus an allow-list of
+/// example.com emails): Ada signs in and reaches the MCP server as herself; once the
+/// provider's token is due, mcpgate's refresh renews it at the provider; Eve is turned away.
+/// What the MCP server saw of Ada.
+async fn sign_in_through(provider: &str, section: &str, fake: &FakeOidc) -> serde_json::Value {
+    let section = format!("{section}\n\n[auth.allowed_users]\nemail_domains = [\"example.com\"]");
+    let (_gateway, proxy, _dir) =
+        gateway(provider, fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, &section).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    let me = whoami(&proxy, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(me["subject"], "ada-1");
+
+    // Whole seconds: past 2 s the provider's token is due whatever the second boundaries.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, refreshed) = provider_flow::refresh(&proxy, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let renewed = fake
+        .token_requests()
+        .iter()
+        .any(|form| form.get("grant_type").map(String::as_str) == Some("refresh_token"));
+    assert!(renewed, "{provider}: the provider's token was renewed at the provider");
+
+    fake.sign_in_as("eve-1");
+    match provider_flow::sign_in(&proxy).await {
+        SignIn::Page(403, page) => assert!(page.contains("not allowed"), "{page}"),
+        other => panic!("{provider}: an outsider must be refused: {other:?}"),
+    }
+    me
+}
+
+#[tokio::test]
+async fn google_by_its_section() {
+    let fake = fake_oidc_at("", Quirks { bare_issuer_in_tokens: true, ..Default::default() }).await;
+    let section = format!("[auth.google]\nbase_url = \"{}\"\nhosted_domain = \"example.com\"", fake.url);
+    assert_eq!(sign_in_through("google", &section, &fake).await["email"], "ada@example.com");
+    assert_eq!(fake.authorize_requests()[0]["hd"], "example.com");
+}
+
+#[tokio::test]
+async fn azure_by_its_section() {
+    let quirks = Quirks { refused_authorize_params: vec!["resource"], ..Default::default() };
+    let fake = fake_oidc_at("/{tenantid}/v2.0", quirks).await;
+    let section = format!("[auth.azure]\nbase_url = \"{}\"\napi_scopes = true", fake.url);
+    assert_eq!(sign_in_through("azure", &section, &fake).await["username"], "ada");
+    assert!(
+        fake.authorize_requests()[0]["scope"].ends_with(&format!("api://{}/mcp:read", fake_oidc::CLIENT_ID))
+    );
+}
+
+#[tokio::test]
+async fn keycloak_by_its_section() {
+    let fake = fake_oidc_at("/realms/acme", Quirks::default()).await;
+    let section = format!("[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"", fake.url);
+    assert_eq!(sign_in_through("keycloak", &section, &fake).await["groups"], "staff");
+}
+
+#[tokio::test]
+async fn okta_by_its_section() {
+    let fake =
+        fake_oidc_at("/oauth2/default", Quirks { rotate_refresh_tokens: true, ..Default::default() }).await;
+    sign_in_through("okta", &format!("[auth.okta]\nbase_url = \"{}\"", fake.url), &fake).await;
+}
+
+#[tokio::test]
+async fn auth0_by_its_section() {
+    let fake = fake_oidc_at("/", Quirks { rotate_refresh_tokens: true, ..Default::default() }).await;
+    let section =
+        format!("[auth.auth0]\nbase_url = \"{}\"\naudience = \"https://api.example.com\"", fake.url);
+    sign_in_through("auth0", &section, &fake).await;
+    assert_eq!(fake.authorize_requests()[0]["audience"], "https://api.example.com");
+}
+
+#[tokio::test]
+async fn cognito_by_its_section() {
+    let fake = fake_oidc_at("/eu-west-1_AbC", Quirks::default()).await;
+    let section = format!("[auth.cognito]\nbase_url = \"{}/eu-west-1_AbC\"", fake.url);
+    sign_in_through("cognito", &section, &fake).await;
+}
+
+#[tokio::test]
+async fn gitlab_by_its_section() {
+    let fake = fake_oidc_at("", Quirks::default()).await;
+    sign_in_through("gitlab", &format!("[auth.gitlab]\nbase_url = \"{}\"", fake.url), &fake).await;
+}
+
+#[tokio::test]
+async fn workos_by_its_section() {
+    let fake = fake_oidc_at(
+        "",
+        Quirks { secret_in_body_only: true, rotate_refresh_tokens: true, ..Default::default() },
+    )
+    .await;
+    sign_in_through("workos", &format!("[auth.workos]\nbase_url = \"{}\"", fake.url), &fake).await;
+}
