@@ -3,13 +3,11 @@
 //! it, each built-in provider against its fake, and stdio MCP servers behind the gateway. Each
 //! module says what it covers in its first lines.
 
-#[allow(dead_code)]
-#[path = "../support/gateway.rs"]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../support/sign_in.rs"]
-mod sign_in;
-use mcpgate_test_support::{fake_github, fake_oidc, idp, oauth_client, process, provider_flow};
+#[path = "../support/mod.rs"]
+mod support;
+
+use mcpgate_test_support::{fake_github, fake_oidc, provider_flow};
+use support::{gateway, oauth_client, process, sign_in};
 
 mod commands;
 mod demo;

@@ -4,19 +4,10 @@
 //! `external-tests` feature (which `scripts/test.sh` turns on).
 #![cfg(feature = "external-tests")]
 
-#[allow(dead_code)]
-#[path = "../support/document_host.rs"]
-mod document_host;
-#[allow(dead_code)]
-#[path = "../support/gateway.rs"]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../support/interop_targets.rs"]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../support/sign_in.rs"]
-mod sign_in;
-use mcpgate_test_support::{idp, oauth_client, process};
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::{interop_targets, oauth_client, process, sign_in};
 
 mod chromium;
 mod conformance;

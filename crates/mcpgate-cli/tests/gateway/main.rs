@@ -6,19 +6,12 @@
 //! The modules that run Node (the test IdP, npm servers) or Python (the WSGI upstream) are behind
 //! the `external-tests` feature, which `scripts/test.sh` turns on (with `--all-features`).
 
-#[allow(dead_code)]
-#[path = "../support/document_host.rs"]
-mod document_host;
-#[allow(dead_code)]
-#[path = "../support/gateway.rs"]
-mod gateway;
-#[allow(dead_code)]
-#[path = "../support/interop_targets.rs"]
-mod interop_targets;
-#[allow(dead_code)]
-#[path = "../support/sign_in.rs"]
-mod sign_in;
-use mcpgate_test_support::{idp, oauth_client, process};
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::{gateway, process};
+#[cfg(feature = "external-tests")]
+use support::{idp, interop_targets, oauth_client, sign_in};
 
 mod serve;
 
