@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use mcpgate::verify::{ClaimRules, JwtVerifier, TokenVerifier, VerificationKey};
 
-const PUBLIC_KEY: &[u8] = include_bytes!("../../crates/mcpgate/tests/keys/ec256.pub.pem");
+const PUBLIC_KEY: &[u8] = include_bytes!("../../crates/mcpgate-test-support/keys/ec256.pub.pem");
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
