@@ -47,6 +47,9 @@ pub enum GrantType {
     AuthorizationCode,
     /// Refresh tokens.
     RefreshToken,
+    /// A machine client's own credentials (SEP-1046): the subject is the client. Only for
+    /// confidential clients the operator configures.
+    ClientCredentials,
 }
 
 impl GrantType {
@@ -55,6 +58,7 @@ impl GrantType {
         Some(match name {
             "authorization_code" => Self::AuthorizationCode,
             "refresh_token" => Self::RefreshToken,
+            "client_credentials" => Self::ClientCredentials,
             _ => return None,
         })
     }
@@ -118,12 +122,15 @@ pub struct ConfiguredClient {
     pub client_secret: Option<SecretString>,
     /// Its redirect URIs, checked by the native-client rules (https, loopback http, private-use
     /// schemes); the registration allow-list does not apply to what the operator configured.
+    /// Required with the authorization code; a machine client has none.
     pub redirect_uris: Vec<String>,
     /// The name shown on the consent page.
     pub client_name: Option<String>,
     /// The scopes it may have (space separated); `None` for every supported scope.
     pub scope: Option<String>,
-    /// The grants it may use (must include the authorization code); empty for both.
+    /// The grants it may use: the authorization code (with refresh tokens or not), client
+    /// credentials (a machine client, which needs a secret), or both; empty for the
+    /// authorization code with refresh tokens.
     pub grant_types: Vec<GrantType>,
 }
 
@@ -134,7 +141,23 @@ impl ConfiguredClient {
         if self.client_id.is_empty() || self.client_id.chars().any(|c| c.is_control() || c == ' ') {
             return Err(bad("the id must be non-empty, without spaces or control characters".into()));
         }
-        if self.redirect_uris.is_empty() {
+        let grant_types = if self.grant_types.is_empty() {
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        } else {
+            self.grant_types.clone()
+        };
+        let signs_in = grant_types.contains(&GrantType::AuthorizationCode);
+        let machine = grant_types.contains(&GrantType::ClientCredentials);
+        if !signs_in && !machine {
+            return Err(bad("grant_types must include authorization_code or client_credentials".into()));
+        }
+        if !signs_in && grant_types.contains(&GrantType::RefreshToken) {
+            return Err(bad("refresh_token comes with authorization_code only".into()));
+        }
+        if machine && self.client_secret.is_none() {
+            return Err(bad("client_credentials needs a client secret".into()));
+        }
+        if signs_in && self.redirect_uris.is_empty() {
             return Err(bad("at least one redirect URI is required".into()));
         }
         let redirect_uris = self
@@ -144,13 +167,6 @@ impl ConfiguredClient {
                 RedirectUri::parse(raw, ApplicationType::Native).map_err(|e| bad(format!("{raw}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let grant_types = if self.grant_types.is_empty() {
-            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-        } else if self.grant_types.contains(&GrantType::AuthorizationCode) {
-            self.grant_types.clone()
-        } else {
-            return Err(bad("grant_types must include authorization_code".into()));
-        };
         if let Some(why) = self.client_name.as_deref().and_then(super::display_text::disguise) {
             return Err(bad(format!("the name holds {why}")));
         }

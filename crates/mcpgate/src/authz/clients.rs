@@ -90,6 +90,11 @@ impl Clients {
         Self { store, digester, rules }
     }
 
+    /// Whether a configured client may use `grant`.
+    pub(crate) fn configured_grant(&self, grant: GrantType) -> bool {
+        self.rules.configured.values().any(|client| client.grant_types.contains(&grant))
+    }
+
     /// Whether URL client ids (metadata documents) are accepted.
     pub(crate) fn documents_enabled(&self) -> bool {
         self.rules.documents.enabled()
@@ -191,6 +196,10 @@ impl Clients {
                 })?
             }
         };
+        if grant_types.contains(&GrantType::ClientCredentials) {
+            // A machine client's tokens name no person: only the operator may create one.
+            return Err(metadata_error("client_credentials is for clients the operator configures"));
+        }
         if !grant_types.contains(&GrantType::AuthorizationCode) {
             return Err(metadata_error("grant_types must include authorization_code"));
         }

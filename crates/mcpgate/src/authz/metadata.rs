@@ -35,7 +35,8 @@ pub struct AuthServerMetadata {
     pub response_types_supported: Vec<String>,
     /// `["query"]`.
     pub response_modes_supported: Vec<String>,
-    /// `authorization_code`, `refresh_token`.
+    /// `authorization_code`, `refresh_token`, and `client_credentials` when a configured
+    /// client may use it.
     pub grant_types_supported: Vec<String>,
     /// How clients authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -64,13 +65,24 @@ impl Inner {
             scopes_supported: self.settings.scopes_supported.clone(),
             response_types_supported: strings(&["code"]),
             response_modes_supported: strings(&["query"]),
-            grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+            grant_types_supported: self.grant_types_supported(),
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             code_challenge_methods_supported: strings(&["S256"]),
             client_id_metadata_document_supported: self.clients.documents_enabled(),
             authorization_response_iss_parameter_supported: true,
         }
+    }
+}
+
+impl Inner {
+    /// The grants some client can use: machine clients' only when one is configured.
+    fn grant_types_supported(&self) -> Vec<String> {
+        let mut grants = vec!["authorization_code".to_owned(), "refresh_token".to_owned()];
+        if self.clients.configured_grant(super::GrantType::ClientCredentials) {
+            grants.push("client_credentials".to_owned());
+        }
+        grants
     }
 }
 

@@ -1,6 +1,7 @@
-//! `/token` (D1–D3): client authentication per the registered method, then the
+//! `/token` (D1–D4): client authentication per the registered method, then the grant: the
 //! `authorization_code` grant — a code is redeemed once, by compare-and-swap, and a second
-//! redemption revokes its grant — issuing our access JWT and an opaque refresh token.
+//! redemption revokes its grant — issuing our access JWT and an opaque refresh token; the
+//! `refresh_token` grant, rotating; and `client_credentials` for machine clients.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,16 +89,10 @@ impl Inner {
         scopes: &[String],
         refresh_token: Option<SecretString>,
     ) -> Response {
-        let now = self.settings.clock.unix_now();
         let mut claims = json!({
-            "iss": self.settings.issuer,
             "sub": grant.subject,
             "aud": grant.resource,
             "client_id": grant.client_id,
-            "scope": scopes.join(" "),
-            "iat": now,
-            "exp": now + self.settings.access_token_ttl.as_secs(),
-            "jti": random_token().expose_secret(),
             "gid": grant.id,
         });
         // The identity the provider gave, under the OIDC claim names, for the MCP server (A10).
@@ -114,6 +109,22 @@ impl Inner {
         if !grant.groups.is_empty() {
             claims["groups"] = json!(grant.groups);
         }
+        self.token_response_for(claims, scopes, refresh_token)
+    }
+
+    /// Our access token with `claims` (who it is for) and `scopes`, in the token response.
+    fn token_response_for(
+        &self,
+        mut claims: serde_json::Value,
+        scopes: &[String],
+        refresh_token: Option<SecretString>,
+    ) -> Response {
+        let now = self.settings.clock.unix_now();
+        claims["iss"] = json!(self.settings.issuer);
+        claims["scope"] = json!(scopes.join(" "));
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(now + self.settings.access_token_ttl.as_secs());
+        claims["jti"] = json!(random_token().expose_secret());
         let access_token = self.signer.sign(&claims);
         let mut body = json!({
             "access_token": access_token,
@@ -125,6 +136,50 @@ impl Inner {
             body["refresh_token"] = json!(refresh_token.expose_secret());
         }
         token_response(body)
+    }
+
+    /// The `client_credentials` grant (SEP-1046): a machine client's token, with the client as
+    /// its subject, no refresh token, and a grant id of its own so that `/revoke` can end it on
+    /// every instance. Nothing is stored: there is no user and no upstream token to keep.
+    fn client_credentials_grant(
+        &self,
+        client: &ClientRecord,
+        params: &HashMap<String, String>,
+    ) -> Result<Response, OAuthError> {
+        if let Some(resource) = params.get("resource")
+            && resource.trim_end_matches('/') != self.settings.resource.trim_end_matches('/')
+        {
+            return Err(invalid(ErrorCode::InvalidTarget, "resource is not this server's MCP endpoint"));
+        }
+        let settings = &self.settings;
+        let allowed: Vec<&str> = match &client.scope {
+            Some(scope) => scope.split_ascii_whitespace().collect(),
+            None => {
+                settings.scopes_supported.iter().chain(&settings.step_up_scopes).map(String::as_str).collect()
+            }
+        };
+        let scopes: Vec<String> = match params.get("scope") {
+            Some(asked) => {
+                let asked: Vec<String> = asked.split_ascii_whitespace().map(str::to_owned).collect();
+                if !asked.iter().all(|s| allowed.contains(&s.as_str())) {
+                    return Err(invalid(ErrorCode::InvalidScope, "a scope asked for is not this client's"));
+                }
+                asked
+            }
+            // By default what the client was given, without the step-up scopes it must ask for.
+            None => match &client.scope {
+                Some(_) => allowed.iter().map(|s| (*s).to_owned()).collect(),
+                None => settings.scopes_supported.clone(),
+            },
+        };
+        let claims = json!({
+            "sub": client.client_id,
+            "aud": settings.resource,
+            "client_id": client.client_id,
+            "gid": format!("machine.{}", random_token().expose_secret()),
+            (crate::CLIENT_KIND_CLAIM): crate::ClientKind::Machine.as_str(),
+        });
+        Ok(self.token_response_for(claims, &scopes, None))
     }
 
     /// The `refresh_token` grant (D4): rotate on every use, atomically; the replaced token works
@@ -236,15 +291,19 @@ pub(crate) async fn token(
     let outcome = async {
         let params = parse_form(&body)?;
         let client = server.authenticate_client(&headers, &params).await?;
-        match params.get("grant_type").map(String::as_str) {
+        let grant_type = params.get("grant_type").map(String::as_str);
+        if let Some(known) = grant_type.and_then(GrantType::parse)
+            && !client.grant_types.contains(&known)
+        {
+            return Err(invalid(ErrorCode::UnauthorizedClient, "this client may not use this grant_type"));
+        }
+        match grant_type {
             Some("authorization_code") => server.authorization_code_grant(&client, &params).await,
-            Some("refresh_token") if !client.grant_types.contains(&GrantType::RefreshToken) => {
-                Err(invalid(ErrorCode::UnauthorizedClient, "this client did not register for refresh_token"))
-            }
+            Some("client_credentials") => server.client_credentials_grant(&client, &params),
             Some("refresh_token") => server.refresh_token_grant(&client, &params).await,
             Some(_) => Err(invalid(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             )),
             None => Err(invalid(ErrorCode::InvalidRequest, "grant_type is required")),
         }

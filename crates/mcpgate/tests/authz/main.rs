@@ -1,5 +1,5 @@
 //! The authorization-server side, one test binary (one link on two cores): `/authorize` and
-//! consent, metadata documents, rate limits, registration, a misbehaving provider and each
+//! consent, metadata documents, rate limits, machine clients, registration, a misbehaving provider and each
 //! built-in provider against its fake. Each module says what it covers in its first lines.
 //!
 //! The modules that run the real test IdP (oidc-provider on Node) are behind the
@@ -9,6 +9,7 @@
 mod authorize;
 mod cimd;
 mod limits;
+mod machine;
 mod provider_discord;
 mod provider_entra;
 mod provider_github;
