@@ -53,12 +53,13 @@ impl TestServer {
     }
 
     #[tool(
-        description = "Who the gateway started this process for, as JSON (from MCPGATE_SUBJECT, MCPGATE_CLIENT_ID, MCPGATE_EMAIL, MCPGATE_USERNAME, MCPGATE_GROUPS)"
+        description = "Who the gateway started this process for, as JSON (from MCPGATE_SUBJECT, MCPGATE_CLIENT_ID, MCPGATE_EMAIL, MCPGATE_USERNAME, MCPGATE_GROUPS, MCPGATE_CLIENT_KIND)"
     )]
     fn whoami(&self) -> String {
         let var = |name| std::env::var(name).ok();
         serde_json::json!({"subject": var("MCPGATE_SUBJECT"), "client_id": var("MCPGATE_CLIENT_ID"),
-            "email": var("MCPGATE_EMAIL"), "username": var("MCPGATE_USERNAME"), "groups": var("MCPGATE_GROUPS")})
+            "email": var("MCPGATE_EMAIL"), "username": var("MCPGATE_USERNAME"), "groups": var("MCPGATE_GROUPS"),
+            "kind": var("MCPGATE_CLIENT_KIND")})
         .to_string()
     }
 

@@ -15,7 +15,8 @@ pub struct Field {
     pub value: String,
 }
 
-/// The fields for `principal`: subject, client id and scopes always; email (and whether the
+/// The fields for `principal`: subject, client id, scopes and the kind of caller (`user`,
+/// `machine`, `api_key`) always; email (and whether the
 /// provider verified it), username, name and groups (comma-separated) when known.
 pub fn fields(principal: &Principal) -> Vec<Field> {
     let mut fields = Vec::new();
@@ -25,6 +26,7 @@ pub fn fields(principal: &Principal) -> Vec<Field> {
         add("x-mcpgate-client-id", "MCPGATE_CLIENT_ID", client_id.to_owned());
     }
     add("x-mcpgate-scopes", "MCPGATE_SCOPES", principal.scopes().join(" "));
+    add("x-mcpgate-client-kind", "MCPGATE_CLIENT_KIND", principal.client_kind().as_str().to_owned());
     let claims = principal.claims();
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     if let Some(email) = principal.email() {

@@ -306,10 +306,20 @@ impl ClientConfig {
             .iter()
             .map(|name| GrantType::parse(name).ok_or_else(|| format!("unknown grant type {name:?}")))
             .collect::<Result<Vec<_>, _>>()?;
-        if !parsed.is_empty() && !parsed.contains(&GrantType::AuthorizationCode) {
-            return Err("must include authorization_code".into());
+        let signs_in = parsed.contains(&GrantType::AuthorizationCode);
+        if !parsed.is_empty() && !signs_in && !parsed.contains(&GrantType::ClientCredentials) {
+            return Err("must include authorization_code or client_credentials".into());
+        }
+        if !parsed.is_empty() && !signs_in && parsed.contains(&GrantType::RefreshToken) {
+            return Err("refresh_token comes with authorization_code only".into());
         }
         Ok(parsed)
+    }
+
+    /// Whether this is a machine client only (`client_credentials` without sign-in).
+    pub fn is_machine_only(&self) -> bool {
+        let parsed = self.grant_types().unwrap_or_default();
+        parsed.contains(&GrantType::ClientCredentials) && !parsed.contains(&GrantType::AuthorizationCode)
     }
 }
 
@@ -323,13 +333,15 @@ pub struct ClientConfig {
     pub client_secret_env: Option<String>,
     /// See `client_secret_env`.
     pub client_secret_file: Option<String>,
-    /// Its redirect URIs (https, loopback http, private-use schemes).
+    /// Its redirect URIs (https, loopback http, private-use schemes); none for a machine client.
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// The name the consent page shows.
     pub name: Option<String>,
     /// The scopes it may have; absent: every supported scope.
     pub scopes: Option<Vec<String>>,
-    /// `authorization_code` (required) and `refresh_token`; absent: both.
+    /// `authorization_code` and `refresh_token` (a client people sign in through),
+    /// `client_credentials` (a machine client, which needs a secret); absent: the first two.
     #[serde(default)]
     pub grant_types: Vec<String>,
 }

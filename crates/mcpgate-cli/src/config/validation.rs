@@ -1,7 +1,7 @@
 //! The checks beyond the types: every rule a configuration must meet that serde cannot say,
 //! each reported at its key.
 
-use mcpgate::authz::{ConsentMode, Registration};
+use mcpgate::authz::{ConsentMode, GrantType, Registration};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::resource::AllowedOrigins;
 
@@ -109,8 +109,15 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                         "give client_secret_env or client_secret_file, not both",
                     );
                 }
-                if client.redirect_uris.is_empty() {
+                if client.redirect_uris.is_empty() && !client.is_machine_only() {
                     problem(&key("redirect_uris"), "at least one redirect URI is required");
+                }
+                let secret = client.client_secret_env.is_some() || client.client_secret_file.is_some();
+                if client.grant_types().is_ok_and(|g| g.contains(&GrantType::ClientCredentials)) && !secret {
+                    problem(
+                        &key("grant_types"),
+                        "client_credentials needs client_secret_env or client_secret_file",
+                    );
                 }
                 if let Err(e) = client.grant_types() {
                     problem(&key("grant_types"), &e);

@@ -1,7 +1,8 @@
 //! `mcpgate serve` with a built-in provider (`provider = "<name>"`, `[auth.<name>] base_url`
 //! pointed at a fake of the provider on loopback): a user signs in, and the stdio MCP server
 //! behind the gateway is started with the identity the provider vouched for; the allow-list
-//! turns an outsider away.
+//! turns an outsider away. A machine client of the `client_credentials` grant reaches the
+//! server as itself, without the provider.
 
 use crate::{fake_github, fake_oidc, gateway, oauth_client, process, provider_flow};
 
@@ -82,6 +83,45 @@ async fn github_users_reach_the_mcp_server_with_their_github_identity() {
 
 /// A fake OpenID provider whose issuer is `{base}{path}`, its access tokens living 2 s: Ada
 /// (of example.com, signed in) and Eve (of elsewhere.example).
+#[tokio::test]
+async fn a_machine_client_reaches_the_mcp_server_as_itself_without_the_provider() {
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[]).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("ci-secret");
+    std::fs::write(&secret_file, "ci-secret-value\n").unwrap();
+    let sections = format!(
+        "[auth.github]\nbase_url = \"{}\"\n\n[[auth.clients]]\nclient_id = \"nightly-ci\"\n\
+         client_secret_file = \"{}\"\ngrant_types = [\"client_credentials\"]\n",
+        fake.url,
+        secret_file.display()
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+    let token = |secret: &'static str| {
+        let base = proxy.base.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/token"))
+                .basic_auth("nightly-ci", Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", &format!("{base}/mcp"))])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = token("wrong").await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = token("ci-secret-value").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("refresh_token").is_none());
+    let me = whoami(&proxy, body["access_token"].as_str().unwrap()).await;
+    assert_eq!((me["subject"].as_str(), me["client_id"].as_str()), (Some("nightly-ci"), Some("nightly-ci")));
+    assert_eq!(me["kind"], "machine");
+    // The provider was never asked: a machine has no account there.
+    assert!(fake.token_requests().is_empty());
+}
+
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
     let fake = FakeOidc::start(Quirks {
         issuer: Some(format!("{{base}}{path}")),

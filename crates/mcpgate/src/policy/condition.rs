@@ -2,7 +2,8 @@
 //! why CEL). A condition sees three variables:
 //!
 //! - `caller`: `subject`, `client_id` (`""` when the token names none), `scopes` and `groups`
-//!   (lists of strings), `email` (`""` when none) and `email_verified` (a boolean);
+//!   (lists of strings), `email` (`""` when none), `email_verified` (a boolean) and `kind`
+//!   (`user`, `machine` or `api_key`: see [`crate::ClientKind`]);
 //! - `claims`: every claim of the caller's token;
 //! - `mcp`: `method`, `tool`, `prompt`, `resource` (the one the operation names, `""` for the
 //!   others), `name` (whichever it is) and `arguments` (the tool's or prompt's; `{}` when judging
@@ -177,6 +178,7 @@ impl<'c> Facts<'c> {
                         ("groups", Box::new(|| strings(p.groups()))),
                         ("email", Box::new(|| Value::from(p.email().unwrap_or("")))),
                         ("email_verified", Box::new(|| Value::Bool(p.email_verified()))),
+                        ("kind", Box::new(|| Value::from(p.client_kind().as_str()))),
                     ],
                 );
                 context.add_variable_from_value("caller", caller);
@@ -400,9 +402,13 @@ mod tests {
             (r#"mcp.tool.startsWith("delete_") && mcp.arguments.path.startsWith("/etc")"#, true),
             (r#"mcp.method == "tools/call" && mcp.prompt == "" && mcp.name == "delete_file""#, true),
             (r#"mcp.tool.matches("^del")"#, true),
+            (r#"caller.kind == "user""#, true),
         ] {
             assert_eq!(holds(source, &ada, &op), Ok(expected), "{source}");
         }
+        let ci = Principal::new("ci")
+            .with_claims(serde_json::json!({"client_kind": "machine"}).as_object().unwrap().clone());
+        assert_eq!(holds(r#"caller.kind == "machine""#, &ci, &op), Ok(true));
         // A claim the token lacks fails the evaluation (the caller denies), unless tested first.
         let bob = Principal::new("bob");
         assert_eq!(
