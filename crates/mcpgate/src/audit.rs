@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `time` | RFC 3339, UTC, milliseconds |
 //! | `subject`, `client_id` | the caller (`client_id` `null` when the token names none) |
+//! | `client_kind` | `user`, `machine` (a `client_credentials` client) or `api_key` |
 //! | `method` | the JSON-RPC method |
 //! | `tool`, `prompt`, `resource` | the one the operation names, when it names one |
 //! | `decision` | `allow`, `deny`, `step_up`, or `invalid` (refused before the policy: a header contradicting the body) |
@@ -37,6 +38,8 @@ pub struct AuditEvent {
     pub subject: String,
     /// The caller's OAuth client.
     pub client_id: Option<String>,
+    /// What kind of caller: `user`, `machine` or `api_key`.
+    pub client_kind: &'static str,
     /// The JSON-RPC method.
     pub method: String,
     /// The tool the operation names.
@@ -208,6 +211,7 @@ mod tests {
                 time: rfc3339(SystemTime::now()),
                 subject: "alice".into(),
                 client_id: None,
+                client_kind: "user",
                 method: "tools/call".into(),
                 tool: Some(format!("t{i}")),
                 prompt: None,
@@ -235,5 +239,6 @@ mod tests {
         assert_eq!(events[1]["decision"], "deny");
         assert!(events[0].get("prompt").is_none());
         assert_eq!(events[0]["client_id"], serde_json::Value::Null);
+        assert_eq!(events[0]["client_kind"], "user");
     }
 }

@@ -218,6 +218,7 @@ impl Shared {
             time: rfc3339(SystemTime::now()),
             subject: caller.subject().to_owned(),
             client_id: caller.client_id().map(str::to_owned),
+            client_kind: caller.client_kind().as_str(),
             method: op.method.to_owned(),
             tool: name(super::TargetKind::Tool),
             prompt: name(super::TargetKind::Prompt),

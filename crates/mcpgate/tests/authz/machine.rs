@@ -133,11 +133,14 @@ async fn a_machine_client_has_its_scopes_and_no_more() {
     }
 }
 
+/// Basic credentials, the form, and the status and error expected.
+type Case<'a> = (Option<(&'a str, &'a str)>, &'a str, StatusCode, &'a str);
+
 #[tokio::test]
 async fn wrong_credentials_and_wrong_grants_are_refused_with_their_codes() {
     let server = server().await;
     let cc = "grant_type=client_credentials";
-    let cases: [(Option<(&str, &str)>, &str, StatusCode, &str); 6] = [
+    let cases: [Case<'_>; 6] = [
         (Some(("ci", "wrong")), cc, StatusCode::UNAUTHORIZED, "invalid_client"),
         (Some(("nobody", "ci-secret")), cc, StatusCode::UNAUTHORIZED, "invalid_client"),
         (None, "grant_type=client_credentials&client_id=ci", StatusCode::UNAUTHORIZED, "invalid_client"),

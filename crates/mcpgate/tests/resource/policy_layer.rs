@@ -171,6 +171,7 @@ async fn a_denied_call_is_a_json_rpc_error_and_never_reaches_the_tool() {
     assert_eq!((denied.rule.as_deref(), denied.upstream_status), (Some("whoami-for-admins"), None));
     let allowed = events.iter().find(|e| e.decision == "allow" && e.method == "tools/call").unwrap();
     assert_eq!((allowed.subject.as_str(), allowed.upstream_status), ("ada", Some(200)));
+    assert_eq!(allowed.client_kind, "user");
 }
 
 #[tokio::test]
