@@ -171,6 +171,26 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
     }
 
     #[test]
+    fn a_machine_client_needs_a_secret_and_no_redirect_uri() {
+        let machine = |extra: &str| {
+            format!(
+                "{GOOD}\n[[auth.clients]]\nclient_id = \"ci\"\ngrant_types = [\"client_credentials\"]\n{extra}"
+            )
+        };
+        let config = load(&machine("client_secret_env = \"CI_SECRET\""), &[]).unwrap();
+        assert!(config.auth.clients[0].is_machine_only());
+        let problem = only_problem(&machine(""), &[]);
+        assert_eq!(problem.key, "auth.clients[0].grant_types");
+        assert!(problem.message.contains("needs client_secret_env"), "{problem:?}");
+        let refresh = machine("client_secret_env = \"CI_SECRET\"")
+            .replace("[\"client_credentials\"]", "[\"client_credentials\", \"refresh_token\"]");
+        assert_eq!(only_problem(&refresh, &[]).key, "auth.clients[0].grant_types");
+        // A client people sign in through still needs its redirect URIs.
+        let person = format!("{GOOD}\n[[auth.clients]]\nclient_id = \"desk\"\n");
+        assert_eq!(only_problem(&person, &[]).key, "auth.clients[0].redirect_uris");
+    }
+
+    #[test]
     fn semantic_problems_are_all_reported_at_their_keys() {
         let text = r#"
 [server]

@@ -318,8 +318,9 @@ impl ClientConfig {
 
     /// Whether this is a machine client only (`client_credentials` without sign-in).
     pub fn is_machine_only(&self) -> bool {
-        let parsed = self.grant_types().unwrap_or_default();
-        parsed.contains(&GrantType::ClientCredentials) && !parsed.contains(&GrantType::AuthorizationCode)
+        // By name, so that a mistake elsewhere in the list is reported once, at grant_types.
+        let lists = |name: &str| self.grant_types.iter().any(|g| g == name);
+        lists("client_credentials") && !lists("authorization_code")
     }
 }
 
