@@ -67,9 +67,10 @@ mod tests {
         assert_eq!(value("MCPGATE_USERNAME"), Some("ada"));
         assert_eq!(value("MCPGATE_NAME"), Some("Ada Lovelace"));
         assert_eq!(value("MCPGATE_GROUPS"), Some("acme,widgets"));
+        assert_eq!(value("MCPGATE_CLIENT_KIND"), Some("user"));
         assert!(fields.iter().all(|f| f.0.starts_with("x-mcpgate-")));
         let bare = fields_of(&Principal::new("7"));
-        assert_eq!(bare, vec!["MCPGATE_SUBJECT", "MCPGATE_SCOPES"]);
+        assert_eq!(bare, vec!["MCPGATE_SUBJECT", "MCPGATE_SCOPES", "MCPGATE_CLIENT_KIND"]);
     }
 
     fn fields_of(principal: &Principal) -> Vec<&'static str> {
