@@ -16,7 +16,7 @@ pub struct Field {
 }
 
 /// The fields for `principal`: subject, client id, scopes and the kind of caller (`user`,
-/// `machine`, `api_key`) always; email (and whether the
+/// `machine`) always; email (and whether the
 /// provider verified it), username, name and groups (comma-separated) when known.
 pub fn fields(principal: &Principal) -> Vec<Field> {
     let mut fields = Vec::new();

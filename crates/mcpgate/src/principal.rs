@@ -163,13 +163,12 @@ impl Principal {
         groups.iter().filter_map(Value::as_str)
     }
 
-    /// Who is calling: a person signed in through a client, a machine client with its own
-    /// credentials, or an API key. Read from the `client_kind` claim, which mcpgate puts in the
+    /// Who is calling: a person signed in through a client, or a machine client with its own
+    /// credentials. Read from the `client_kind` claim, which mcpgate puts in the
     /// tokens it issues; a token without it is a person's.
     pub fn client_kind(&self) -> ClientKind {
         match self.claim(CLIENT_KIND_CLAIM).and_then(Value::as_str) {
             Some("machine") => ClientKind::Machine,
-            Some("api_key") => ClientKind::ApiKey,
             _ => ClientKind::User,
         }
     }
@@ -187,17 +186,14 @@ pub enum ClientKind {
     /// A machine client authenticated by its own credentials (the `client_credentials` grant):
     /// the subject is the client.
     Machine,
-    /// An API key from the operator's configuration: the subject names the key.
-    ApiKey,
 }
 
 impl ClientKind {
-    /// Its name in tokens, headers, the audit trail and policies: `user`, `machine`, `api_key`.
+    /// Its name in tokens, headers, the audit trail and policies: `user` or `machine`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Machine => "machine",
-            Self::ApiKey => "api_key",
         }
     }
 }

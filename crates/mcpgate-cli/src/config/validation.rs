@@ -113,14 +113,13 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                     problem(&key("redirect_uris"), "at least one redirect URI is required");
                 }
                 let secret = client.client_secret_env.is_some() || client.client_secret_file.is_some();
-                if client.grant_types().is_ok_and(|g| g.contains(&GrantType::ClientCredentials)) && !secret {
-                    problem(
+                match client.grant_types() {
+                    Err(e) => problem(&key("grant_types"), &e),
+                    Ok(grants) if grants.contains(&GrantType::ClientCredentials) && !secret => problem(
                         &key("grant_types"),
                         "client_credentials needs client_secret_env or client_secret_file",
-                    );
-                }
-                if let Err(e) = client.grant_types() {
-                    problem(&key("grant_types"), &e);
+                    ),
+                    Ok(_) => {}
                 }
                 if auth.clients[..i].iter().any(|other| other.client_id == client.client_id) {
                     problem(&key("client_id"), "another client has this id");

@@ -11,7 +11,7 @@ use http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::client::{ClientRecord, ClientSource};
+use super::client::ClientRecord;
 use super::clients::ClientLookupError;
 use super::failure::{Failure, ValidatedRedirect};
 use super::transaction::{TRANSACTION_TTL, Transaction};
@@ -36,24 +36,11 @@ pub(crate) struct AuthorizeParams {
 }
 
 impl Inner {
-    /// The scopes granted for a request: what was asked, within what the client registered and
-    /// the server supports (C4); none asked → the client's registered scopes, else all supported
-    /// but the step-up scopes. A step-up scope is granted when asked for, to any client but an
-    /// operator's configured with a scope list of its own (see `step_up_scopes`).
+    /// The scopes granted for a request: what was asked, within what the client may have
+    /// (`grantable_scopes`); none asked → all it may have. Scopes it may not have are dropped;
+    /// a request left with none is refused.
     fn grant_scopes(&self, client: &ClientRecord, requested: Option<&str>) -> Result<Vec<String>, ()> {
-        let step_up = |scope: &&str| self.settings.step_up_scopes.iter().any(|s| s == scope);
-        let mut allowed: Vec<&str> = match &client.scope {
-            Some(registered) => registered.split_ascii_whitespace().collect(),
-            // By default not the step-up scopes: those are granted when a client asks for them.
-            None => {
-                self.settings.scopes_supported.iter().map(String::as_str).filter(|s| !step_up(s)).collect()
-            }
-        };
-        let requested_text = requested.unwrap_or("");
-        if client.source != ClientSource::Configured || client.scope.is_none() {
-            let asked = |scope: &str| requested_text.split_ascii_whitespace().any(|s| s == scope);
-            allowed.extend(self.settings.step_up_scopes.iter().map(String::as_str).filter(|s| asked(s)));
-        }
+        let allowed = self.grantable_scopes(client, requested.unwrap_or(""));
         let Some(requested) = requested.filter(|r| !r.trim().is_empty()) else {
             return Ok(allowed.iter().map(|s| (*s).to_owned()).collect());
         };

@@ -73,9 +73,7 @@ impl Inner {
             authorization_response_iss_parameter_supported: true,
         }
     }
-}
 
-impl Inner {
     /// The grants some client can use: machine clients' only when one is configured.
     fn grant_types_supported(&self) -> Vec<String> {
         let mut grants = vec!["authorization_code".to_owned(), "refresh_token".to_owned()];

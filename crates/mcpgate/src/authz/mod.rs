@@ -19,6 +19,7 @@ mod cookies;
 pub(crate) mod display_text;
 mod failure;
 pub(crate) mod grant;
+mod grantable;
 mod grants;
 mod issue;
 mod limits;

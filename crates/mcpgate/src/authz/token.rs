@@ -151,27 +151,19 @@ impl Inner {
         {
             return Err(invalid(ErrorCode::InvalidTarget, "resource is not this server's MCP endpoint"));
         }
+        let asked = params.get("scope").map(String::as_str).filter(|s| !s.trim().is_empty());
+        let allowed = self.grantable_scopes(client, asked.unwrap_or(""));
+        // Unlike a sign-in, nobody is shown what was dropped: a scope it may not have is refused.
+        if let Some(asked) = asked
+            && !asked.split_ascii_whitespace().all(|s| allowed.contains(&s))
+        {
+            return Err(invalid(ErrorCode::InvalidScope, "a scope asked for is not this client's"));
+        }
+        let scopes: Vec<String> = match asked {
+            Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
+            None => allowed.iter().map(|s| (*s).to_owned()).collect(),
+        };
         let settings = &self.settings;
-        let allowed: Vec<&str> = match &client.scope {
-            Some(scope) => scope.split_ascii_whitespace().collect(),
-            None => {
-                settings.scopes_supported.iter().chain(&settings.step_up_scopes).map(String::as_str).collect()
-            }
-        };
-        let scopes: Vec<String> = match params.get("scope") {
-            Some(asked) => {
-                let asked: Vec<String> = asked.split_ascii_whitespace().map(str::to_owned).collect();
-                if !asked.iter().all(|s| allowed.contains(&s.as_str())) {
-                    return Err(invalid(ErrorCode::InvalidScope, "a scope asked for is not this client's"));
-                }
-                asked
-            }
-            // By default what the client was given, without the step-up scopes it must ask for.
-            None => match &client.scope {
-                Some(_) => allowed.iter().map(|s| (*s).to_owned()).collect(),
-                None => settings.scopes_supported.clone(),
-            },
-        };
         let claims = json!({
             "sub": client.client_id,
             "aud": settings.resource,

@@ -46,7 +46,8 @@ fn person_client() -> ConfiguredClient {
 async fn server_with(clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
     let store: Arc<dyn Store> = store::open("memory://").await.unwrap();
     let mut settings = AuthServerSettings::new(ISSUER, RESOURCE);
-    settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into()];
+    // As the gateway configures it: the step-up scope a policy requires is also supported.
+    settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into(), "mcp:admin".into()];
     settings.step_up_scopes = vec!["mcp:admin".into()];
     settings.clients = clients;
     let keyring = Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]);
