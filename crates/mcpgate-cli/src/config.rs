@@ -19,7 +19,7 @@ pub use sources::{Origin, Problem, Source};
 
 #[cfg(test)]
 mod tests {
-    use mcpgate::authz::{AllowedUsers, ConsentMode};
+    use mcpgate::authz::{AllowedUsers, ClientKeys, ConsentMode};
 
     use super::*;
 
@@ -188,6 +188,43 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         // A client people sign in through still needs its redirect URIs.
         let person = format!("{GOOD}\n[[auth.clients]]\nclient_id = \"desk\"\n");
         assert_eq!(only_problem(&person, &[]).key, "auth.clients[0].redirect_uris");
+    }
+
+    #[test]
+    fn a_machine_client_may_have_keys_instead_of_a_secret() {
+        let machine = |extra: &str| {
+            format!(
+                "{GOOD}\n[[auth.clients]]\nclient_id = \"ci\"\ngrant_types = [\"client_credentials\"]\n{extra}"
+            )
+        };
+        // Keys as a TOML table, as JSON text, or at a URL.
+        let table = "jwks = { keys = [{ kty = \"OKP\", crv = \"Ed25519\", x = \"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\" }] }";
+        let text = r#"jwks = '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}'"#;
+        for keys in [table, text] {
+            let config = load(&machine(keys), &[]).unwrap();
+            let Ok(Some(ClientKeys::Jwks(document))) = config.auth.clients[0].keys() else {
+                panic!("{keys}")
+            };
+            assert_eq!(document["keys"][0]["crv"], "Ed25519");
+        }
+        let config = load(&machine("jwks_uri = \"https://ci.example/jwks.json\""), &[]).unwrap();
+        assert!(matches!(config.auth.clients[0].keys(), Ok(Some(ClientKeys::JwksUri(_)))));
+        // One way to authenticate, keys given once, and keys that are JSON.
+        let cases = [
+            (
+                "jwks_uri = \"https://ci.example/k\"\nclient_secret_env = \"S\"",
+                "auth.clients[0].jwks",
+                "not both",
+            ),
+            ("jwks_uri = \"https://ci.example/k\"\njwks = '{}'", "auth.clients[0].jwks", "not both"),
+            ("jwks = 'not json'", "auth.clients[0].jwks", "not a JWKS document"),
+            ("jwks_uri = \"not a url\"", "auth.clients[0].jwks_uri", "is not a URL"),
+        ];
+        for (extra, key, message) in cases {
+            let problem = only_problem(&machine(extra), &[]);
+            assert_eq!(problem.key, key, "{extra}");
+            assert!(problem.message.contains(message), "{extra}: {problem:?}");
+        }
     }
 
     #[test]

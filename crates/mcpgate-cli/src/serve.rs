@@ -87,6 +87,7 @@ fn configured_clients(auth: &crate::config::AuthConfig) -> Result<Vec<Configured
             Ok(ConfiguredClient {
                 client_id: client.client_id.clone(),
                 client_secret,
+                keys: client.keys().map_err(|e| config_error("auth.clients.jwks", e))?,
                 redirect_uris: client.redirect_uris.clone(),
                 client_name: client.name.clone(),
                 scope: client.scopes.as_ref().map(|scopes| scopes.join(" ")),

@@ -23,6 +23,20 @@ impl Default for OutboundTimeouts {
     }
 }
 
+/// Whether `raw` is a URL we may fetch keys or documents from: https, or http to a loopback
+/// host (a provider running beside us, as in tests).
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub(crate) fn is_secure_url(raw: &str) -> bool {
+    let Ok(url) = url::Url::parse(raw) else { return false };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
 /// A client for identity-provider calls: timeouts set, redirects not followed (a redirect from
 /// a JWKS or introspection endpoint is a configuration error to surface, not to chase).
 pub fn outbound_client(timeouts: OutboundTimeouts) -> reqwest::Client {

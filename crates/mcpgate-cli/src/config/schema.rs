@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use mcpgate::authz::{AllowedUsers, ConsentMode, GrantType, MetadataDocumentPolicy, Registration};
+use mcpgate::authz::{
+    AllowedUsers, ClientKeys, ConsentMode, GrantType, MetadataDocumentPolicy, Registration,
+};
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
 use mcpgate::upstream::Upstream;
 use secrecy::SecretString;
@@ -316,6 +318,24 @@ impl ClientConfig {
         Ok(parsed)
     }
 
+    /// Its keys (`jwks` or `jwks_uri`), if it authenticates by them.
+    pub fn keys(&self) -> Result<Option<ClientKeys>, String> {
+        match (&self.jwks, &self.jwks_uri) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err("give jwks or jwks_uri, not both".into()),
+            (Some(serde_json::Value::String(text)), None) => serde_json::from_str(text)
+                .map(|document| Some(ClientKeys::Jwks(document)))
+                .map_err(|e| format!("is not a JWKS document: {e}")),
+            (Some(document), None) => Ok(Some(ClientKeys::Jwks(document.clone()))),
+            (None, Some(url)) => Ok(Some(ClientKeys::JwksUri(url.clone()))),
+        }
+    }
+
+    /// Whether it has a secret (by reference).
+    pub fn has_secret(&self) -> bool {
+        self.client_secret_env.is_some() || self.client_secret_file.is_some()
+    }
+
     /// Whether this is a machine client only (`client_credentials` without sign-in).
     pub fn is_machine_only(&self) -> bool {
         // By name, so that a mistake elsewhere in the list is reported once, at grant_types.
@@ -334,6 +354,11 @@ pub struct ClientConfig {
     pub client_secret_env: Option<String>,
     /// See `client_secret_env`.
     pub client_secret_file: Option<String>,
+    /// Its public keys, for a client that authenticates by `private_key_jwt` instead of a
+    /// secret: a JWKS document, as a table (`{ keys = [...] }`) or as JSON text.
+    pub jwks: Option<serde_json::Value>,
+    /// Where its public keys are published instead (https, or http on loopback).
+    pub jwks_uri: Option<String>,
     /// Its redirect URIs (https, loopback http, private-use schemes); none for a machine client.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -342,7 +367,8 @@ pub struct ClientConfig {
     /// The scopes it may have; absent: every supported scope.
     pub scopes: Option<Vec<String>>,
     /// `authorization_code` and `refresh_token` (a client people sign in through),
-    /// `client_credentials` (a machine client, which needs a secret); absent: the first two.
+    /// `client_credentials` (a machine client, which needs a secret or keys); absent: the
+    /// first two.
     #[serde(default)]
     pub grant_types: Vec<String>,
 }

@@ -112,13 +112,36 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                 if client.redirect_uris.is_empty() && !client.is_machine_only() {
                     problem(&key("redirect_uris"), "at least one redirect URI is required");
                 }
-                let secret = client.client_secret_env.is_some() || client.client_secret_file.is_some();
+                let keys = match client.keys() {
+                    Ok(keys) => keys.is_some(),
+                    Err(e) => {
+                        problem(&key("jwks"), &e);
+                        true
+                    }
+                };
+                if client.has_secret() && keys {
+                    problem(
+                        &key("jwks"),
+                        "a client authenticates by a secret or by its keys (jwks, jwks_uri), not both",
+                    );
+                }
+                if let Some(uri) = &client.jwks_uri
+                    && url::Url::parse(uri).is_err()
+                {
+                    problem(&key("jwks_uri"), "is not a URL");
+                }
                 match client.grant_types() {
                     Err(e) => problem(&key("grant_types"), &e),
-                    Ok(grants) if grants.contains(&GrantType::ClientCredentials) && !secret => problem(
-                        &key("grant_types"),
-                        "client_credentials needs client_secret_env or client_secret_file",
-                    ),
+                    Ok(grants)
+                        if grants.contains(&GrantType::ClientCredentials)
+                            && !client.has_secret()
+                            && !keys =>
+                    {
+                        problem(
+                            &key("grant_types"),
+                            "client_credentials needs client_secret_env, client_secret_file, jwks or jwks_uri",
+                        );
+                    }
                     Ok(_) => {}
                 }
                 if auth.clients[..i].iter().any(|other| other.client_id == client.client_id) {

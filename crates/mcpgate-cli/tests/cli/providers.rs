@@ -2,7 +2,7 @@
 //! pointed at a fake of the provider on loopback): a user signs in, and the stdio MCP server
 //! behind the gateway is started with the identity the provider vouched for; the allow-list
 //! turns an outsider away. A machine client of the `client_credentials` grant reaches the
-//! server as itself, without the provider.
+//! server as itself, without the provider, by its secret or by an assertion signed with its key.
 
 use crate::{fake_github, fake_oidc, gateway, oauth_client, process, provider_flow};
 
@@ -120,6 +120,59 @@ async fn a_machine_client_reaches_the_mcp_server_as_itself_without_the_provider(
     assert_eq!(me["kind"], "machine");
     // The provider was never asked: a machine has no account there.
     assert!(fake.token_requests().is_empty());
+}
+
+/// The same machine, by `private_key_jwt`: its public keys in the file (JWKS as JSON text),
+/// an assertion it signed instead of a secret, each assertion once.
+#[tokio::test]
+async fn a_machine_client_with_keys_reaches_the_mcp_server_by_a_signed_assertion() {
+    use mcpgate_test_support::{TestKey, jwks, now};
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[]).await;
+    let key = TestKey::ec256("ci-2026");
+    let sections = format!(
+        "[auth.github]\nbase_url = \"{}\"\n\n[[auth.clients]]\nclient_id = \"nightly-ci\"\n\
+         jwks = '{}'\ngrant_types = [\"client_credentials\"]\n",
+        fake.url,
+        jwks(&[&key])
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+    let metadata: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/oauth-authorization-server", proxy.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        metadata["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"private_key_jwt".into())
+    );
+    let assertion = key.sign(&serde_json::json!({
+        "iss": "nightly-ci", "sub": "nightly-ci", "aud": format!("{}/token", proxy.base),
+        "exp": now() + 60, "jti": "run-4711",
+    }));
+    let token = || async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", proxy.base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", &assertion),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = token().await;
+    assert_eq!(status, 200, "{body}");
+    let me = whoami(&proxy, body["access_token"].as_str().unwrap()).await;
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("nightly-ci"), Some("machine")));
+    let (status, body) = token().await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "replayed: {body}");
 }
 
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {

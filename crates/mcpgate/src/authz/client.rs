@@ -19,6 +19,9 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretPost,
     /// HTTP Basic.
     ClientSecretBasic,
+    /// A JWT the client signed with its private key (RFC 7523 §2.2): for clients the operator
+    /// configures with their public keys.
+    PrivateKeyJwt,
 }
 
 impl TokenEndpointAuthMethod {
@@ -28,13 +31,29 @@ impl TokenEndpointAuthMethod {
             "none" => Self::None,
             "client_secret_post" => Self::ClientSecretPost,
             "client_secret_basic" => Self::ClientSecretBasic,
+            "private_key_jwt" => Self::PrivateKeyJwt,
             _ => return None,
         })
     }
 
-    /// Whether the client has a secret.
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// Whether the client authenticates at all (by a secret or by its keys).
     pub fn is_confidential(self) -> bool {
         self != Self::None
+    }
+
+    /// Whether the client authenticates by a secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretPost | Self::ClientSecretBasic)
     }
 }
 
@@ -112,14 +131,27 @@ fn confirmed_by_default() -> bool {
     true
 }
 
+/// Where a configured client's public keys are, for `private_key_jwt` (RFC 7591's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientKeys {
+    /// The keys themselves: a JWKS document (`jwks`).
+    Jwks(serde_json::Value),
+    /// A URL publishing them (`jwks_uri`): https, or http on loopback.
+    JwksUri(String),
+}
+
 /// A client from the operator's configuration (B6): it works alongside registered clients and
 /// is never written to the store, so changing the configuration changes it.
 #[derive(Debug, Clone)]
 pub struct ConfiguredClient {
     /// Its id.
     pub client_id: String,
-    /// Its secret (confidential clients, HTTP Basic or post); `None` for a public client.
+    /// Its secret (confidential clients, HTTP Basic or post); `None` for a public client or
+    /// one that authenticates by its keys.
     pub client_secret: Option<SecretString>,
+    /// Its public keys: a client with keys and no secret authenticates by `private_key_jwt`.
+    pub keys: Option<ClientKeys>,
     /// Its redirect URIs, checked by the native-client rules (https, loopback http, private-use
     /// schemes); the registration allow-list does not apply to what the operator configured.
     /// Required with the authorization code; a machine client has none.
@@ -129,7 +161,7 @@ pub struct ConfiguredClient {
     /// The scopes it may have (space separated); `None` for every supported scope.
     pub scope: Option<String>,
     /// The grants it may use: the authorization code (with refresh tokens or not), client
-    /// credentials (a machine client, which needs a secret), or both; empty for the
+    /// credentials (a machine client, which needs a secret or keys), or both; empty for the
     /// authorization code with refresh tokens.
     pub grant_types: Vec<GrantType>,
 }
@@ -154,8 +186,11 @@ impl ConfiguredClient {
         if !signs_in && grant_types.contains(&GrantType::RefreshToken) {
             return Err(bad("refresh_token comes with authorization_code only".into()));
         }
-        if machine && self.client_secret.is_none() {
-            return Err(bad("client_credentials needs a client secret".into()));
+        if self.client_secret.is_some() && self.keys.is_some() {
+            return Err(bad("a client authenticates by a secret or by its keys, not both".into()));
+        }
+        if machine && self.client_secret.is_none() && self.keys.is_none() {
+            return Err(bad("client_credentials needs a client secret or keys".into()));
         }
         if signs_in && self.redirect_uris.is_empty() {
             return Err(bad("at least one redirect URI is required".into()));
@@ -174,10 +209,10 @@ impl ConfiguredClient {
             self.client_secret.as_ref().map(|s| digester.tag(s.expose_secret().as_bytes()).to_base64());
         Ok(ClientRecord {
             client_id: self.client_id.clone(),
-            auth_method: if secret_digest.is_some() {
-                TokenEndpointAuthMethod::ClientSecretBasic
-            } else {
-                TokenEndpointAuthMethod::None
+            auth_method: match (&secret_digest, &self.keys) {
+                (Some(_), _) => TokenEndpointAuthMethod::ClientSecretBasic,
+                (None, Some(_)) => TokenEndpointAuthMethod::PrivateKeyJwt,
+                (None, None) => TokenEndpointAuthMethod::None,
             },
             secret_digest,
             redirect_uris,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::cimd::{MetadataDocumentError, MetadataDocuments};
 use super::client::{ClientRecord, ClientSource, GrantType, TokenEndpointAuthMethod};
+use super::client_assertion::{AssertionError, ClientAssertions};
 use super::display_text::disguise;
 use crate::crypto::{KeyedMac, random_token};
 use crate::error::{ErrorCode, OAuthError};
@@ -67,7 +68,19 @@ pub(crate) struct Clients {
     store: Arc<dyn Store>,
     /// Digests client secrets, and checks them.
     digester: KeyedMac,
+    /// Checks the assertions of clients that authenticate by their keys.
+    assertions: ClientAssertions,
     rules: ClientRules,
+}
+
+/// What a client presented to authenticate at the token or revocation endpoint.
+pub(crate) enum Credentials {
+    /// Nothing: a public client.
+    None,
+    /// Its secret (HTTP Basic or the form).
+    Secret(SecretString),
+    /// A JWT signed by its key (`private_key_jwt`).
+    Assertion(SecretString),
 }
 
 /// What [`Clients`] is built from: the settings that concern clients.
@@ -86,8 +99,18 @@ pub(crate) struct ClientRules {
 
 impl Clients {
     /// The clients kept in `store`, their secrets digested with `digester`, under `rules`.
-    pub(crate) fn new(store: Arc<dyn Store>, digester: KeyedMac, rules: ClientRules) -> Self {
-        Self { store, digester, rules }
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        digester: KeyedMac,
+        assertions: ClientAssertions,
+        rules: ClientRules,
+    ) -> Self {
+        Self { store, digester, assertions, rules }
+    }
+
+    /// Whether a configured client authenticates by its keys (`private_key_jwt`).
+    pub(crate) fn any_with_keys(&self) -> bool {
+        self.assertions.any()
     }
 
     /// Whether a configured client may use `grant`.
@@ -124,7 +147,7 @@ impl Clients {
         &self,
         mut client: ClientRecord,
     ) -> Result<(ClientRecord, Option<SecretString>), OAuthError> {
-        let secret = client.auth_method.is_confidential().then(random_token);
+        let secret = client.auth_method.uses_secret().then(random_token);
         if let Some(secret) = &secret {
             client.secret_digest = Some(self.digester.tag(secret.expose_secret().as_bytes()).to_base64());
         }
@@ -136,19 +159,24 @@ impl Clients {
         Ok((client, secret))
     }
 
-    /// The client `client_id`, authenticated (D2): a confidential client by its secret (its
-    /// digest compared in constant time), a public one by presenting none. Every failure is
-    /// the same `invalid_client`, so nothing tells an unknown client from a wrong secret.
+    /// The client `client_id`, authenticated (D2) by the one way it may: a secret (its digest
+    /// compared in constant time), an assertion signed by its key, or — a public client —
+    /// nothing. A failure of a secret is the same `invalid_client` whatever went wrong, so
+    /// nothing tells an unknown client from a wrong secret; an assertion's says what failed
+    /// (RFC 7523 §3.2), since its author has to know and an outsider learns nothing secret.
     pub(crate) async fn authenticate(
         &self,
         client_id: &str,
-        secret: Option<SecretString>,
+        credentials: Credentials,
     ) -> Result<ClientRecord, OAuthError> {
         let refused = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
         let client = self.find(client_id).await?.ok_or_else(refused)?;
-        match (&client.secret_digest, secret) {
-            (None, None) => Ok(client),
-            (Some(digest), Some(secret)) => {
+        match (client.auth_method, credentials) {
+            (TokenEndpointAuthMethod::None, Credentials::None) if client.secret_digest.is_none() => {
+                Ok(client)
+            }
+            (method, Credentials::Secret(secret)) if method.uses_secret() => {
+                let digest = client.secret_digest.as_deref().ok_or_else(refused)?;
                 let digest = URL_SAFE_NO_PAD.decode(digest).map_err(|_| refused())?;
                 if self.digester.verify(secret.expose_secret().as_bytes(), &digest) {
                     Ok(client)
@@ -156,7 +184,18 @@ impl Clients {
                     Err(refused())
                 }
             }
-            // A secret for a public client, or none for a confidential one.
+            (TokenEndpointAuthMethod::PrivateKeyJwt, Credentials::Assertion(assertion)) => {
+                match self.assertions.verify(&client.client_id, &assertion).await {
+                    Ok(()) => Ok(client),
+                    Err(AssertionError::Store(e)) => Err(e.into()),
+                    Err(e) => {
+                        tracing::debug!(client_id = %client.client_id, reason = %e, "client assertion refused");
+                        Err(OAuthError::new(ErrorCode::InvalidClient, e.to_string()))
+                    }
+                }
+            }
+            // Another way than the client's own: a secret for a public client, none for a
+            // confidential one, a secret where keys are due or the reverse.
             _ => Err(refused()),
         }
     }
@@ -188,6 +227,10 @@ impl Clients {
                 )
             })?,
         };
+        if auth_method == TokenEndpointAuthMethod::PrivateKeyJwt {
+            // Keys are the operator's to configure: registration takes no jwks.
+            return Err(metadata_error("private_key_jwt is for clients the operator configures"));
+        }
         let grant_types = match request.grant_types {
             None => vec![GrantType::AuthorizationCode],
             Some(names) => {
@@ -269,6 +312,8 @@ impl Clients {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authz::spent_assertions::SpentAssertions;
+    use crate::clock::Clock;
     use crate::crypto::{Keyring, RootSecret};
     use crate::store::MemoryStore;
 
@@ -281,7 +326,10 @@ mod tests {
             scopes_supported: vec!["mcp".into()],
             unconfirmed_ttl: Duration::from_secs(3600),
         };
-        Clients::new(Arc::new(MemoryStore::new()), keyring.digester(), rules)
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let spent = SpentAssertions::new(store.clone(), keyring.digester());
+        let assertions = ClientAssertions::new(&[], "https://as.example", spent, &Clock::system()).unwrap();
+        Clients::new(store, keyring.digester(), assertions, rules)
     }
 
     fn request(json: serde_json::Value) -> RegistrationRequest {
@@ -304,11 +352,12 @@ mod tests {
         assert!(!stored.confirmed);
         // Its secret, and nothing else, authenticates it; every refusal reads the same.
         let id = &client.client_id;
-        assert!(clients.authenticate(id, Some(secret.clone())).await.is_ok());
+        assert!(clients.authenticate(id, Credentials::Secret(secret.clone())).await.is_ok());
         for (who, presented) in [
-            (id.as_str(), Some(SecretString::from("wrong"))),
-            (id.as_str(), None),
-            ("nobody", Some(secret.clone())),
+            (id.as_str(), Credentials::Secret(SecretString::from("wrong"))),
+            (id.as_str(), Credentials::None),
+            (id.as_str(), Credentials::Assertion(SecretString::from("a.b.c"))),
+            ("nobody", Credentials::Secret(secret.clone())),
         ] {
             let refused = clients.authenticate(who, presented).await.unwrap_err();
             assert_eq!(

@@ -42,6 +42,12 @@ pub struct AuthServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// How clients authenticate at the revocation endpoint.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// The algorithms of `private_key_jwt` assertions, when a configured client uses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// The same, at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// `["S256"]` only.
     pub code_challenge_methods_supported: Vec<String>,
     /// Client ID metadata documents are accepted as client ids.
@@ -54,6 +60,18 @@ impl Inner {
     pub(crate) fn metadata(&self) -> AuthServerMetadata {
         let issuer = &self.settings.issuer;
         let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let keys = self.clients.any_with_keys();
+        let mut auth_methods = strings(&AUTH_METHODS);
+        if keys {
+            auth_methods.push("private_key_jwt".to_owned());
+        }
+        // What assertions may be signed with: every asymmetric algorithm the verifier knows (the
+        // variant names are the JWA names).
+        let assertion_algs: Vec<String> = if keys {
+            crate::verify::ASYMMETRIC_ALGS.iter().map(|alg| format!("{alg:?}")).collect()
+        } else {
+            Vec::new()
+        };
         AuthServerMetadata {
             issuer: issuer.clone(),
             authorization_endpoint: format!("{issuer}/authorize"),
@@ -66,8 +84,10 @@ impl Inner {
             response_types_supported: strings(&["code"]),
             response_modes_supported: strings(&["query"]),
             grant_types_supported: self.grant_types_supported(),
-            token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
-            revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            token_endpoint_auth_methods_supported: auth_methods.clone(),
+            revocation_endpoint_auth_methods_supported: auth_methods,
+            token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+            revocation_endpoint_auth_signing_alg_values_supported: assertion_algs,
             code_challenge_methods_supported: strings(&["S256"]),
             client_id_metadata_document_supported: self.clients.documents_enabled(),
             authorization_response_iss_parameter_supported: true,

@@ -13,6 +13,7 @@ mod authorize;
 mod callback;
 mod cimd;
 mod client;
+mod client_assertion;
 mod clients;
 mod consent;
 mod cookies;
@@ -29,6 +30,7 @@ mod provider_token;
 mod register;
 mod revocation;
 mod revoked;
+mod spent_assertions;
 mod step_up;
 mod token;
 mod transaction;
@@ -44,7 +46,9 @@ pub use crate::policy::StepUpNotice;
 pub use crate::ratelimit::RateLimit;
 pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
-pub use client::{ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod};
+pub use client::{
+    ClientKeys, ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod,
+};
 pub use consent::ConsentMode;
 pub use limits::RateLimits;
 pub use metadata::AuthServerMetadata;
@@ -235,9 +239,17 @@ impl AuthServer {
             settings.refresh_grace,
             settings.clock.clone(),
         );
+        let spent = spent_assertions::SpentAssertions::new(store.clone(), keyring.digester());
+        let assertions = client_assertion::ClientAssertions::new(
+            &settings.clients,
+            &settings.issuer,
+            spent,
+            &settings.clock,
+        )?;
         let clients = clients::Clients::new(
             store.clone(),
             keyring.digester(),
+            assertions,
             clients::ClientRules {
                 configured: configured_clients,
                 documents: cimd::MetadataDocuments::new(settings.metadata_documents),

@@ -19,6 +19,8 @@ use serde_json::json;
 
 use super::Inner;
 use super::client::{ClientRecord, GrantType};
+use super::client_assertion::{CLIENT_ASSERTION_TYPE, ClientAssertions};
+use super::clients::Credentials;
 use super::failure::Failure;
 use super::grant::Grant;
 use super::grants::GrantError;
@@ -57,9 +59,24 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
     Ok(Some((unescape(id).ok_or_else(bad)?, SecretString::from(unescape(secret).ok_or_else(bad)?))))
 }
 
+/// A JWT client assertion from the form (RFC 7521 §4.2): both parameters or neither.
+fn client_assertion(params: &HashMap<String, String>) -> Result<Option<SecretString>, OAuthError> {
+    match (params.get("client_assertion_type"), params.get("client_assertion")) {
+        (None, None) => Ok(None),
+        (Some(kind), Some(assertion)) if kind == CLIENT_ASSERTION_TYPE => {
+            Ok(Some(SecretString::from(assertion.clone())))
+        }
+        (Some(_), Some(_)) => Err(invalid(ErrorCode::InvalidClient, "unsupported client_assertion_type")),
+        _ => {
+            Err(invalid(ErrorCode::InvalidRequest, "client_assertion and client_assertion_type go together"))
+        }
+    }
+}
+
 impl Inner {
     /// Authenticates the client (D2) of `/token` and `/revoke`: confidential clients by their
-    /// secret (Basic or post), public clients by id alone.
+    /// secret (Basic or post) or by a JWT signed with their key (`private_key_jwt`), public
+    /// clients by id alone. One way per request.
     pub(crate) async fn authenticate_client(
         &self,
         headers: &HeaderMap,
@@ -67,18 +84,36 @@ impl Inner {
     ) -> Result<ClientRecord, OAuthError> {
         let basic = basic_credentials(headers)?;
         let posted = params.get("client_secret").map(|s| SecretString::from(s.clone()));
-        let (client_id, secret) = match (basic, params.get("client_id")) {
-            (Some(_), _) if posted.is_some() => {
-                return Err(invalid(ErrorCode::InvalidRequest, "use one client authentication method"));
-            }
-            (Some((id, _)), Some(form_id)) if &id != form_id => {
+        let assertion = client_assertion(params)?;
+        let ways =
+            usize::from(basic.is_some()) + usize::from(posted.is_some()) + usize::from(assertion.is_some());
+        if ways > 1 {
+            return Err(invalid(ErrorCode::InvalidRequest, "use one client authentication method"));
+        }
+        let form_id = params.get("client_id");
+        let (client_id, credentials) = match (basic, posted, assertion) {
+            (Some((id, _)), _, _) if form_id.is_some_and(|form_id| form_id != &id) => {
                 return Err(invalid(ErrorCode::InvalidClient, "client_id does not match the credentials"));
             }
-            (Some((id, secret)), _) => (id, Some(secret)),
-            (None, Some(id)) => (id.clone(), posted),
-            (None, None) => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
+            (Some((id, secret)), _, _) => (id, Credentials::Secret(secret)),
+            (None, _, Some(assertion)) => {
+                // The assertion names its client; a client_id beside it must be the same one,
+                // which the assertion's issuer check enforces.
+                let id = form_id.cloned().or_else(|| ClientAssertions::claimed_client(&assertion));
+                let id =
+                    id.ok_or_else(|| invalid(ErrorCode::InvalidClient, "client authentication failed"))?;
+                (id, Credentials::Assertion(assertion))
+            }
+            (None, Some(secret), None) => match form_id {
+                Some(id) => (id.clone(), Credentials::Secret(secret)),
+                None => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
+            },
+            (None, None, None) => match form_id {
+                Some(id) => (id.clone(), Credentials::None),
+                None => return Err(invalid(ErrorCode::InvalidClient, "client authentication required")),
+            },
         };
-        self.clients.authenticate(&client_id, secret).await
+        self.clients.authenticate(&client_id, credentials).await
     }
 
     /// The token response: our access token for `grant` narrowed to `scopes`, and the refresh

@@ -63,7 +63,7 @@ pub enum JwtConfigError {
 #[derive(Default)]
 pub struct JwtVerifierBuilder {
     jwks: Option<Arc<JwksCache>>,
-    keys: Vec<VerificationKey>,
+    keys: KeySet,
     algorithms: Option<Vec<Algorithm>>,
     rules: ClaimRules,
     any_audience: bool,
@@ -93,6 +93,14 @@ impl JwtVerifierBuilder {
     #[must_use]
     pub fn key(mut self, key: VerificationKey) -> Self {
         self.keys.push(key);
+        self
+    }
+
+    /// Every key of a set given directly: a JWKS document held in configuration
+    /// ([`KeySet::from_jwks_json`]).
+    #[must_use]
+    pub fn key_set(mut self, set: KeySet) -> Self {
+        self.keys.extend(set);
         self
     }
 
@@ -171,7 +179,7 @@ impl JwtVerifierBuilder {
         }
         let keys = match (self.jwks, self.keys.is_empty()) {
             (Some(jwks), true) => KeySource::Jwks(jwks),
-            (None, false) => KeySource::Static(Arc::new(KeySet::new(self.keys))),
+            (None, false) => KeySource::Static(Arc::new(self.keys)),
             (Some(_), false) | (None, true) => return Err(JwtConfigError::MissingKeys),
         };
         let algorithms = self.algorithms.unwrap_or_else(|| {

@@ -317,6 +317,14 @@ impl KeySet {
         Ok(Self::new(keys))
     }
 
+    pub(super) fn push(&mut self, key: VerificationKey) {
+        self.keys.push(Arc::new(key));
+    }
+
+    pub(super) fn extend(&mut self, other: KeySet) {
+        self.keys.extend(other.keys);
+    }
+
     /// Number of usable keys.
     pub fn len(&self) -> usize {
         self.keys.len()

@@ -24,6 +24,8 @@ pub use fixed::FixedVerifier;
 pub use introspect::{ClientAuthMethod, IntrospectionVerifier, IntrospectionVerifierBuilder};
 pub use jwks::{JwksCache, JwksCacheConfig, JwksFetchError};
 pub use jwt::{JwtConfigError, JwtVerifier, JwtVerifierBuilder};
+#[cfg(feature = "proxy")]
+pub(crate) use keys::ASYMMETRIC_ALGS;
 pub use keys::{KeyError, KeySet, VerificationKey};
 
 use crate::Principal;

@@ -395,6 +395,7 @@ fn configured(client_id: &str, secret: Option<&str>, redirect: &str) -> Configur
     ConfiguredClient {
         client_id: client_id.into(),
         client_secret: secret.map(|s| secrecy::SecretString::from(s.to_owned())),
+        keys: None,
         redirect_uris: vec![redirect.into()],
         client_name: Some("Operator's tool".into()),
         scope: Some("mcp:read".into()),

@@ -18,6 +18,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod private_key_jwt;
+
 const ISSUER: &str = "https://auth.example.com";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
@@ -25,6 +27,7 @@ fn machine(client_id: &str, secret: Option<&str>, scope: Option<&str>) -> Config
     ConfiguredClient {
         client_id: client_id.into(),
         client_secret: secret.map(|s| SecretString::from(s.to_owned())),
+        keys: None,
         redirect_uris: vec![],
         client_name: Some("nightly CI".into()),
         scope: scope.map(str::to_owned),
@@ -36,6 +39,7 @@ fn person_client() -> ConfiguredClient {
     ConfiguredClient {
         client_id: "desktop".into(),
         client_secret: Some(SecretString::from("desktop-secret")),
+        keys: None,
         redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
         client_name: None,
         scope: None,
@@ -44,7 +48,11 @@ fn person_client() -> ConfiguredClient {
 }
 
 async fn server_with(clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
-    let store: Arc<dyn Store> = store::open("memory://").await.unwrap();
+    server_on(store::open("memory://").await.unwrap(), clients)
+}
+
+/// A server on `store`: instances sharing one store are one authorization server.
+fn server_on(store: Arc<dyn Store>, clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
     let mut settings = AuthServerSettings::new(ISSUER, RESOURCE);
     // As the gateway configures it: the step-up scope a policy requires is also supported.
     settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into(), "mcp:admin".into()];

@@ -1,0 +1,153 @@
+//! `private_key_jwt` (RFC 7523 §2.2 and §3, OIDC Core §9): a configured client proves who it
+//! is with a short-lived JWT signed by its private key — `iss` and `sub` its client id, `aud`
+//! our issuer or token endpoint, `exp` within [`MAX_LIFETIME`], a `jti` accepted once across
+//! instances — verified against the public keys the operator configured for it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::SettingsError;
+use super::client::{ClientKeys, ConfiguredClient};
+use super::spent_assertions::SpentAssertions;
+use crate::clock::Clock;
+use crate::store::StoreError;
+use crate::verify::{JwtVerifier, KeySet, TokenVerifier, VerifyError};
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub(crate) const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Longest an assertion may live: its `jti` is kept that long.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Longest assertion read, before any decoding.
+const MAX_ASSERTION_BYTES: usize = 16 * 1024;
+
+/// Longest `jti` accepted.
+const MAX_JTI_CHARS: usize = 256;
+
+/// Why a client assertion was refused. Each is `invalid_client` (RFC 7523 §3.2).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AssertionError {
+    /// The client has no keys configured.
+    #[error("the client has no keys for private_key_jwt")]
+    NoKeys,
+    /// The signature, issuer, audience or time checks failed.
+    #[error("client assertion refused: {0}")]
+    Invalid(VerifyError),
+    /// `sub` is not the client id.
+    #[error("client assertion refused: sub must be the client id")]
+    WrongSubject,
+    /// No usable `jti`.
+    #[error("client assertion refused: a jti is required")]
+    MissingJti,
+    /// `exp` is further ahead than [`MAX_LIFETIME`].
+    #[error("client assertion refused: it must expire within an hour")]
+    TooLong,
+    /// The assertion was used before.
+    #[error("client assertion refused: already used")]
+    Replayed,
+    /// The store failed recording it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The configured clients' keys, and the assertion ids already used.
+pub(crate) struct ClientAssertions {
+    verifiers: HashMap<String, JwtVerifier>,
+    spent: SpentAssertions,
+    clock: Clock,
+}
+
+impl ClientAssertions {
+    /// A verifier per configured client with keys: asymmetric algorithms only (a JWKS never
+    /// yields an HMAC key), issuer the client id, audience our issuer or token endpoint.
+    pub(crate) fn new(
+        clients: &[ConfiguredClient],
+        issuer: &str,
+        spent: SpentAssertions,
+        clock: &Clock,
+    ) -> Result<Self, SettingsError> {
+        let mut verifiers = HashMap::new();
+        for client in clients {
+            let Some(keys) = &client.keys else { continue };
+            let bad =
+                |reason: String| SettingsError::BadClient { client_id: client.client_id.clone(), reason };
+            let builder = JwtVerifier::builder()
+                .issuer(&client.client_id)
+                .audience(issuer)
+                .audience(format!("{issuer}/token"))
+                .clock(clock.clone());
+            let builder = match keys {
+                ClientKeys::Jwks(document) => {
+                    let set = KeySet::from_jwks_json(document.to_string().as_bytes())
+                        .map_err(|e| bad(format!("jwks: {e}")))?;
+                    if set.is_empty() {
+                        return Err(bad("jwks holds no usable signing key".into()));
+                    }
+                    builder.key_set(set)
+                }
+                ClientKeys::JwksUri(url) => {
+                    if !crate::http_client::is_secure_url(url) {
+                        return Err(bad(format!("jwks_uri {url:?} must be https (http on loopback only)")));
+                    }
+                    builder.jwks_uri(url)
+                }
+            };
+            let verifier = builder.build().map_err(|e| bad(e.to_string()))?;
+            verifiers.insert(client.client_id.clone(), verifier);
+        }
+        Ok(Self { verifiers, spent, clock: clock.clone() })
+    }
+
+    /// Whether any configured client authenticates by its keys.
+    pub(crate) fn any(&self) -> bool {
+        !self.verifiers.is_empty()
+    }
+
+    /// The client an assertion says it comes from (`iss`), read without verifying anything:
+    /// only to choose whose keys verify it, for a request that names no `client_id`.
+    pub(crate) fn claimed_client(assertion: &SecretString) -> Option<String> {
+        let assertion = assertion.expose_secret();
+        if assertion.len() > MAX_ASSERTION_BYTES {
+            return None;
+        }
+        let payload = assertion.split('.').nth(1)?;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        claims.get("iss")?.as_str().map(str::to_owned)
+    }
+
+    /// Verifies `assertion` as `client_id`'s, and spends its `jti`.
+    pub(crate) async fn verify(
+        &self,
+        client_id: &str,
+        assertion: &SecretString,
+    ) -> Result<(), AssertionError> {
+        let verifier = self.verifiers.get(client_id).ok_or(AssertionError::NoKeys)?;
+        let claims = verifier.verify(assertion.expose_secret()).await.map_err(AssertionError::Invalid)?;
+        if claims.subject() != client_id {
+            return Err(AssertionError::WrongSubject);
+        }
+        let jti = claims
+            .claim("jti")
+            .and_then(serde_json::Value::as_str)
+            .filter(|jti| !jti.is_empty() && jti.chars().count() <= MAX_JTI_CHARS)
+            .ok_or(AssertionError::MissingJti)?;
+        // The verifier required `exp`; it is in the future, give or take the leeway.
+        let now = self.clock.unix_now();
+        let remaining = claims.expires_at().unwrap_or(now).saturating_sub(now);
+        if remaining > MAX_LIFETIME.as_secs() {
+            return Err(AssertionError::TooLong);
+        }
+        // Kept past `exp` by the leeway during which the verifier would still accept it.
+        let kept = Duration::from_secs(remaining) + verifier.rules().leeway;
+        if !self.spent.first_use(client_id, jti, kept).await? {
+            return Err(AssertionError::Replayed);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! [`SpentAssertions`]: the ids (`jti`) of signed assertions already used — client assertions
+//! (RFC 7523 §3, item 7) and, later, identity assertion grants — so that each is accepted once
+//! across every instance sharing the store. An id is kept until its assertion expires, after
+//! which the assertion itself is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::KeyedMac;
+use crate::store::{Collection, Store, StoreError};
+
+/// Where spent assertion ids live.
+const SPENT: Collection = Collection::new("spent_assertions");
+
+/// The assertion ids seen, by issuer.
+pub(crate) struct SpentAssertions {
+    store: Arc<dyn Store>,
+    /// Keys records by a digest of issuer and id: bounded length, nothing the sender chose.
+    digester: KeyedMac,
+}
+
+impl SpentAssertions {
+    pub(crate) fn new(store: Arc<dyn Store>, digester: KeyedMac) -> Self {
+        Self { store, digester }
+    }
+
+    /// Records that `issuer`'s assertion `jti` is used, for `lifetime` (until it expires);
+    /// whether this was its first use. Atomic: of concurrent uses of one id, exactly one is first.
+    pub(crate) async fn first_use(
+        &self,
+        issuer: &str,
+        jti: &str,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut subject = Vec::with_capacity(issuer.len() + jti.len() + 1);
+        subject.extend_from_slice(issuer.as_bytes());
+        // NUL cannot occur in either (both are JSON strings we checked): no two pairs collide.
+        subject.push(0);
+        subject.extend_from_slice(jti.as_bytes());
+        let key = self.digester.tag(&subject).to_base64();
+        // At least a second: a store may treat a zero TTL as "keep forever" or "already gone".
+        let ttl = lifetime.max(Duration::from_secs(1));
+        Ok(self.store.put_if_absent(SPENT, &key, b"1", Some(ttl)).await?.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Keyring, RootSecret};
+
+    #[tokio::test]
+    async fn an_id_is_first_used_once_per_issuer() {
+        let store = crate::store::open("memory://").await.unwrap();
+        let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
+        let spent = SpentAssertions::new(store, keyring.digester());
+        let minute = Duration::from_secs(60);
+        assert!(spent.first_use("ci", "a", minute).await.unwrap());
+        assert!(!spent.first_use("ci", "a", minute).await.unwrap(), "the same id again");
+        assert!(spent.first_use("other", "a", minute).await.unwrap(), "another issuer's id is its own");
+        assert!(spent.first_use("ci", "b", minute).await.unwrap());
+    }
+}
