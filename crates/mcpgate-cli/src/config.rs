@@ -228,6 +228,47 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
     }
 
     #[test]
+    fn api_keys_are_read_by_digest_with_their_expiry_and_checked() {
+        let (_, digest) = mcpgate::verify::new_api_key();
+        let (_, other) = mcpgate::verify::new_api_key();
+        let entry = |name: &str, digest: &str, extra: &str| {
+            format!(
+                "[[auth.api_keys]]\nname = \"{name}\"\ndigest = \"{digest}\"\nscopes = [\"mcp:read\"]\n{extra}\n"
+            )
+        };
+        let text = format!(
+            "{GOOD}\n{}{}{}",
+            entry("ci", &digest.to_string(), ""),
+            entry("by-date", &other.to_string(), "expires = 2027-01-31"),
+            entry(
+                "by-time",
+                &mcpgate::verify::new_api_key().1.to_string(),
+                "expires = 2027-01-31T18:00:00+01:00"
+            ),
+        );
+        let config = load(&text, &[]).unwrap();
+        let keys: Vec<_> = config.auth.api_keys.iter().map(|k| k.to_api_key().unwrap()).collect();
+        assert_eq!((keys[0].name.as_str(), &keys[0].digest, keys[0].expires_at), ("ci", &digest, None));
+        // 2027-01-31 is 20,849 days after 1970-01-01.
+        assert_eq!(keys[1].expires_at, Some(20_849 * 86_400));
+        assert_eq!(keys[2].expires_at, Some(20_849 * 86_400 + 17 * 3600));
+        let d = digest.to_string();
+        let cases = [
+            (entry("ci", "sha256:short", ""), "auth.api_keys[0].digest"),
+            (entry("ci", &d, "expires = 2027-01-31T18:00:00"), "auth.api_keys[0].expires"),
+            (entry("has space", &d, ""), "auth.api_keys[0].name"),
+            (
+                format!("{}{}", entry("ci", &d, ""), entry("ci", &other.to_string(), "")),
+                "auth.api_keys[1].name",
+            ),
+            (format!("{}{}", entry("a", &d, ""), entry("b", &d, "")), "auth.api_keys[1].digest"),
+        ];
+        for (keys, key) in cases {
+            assert_eq!(only_problem(&format!("{GOOD}\n{keys}"), &[]).key, key, "{keys}");
+        }
+    }
+
+    #[test]
     fn semantic_problems_are_all_reported_at_their_keys() {
         let text = r#"
 [server]

@@ -42,6 +42,11 @@ enum Command {
     /// To rotate, put the new secret first and keep the old one after a comma:
     /// MCPGATE_SECRET="<new>,<old>".
     Keygen,
+    /// Print a new API key on the first line and, on the second, the digest to configure as
+    /// an [[auth.api_keys]] entry's `digest`.
+    ///
+    /// Give the key to its user once; the gateway keeps only the digest.
+    Apikey,
     /// Check a configuration file: its keys, its secrets, and what the provider publishes.
     ///
     /// Exit status 0: all is well; 2: the configuration is wrong (each problem is named with
@@ -104,6 +109,11 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Keygen => {
             println!("{}", RootSecret::generate().to_base64().expose_secret());
+            ExitCode::SUCCESS
+        }
+        Command::Apikey => {
+            let (key, digest) = mcpgate::verify::new_api_key();
+            println!("{}\n{digest}", key.expose_secret());
             ExitCode::SUCCESS
         }
         Command::Check { config } => check::run(&config),

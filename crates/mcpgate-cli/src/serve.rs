@@ -14,9 +14,12 @@ use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
 use mcpgate::policy::{Policy, PolicyLayer};
 use mcpgate::redirect::RedirectAllowList;
+use mcpgate::resource::BearerLayer;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
-use mcpgate::verify::{JwtVerifier, TokenVerifier};
+use mcpgate::verify::{
+    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, JwtVerifier, TokenRouter, TokenVerifier,
+};
 use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
@@ -97,9 +100,26 @@ fn configured_clients(auth: &crate::config::AuthConfig) -> Result<Vec<Configured
         .collect()
 }
 
+/// `[[auth.api_keys]]` (checked when the configuration was loaded), or `None` when there are none.
+fn api_keys(auth: &crate::config::AuthConfig) -> Result<Option<ApiKeyVerifier>, ServeError> {
+    if auth.api_keys.is_empty() {
+        return Ok(None);
+    }
+    let keys = auth
+        .api_keys
+        .iter()
+        .map(|entry| {
+            entry.to_api_key().map_err(|(field, e)| config_error("auth.api_keys", format!("{field}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ApiKeyVerifier::new(keys).map(Some).map_err(|e| config_error("auth.api_keys", e))
+}
+
 /// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
 enum Guard {
     Proxy(Box<OAuthProxy>),
+    /// The resource, and its verifier: a cache of the authorization server's tokens, and the
+    /// API keys when there are some.
     Resource(Box<ProtectedResource>, Arc<dyn TokenVerifier>),
 }
 
@@ -116,7 +136,10 @@ impl Guard {
     {
         match self {
             Guard::Proxy(proxy) => proxy.protect(mcp),
-            Guard::Resource(resource, verifier) => resource.protect(verifier.clone(), mcp),
+            // The verifier caches what may be cached (see `guard`).
+            Guard::Resource(resource, verifier) => {
+                resource.protect_with(BearerLayer::uncached(resource, verifier.clone()), mcp)
+            }
         }
     }
 
@@ -178,6 +201,9 @@ async fn guard(
             let mut proxy = OAuthProxy::builder(&public_url);
             if let Some(origins) = &config.server.allowed_origins {
                 proxy = proxy.allowed_origins(origins.clone());
+            }
+            if let Some(keys) = api_keys(auth)? {
+                proxy = proxy.api_keys(keys);
             }
             let proxy = proxy
                 .mcp_path(&config.server.mcp_path)
@@ -254,7 +280,17 @@ async fn guard(
             resource = resource.scope_implications(
                 config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
             );
-            Ok((Guard::Resource(Box::new(resource), Arc::new(verifier)), None))
+            // Its own cache, so that API keys (never cached) can sit beside it in one router.
+            let jwt: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
+            let verifier: Arc<dyn TokenVerifier> = match api_keys(&config.auth)? {
+                None => jwt,
+                Some(keys) => Arc::new(
+                    TokenRouter::new()
+                        .prefix(API_KEY_PREFIX, Arc::new(keys))
+                        .issuer(resource_config.issuer.clone(), jwt),
+                ),
+            };
+            Ok((Guard::Resource(Box::new(resource), verifier), None))
         }
     }
 }

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `time` | RFC 3339, UTC, milliseconds |
 //! | `subject`, `client_id` | the caller (`client_id` `null` when the token names none) |
-//! | `client_kind` | `user`, or `machine` (a `client_credentials` client) |
+//! | `client_kind` | `user`, `machine` (a `client_credentials` client) or `api_key` |
 //! | `method` | the JSON-RPC method |
 //! | `tool`, `prompt`, `resource` | the one the operation names, when it names one |
 //! | `decision` | `allow`, `deny`, `step_up`, or `invalid` (refused before the policy: a header contradicting the body) |

@@ -169,6 +169,7 @@ impl Principal {
     pub fn client_kind(&self) -> ClientKind {
         match self.claim(CLIENT_KIND_CLAIM).and_then(Value::as_str) {
             Some("machine") => ClientKind::Machine,
+            Some("api_key") => ClientKind::ApiKey,
             _ => ClientKind::User,
         }
     }
@@ -186,14 +187,18 @@ pub enum ClientKind {
     /// A machine client authenticated by its own credentials (the `client_credentials` grant):
     /// the subject is the client.
     Machine,
+    /// An API key the operator configured: the subject is `api_key:<name>`.
+    ApiKey,
 }
 
 impl ClientKind {
-    /// Its name in tokens, headers, the audit trail and policies: `user` or `machine`.
+    /// Its name in tokens, headers, the audit trail and policies: `user`, `machine` or
+    /// `api_key`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Machine => "machine",
+            Self::ApiKey => "api_key",
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::resource::{AllowedOrigins, BearerLayer, ProtectedResource, ResourceCo
 use crate::scope::ScopeImplications;
 use crate::store::Store;
 use crate::upstream::Upstream;
-use crate::verify::{JwtConfigError, TokenVerifier};
+use crate::verify::{API_KEY_PREFIX, ApiKeyVerifier, JwtConfigError, TokenRouter, TokenVerifier};
 
 /// Why the proxy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,7 @@ pub struct OAuthProxyBuilder {
     store: Option<Arc<dyn Store>>,
     allowed_origins: Option<Vec<String>>,
     scope_implications: ScopeImplications,
+    api_keys: Option<ApiKeyVerifier>,
 }
 
 impl std::fmt::Debug for OAuthProxyBuilder {
@@ -157,6 +158,12 @@ impl OAuthProxyBuilder {
         self
     }
 
+    /// API keys accepted at the MCP endpoint beside the access tokens this proxy issues.
+    pub fn api_keys(mut self, keys: ApiKeyVerifier) -> Self {
+        self.api_keys = Some(keys);
+        self
+    }
+
     /// Any other setting of the authorization server.
     pub fn configure(mut self, change: impl FnOnce(&mut AuthServerSettings)) -> Self {
         change(&mut self.settings);
@@ -185,7 +192,13 @@ impl OAuthProxyBuilder {
         }
         let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
         // It caches, and checks revocation on every use: no cache around it.
-        let verifier: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier()?);
+        let own: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier()?);
+        let verifier = match self.api_keys.filter(|keys| !keys.is_empty()) {
+            None => own,
+            Some(keys) => Arc::new(
+                TokenRouter::new().prefix(API_KEY_PREFIX, Arc::new(keys)).issuer(server.issuer(), own),
+            ),
+        };
         Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
     }
 }
@@ -219,6 +232,7 @@ impl OAuthProxy {
             store: None,
             allowed_origins: None,
             scope_implications: ScopeImplications::new(),
+            api_keys: None,
         }
     }
 
@@ -241,7 +255,8 @@ impl OAuthProxy {
         &self.server
     }
 
-    /// The verifier of the access tokens this proxy issues (cached, revocation-aware).
+    /// The verifier of the MCP endpoint: the access tokens this proxy issues (cached,
+    /// revocation-aware), and the API keys when there are some.
     pub fn verifier(&self) -> Arc<dyn TokenVerifier> {
         self.verifier.clone()
     }

@@ -9,6 +9,7 @@ use mcpgate::authz::{
 };
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
 use mcpgate::upstream::Upstream;
+use mcpgate::verify::{ApiKey, ApiKeyDigest};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -176,6 +177,9 @@ pub struct AuthConfig {
     /// `[[auth.clients]]`: clients the operator registers.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// `[[auth.api_keys]]`: API keys accepted as bearer tokens at the MCP endpoint.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
     /// Seconds a registered client is kept while no sign-in through it has completed.
     #[serde(default = "default_unconfirmed_client_ttl_secs")]
     pub unconfirmed_client_ttl_secs: u64,
@@ -371,6 +375,56 @@ pub struct ClientConfig {
     /// first two.
     #[serde(default)]
     pub grant_types: Vec<String>,
+}
+
+/// One `[[auth.api_keys]]` entry: a key `mcpgate apikey` made, by its digest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Its name: requests with it are `api_key:<name>` to the policy, the upstream and the audit.
+    pub name: String,
+    /// The digest `mcpgate apikey` printed on its second line (`sha256:…`); never the key.
+    pub digest: String,
+    /// The scopes a request with it has.
+    pub scopes: Vec<String>,
+    /// When it stops working: a TOML date-time with an offset (`2027-01-31T18:00:00Z`), or a
+    /// date (`2027-01-31`: the start of that day, UTC).
+    pub expires: Option<toml::value::Datetime>,
+}
+
+impl ApiKeyConfig {
+    /// The library's key: digest read, `expires` as seconds since the epoch. The message of
+    /// an error names the field at fault first (`digest: …`).
+    pub fn to_api_key(&self) -> Result<ApiKey, (&'static str, String)> {
+        let digest = ApiKeyDigest::parse(&self.digest).map_err(|e| ("digest", e.to_string()))?;
+        let expires_at = self.expires.as_ref().map(unix_time).transpose().map_err(|e| ("expires", e))?;
+        Ok(ApiKey { name: self.name.clone(), digest, scopes: self.scopes.clone(), expires_at })
+    }
+}
+
+/// A TOML date-time with an offset, or a date, as seconds since the epoch.
+fn unix_time(at: &toml::value::Datetime) -> Result<u64, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("{at}: {e}");
+    let date = at.date.ok_or_else(|| format!("{at}: give a date"))?;
+    let month = time::Month::try_from(date.month).map_err(|e| bad(&e))?;
+    let date = time::Date::from_calendar_date(i32::from(date.year), month, date.day).map_err(|e| bad(&e))?;
+    let clock = match at.time {
+        None => time::Time::MIDNIGHT,
+        Some(t) => {
+            time::Time::from_hms_nano(t.hour, t.minute, t.second.unwrap_or(0), t.nanosecond.unwrap_or(0))
+                .map_err(|e| bad(&e))?
+        }
+    };
+    let offset = match (at.time, at.offset) {
+        (None, _) => time::UtcOffset::UTC,
+        (Some(_), None) => return Err(format!("{at}: give an offset (Z for UTC)")),
+        (Some(_), Some(toml::value::Offset::Z)) => time::UtcOffset::UTC,
+        (Some(_), Some(toml::value::Offset::Custom { minutes })) => {
+            time::UtcOffset::from_whole_seconds(i32::from(minutes) * 60).map_err(|e| bad(&e))?
+        }
+    };
+    let seconds = time::PrimitiveDateTime::new(date, clock).assume_offset(offset).unix_timestamp();
+    u64::try_from(seconds).map_err(|_| format!("{at}: before 1970"))
 }
 
 /// `[auth.client_metadata_documents]`: client ID metadata documents (a client whose id is

@@ -4,6 +4,7 @@
 use mcpgate::authz::{ConsentMode, GrantType, Registration};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::resource::AllowedOrigins;
+use mcpgate::verify::{ApiKey, ApiKeyVerifier};
 
 use super::schema::{AuthConfig, AuthMode, Config};
 
@@ -166,6 +167,23 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                 }
             }
         },
+    }
+    let mut api_keys: Vec<ApiKey> = Vec::new();
+    for (i, entry) in config.auth.api_keys.iter().enumerate() {
+        let key = |field: &str| format!("auth.api_keys[{i}].{field}");
+        match entry.to_api_key() {
+            Err((field, message)) => problem(&key(field), &message),
+            Ok(api_key) => {
+                if let Err(e) = ApiKeyVerifier::new(vec![api_key.clone()]) {
+                    problem(&key("name"), &e.to_string());
+                } else if api_keys.iter().any(|other| other.name == api_key.name) {
+                    problem(&key("name"), "another API key has this name");
+                } else if api_keys.iter().any(|other| other.digest == api_key.digest) {
+                    problem(&key("digest"), "another API key has this digest: give each user their own key");
+                }
+                api_keys.push(api_key);
+            }
+        }
     }
     let store = &config.store.url;
     if !["memory://", "sqlite://", "redis://", "rediss://"].iter().any(|scheme| store.starts_with(scheme)) {

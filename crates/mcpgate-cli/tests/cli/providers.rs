@@ -175,6 +175,30 @@ async fn a_machine_client_with_keys_reaches_the_mcp_server_by_a_signed_assertion
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "replayed: {body}");
 }
 
+/// In proxy mode too, an API key is a bearer token beside mcpgate's own access tokens.
+#[tokio::test]
+async fn an_api_key_reaches_the_mcp_server_in_proxy_mode() {
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[]).await;
+    let (key, digest) = mcpgate::verify::new_api_key();
+    let sections = format!(
+        "[auth.github]\nbase_url = \"{}\"\n\n[[auth.api_keys]]\nname = \"ops\"\ndigest = \"{digest}\"\nscopes = [\"mcp:read\"]\n",
+        fake.url
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+    use secrecy::ExposeSecret;
+    let me = whoami(&proxy, key.expose_secret()).await;
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("api_key:ops"), Some("api_key")));
+    let refused = reqwest::Client::new()
+        .post(format!("{}/mcp", proxy.base))
+        .bearer_auth(mcpgate::verify::new_api_key().0.expose_secret())
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
     let fake = FakeOidc::start(Quirks {
         issuer: Some(format!("{{base}}{path}")),

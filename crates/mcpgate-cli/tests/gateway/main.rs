@@ -13,6 +13,7 @@ use support::{gateway, process};
 #[cfg(feature = "external-tests")]
 use support::{idp, interop_targets, oauth_client, sign_in};
 
+mod api_keys;
 mod serve;
 
 #[cfg(feature = "external-tests")]

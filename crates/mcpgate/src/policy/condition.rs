@@ -3,7 +3,7 @@
 //!
 //! - `caller`: `subject`, `client_id` (`""` when the token names none), `scopes` and `groups`
 //!   (lists of strings), `email` (`""` when none), `email_verified` (a boolean) and `kind`
-//!   (`user` or `machine`: see [`crate::ClientKind`]);
+//!   (`user`, `machine` or `api_key`: see [`crate::ClientKind`]);
 //! - `claims`: every claim of the caller's token;
 //! - `mcp`: `method`, `tool`, `prompt`, `resource` (the one the operation names, `""` for the
 //!   others), `name` (whichever it is) and `arguments` (the tool's or prompt's; `{}` when judging

@@ -1,9 +1,11 @@
 //! Token verification: turning a bearer token into a [`Principal`], or a reason it is refused.
 //!
 //! [`TokenVerifier`] is the one interface; [`JwtVerifier`], [`IntrospectionVerifier`],
-//! [`FixedVerifier`] and [`VerifierChain`] implement it, and [`CachedVerifier`] wraps any of
-//! them so that a token seen before costs a map lookup.
+//! [`ApiKeyVerifier`], [`FixedVerifier`], [`TokenRouter`] (each token to the verifier of its
+//! issuer) and [`VerifierChain`] implement it, and [`CachedVerifier`] wraps any of them so
+//! that a token seen before costs a map lookup.
 
+mod api_keys;
 mod cache;
 mod chain;
 mod claims;
@@ -12,11 +14,13 @@ mod introspect;
 mod jwks;
 mod jwt;
 mod keys;
+mod router;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use api_keys::{API_KEY_PREFIX, ApiKey, ApiKeyDigest, ApiKeyError, ApiKeyVerifier, new_api_key};
 pub use cache::{CachedVerifier, NoRevalidation, Revalidate, TokenDigest};
 pub use chain::VerifierChain;
 pub use claims::{ClaimRules, ScopeClaim};
@@ -27,6 +31,7 @@ pub use jwt::{JwtConfigError, JwtVerifier, JwtVerifierBuilder};
 #[cfg(feature = "proxy")]
 pub(crate) use keys::ASYMMETRIC_ALGS;
 pub use keys::{KeyError, KeySet, VerificationKey};
+pub use router::TokenRouter;
 
 use crate::Principal;
 
