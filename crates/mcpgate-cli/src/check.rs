@@ -91,7 +91,10 @@ fn resolve_secrets(config: &Config) -> Vec<Finding> {
         let clients = auth.clients.iter().enumerate().map(|(i, c)| {
             (c.client_secret_env.as_deref(), c.client_secret_file.as_deref(), format!("auth.clients[{i}]"))
         });
-        for (env, file, section) in std::iter::once(ours).chain(clients) {
+        let accepted = auth.accept.iter().enumerate().map(|(i, a)| {
+            (a.client_secret_env.as_deref(), a.client_secret_file.as_deref(), format!("auth.accept[{i}]"))
+        });
+        for (env, file, section) in std::iter::once(ours).chain(clients).chain(accepted) {
             if let Some(var) = env
                 && std::env::var(var).map_or(true, |v| v.trim().is_empty())
             {

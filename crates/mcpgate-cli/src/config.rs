@@ -269,6 +269,34 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
     }
 
     #[test]
+    fn other_issuers_are_each_accepted_once_by_keys_or_introspection() {
+        let jwt = "[[auth.accept]]\nissuer = \"https://corp.example\"\njwks_uri = \"https://corp.example/keys\"\naudience = \"api://mcp\"\n";
+        let opaque = "[[auth.accept]]\nintrospection_url = \"https://corp.example/introspect\"\nclient_id = \"gw\"\nclient_secret_env = \"S\"\n";
+        let config = load(&format!("{GOOD}\n{jwt}\n{opaque}"), &[]).unwrap();
+        assert!(matches!(
+            config.auth.accept[0].kind(),
+            Ok(AcceptKind::Jwt { issuer: "https://corp.example", .. })
+        ));
+        assert!(matches!(
+            config.auth.accept[1].kind(),
+            Ok(AcceptKind::Introspection { client_id: "gw", .. })
+        ));
+        let cases = [
+            (format!("{jwt}\n{jwt}"), "auth.accept[1].issuer"),
+            (format!("{opaque}\n{opaque}"), "auth.accept[1].issuer"),
+            (jwt.replace("audience = \"api://mcp\"\n", ""), "auth.accept[0].audience"),
+            (jwt.replace("issuer = \"https://corp.example\"\n", ""), "auth.accept[0].issuer"),
+            (format!("{jwt}introspection_url = \"https://x\"\n"), "auth.accept[0].jwks_uri"),
+            (opaque.replace("client_secret_env = \"S\"\n", ""), "auth.accept[0].client_secret_env"),
+            (opaque.replace("client_id = \"gw\"\n", ""), "auth.accept[0].client_id"),
+            (jwt.replace("https://corp.example/keys", "not a url"), "auth.accept[0].jwks_uri"),
+        ];
+        for (accept, key) in cases {
+            assert_eq!(only_problem(&format!("{GOOD}\n{accept}"), &[]).key, key, "{accept}");
+        }
+    }
+
+    #[test]
     fn semantic_problems_are_all_reported_at_their_keys() {
         let text = r#"
 [server]

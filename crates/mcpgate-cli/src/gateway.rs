@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mcpgate::Principal;
-use mcpgate::authz::AuthServer;
+use mcpgate::authz::{AuthServer, ProviderTokenError};
 use secrecy::ExposeSecret;
 
 use crate::headers::{ForwardedHeaders, strip_client_headers, strip_hop_by_hop};
@@ -103,6 +103,8 @@ impl Inner {
                             headers.insert(HeaderName::from_static("x-mcpgate-provider-token"), value);
                         }
                     }
+                    // A machine, an API key, another issuer's token: nothing to forward.
+                    Err(ProviderTokenError::NoGrant) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "no provider token to forward");
                         return Err(json_rpc_error(

@@ -18,7 +18,8 @@ use mcpgate::resource::BearerLayer;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
 use mcpgate::verify::{
-    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, JwtVerifier, TokenRouter, TokenVerifier,
+    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, IntrospectionVerifier, JwtVerifier, ScopeClaim,
+    TokenRouter, TokenVerifier,
 };
 use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -26,7 +27,7 @@ use secrecy::SecretString;
 use tower::Layer as _;
 
 use crate::boot::{LateApp, retry_with_backoff, waiting_app};
-use crate::config::{AuthMode, Config};
+use crate::config::{AcceptKind, AuthMode, Config};
 use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE, ServeError, config_error};
 use crate::gateway::{Forwarding, McpProxy};
 use crate::headers::ForwardedHeaders;
@@ -113,6 +114,48 @@ fn api_keys(auth: &crate::config::AuthConfig) -> Result<Option<ApiKeyVerifier>, 
         })
         .collect::<Result<Vec<_>, _>>()?;
     ApiKeyVerifier::new(keys).map(Some).map_err(|e| config_error("auth.api_keys", e))
+}
+
+/// `[[auth.accept]]` (checked when the configuration was loaded): each issuer's verifier, and
+/// the introspection of opaque tokens.
+fn accept_others(
+    mut proxy: mcpgate::OAuthProxyBuilder,
+    auth: &crate::config::AuthConfig,
+) -> Result<mcpgate::OAuthProxyBuilder, ServeError> {
+    for entry in &auth.accept {
+        let kind = entry.kind().map_err(|(field, e)| config_error("auth.accept", format!("{field} {e}")))?;
+        let scope_claim = entry.scope_claim.clone().map(ScopeClaim::Named);
+        match kind {
+            AcceptKind::Jwt { issuer, jwks_uri, audience } => {
+                let mut verifier =
+                    JwtVerifier::builder().jwks_uri(jwks_uri).issuer(issuer).audience(audience);
+                if let Some(claim) = scope_claim {
+                    verifier = verifier.scope_claim(claim);
+                }
+                let verifier = verifier.build().map_err(|e| config_error("auth.accept", e))?;
+                proxy = proxy.accept_issuer(issuer, verifier);
+            }
+            AcceptKind::Introspection { url, client_id } => {
+                let secret = read_secret(
+                    entry.client_secret_env.as_deref(),
+                    entry.client_secret_file.as_deref(),
+                    "auth.accept.client_secret_env",
+                )?;
+                let mut verifier = IntrospectionVerifier::builder(url, client_id, secret);
+                if let Some(claim) = scope_claim {
+                    verifier = verifier.scope_claim(claim);
+                }
+                if let Some(audience) = &entry.audience {
+                    verifier = verifier.audience(audience.clone());
+                }
+                proxy = match &entry.issuer {
+                    Some(issuer) => proxy.accept_issuer(issuer, verifier.issuer(issuer.clone()).build()),
+                    None => proxy.accept_opaque(verifier.build()),
+                };
+            }
+        }
+    }
+    Ok(proxy)
 }
 
 /// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
@@ -205,6 +248,7 @@ async fn guard(
             if let Some(keys) = api_keys(auth)? {
                 proxy = proxy.api_keys(keys);
             }
+            proxy = accept_others(proxy, auth)?;
             let proxy = proxy
                 .mcp_path(&config.server.mcp_path)
                 .upstream(provider)
@@ -254,7 +298,7 @@ async fn guard(
                 verifier = verifier.client(client_id.clone());
             }
             if let Some(claim) = &resource_config.scope_claim {
-                verifier = verifier.scope_claim(mcpgate::verify::ScopeClaim::Named(claim.clone()));
+                verifier = verifier.scope_claim(ScopeClaim::Named(claim.clone()));
             }
             let verifier = verifier.build().map_err(|e| config_error("auth.resource", e))?;
             let mut resource =

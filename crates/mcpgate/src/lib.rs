@@ -54,6 +54,6 @@ pub mod upstream;
 pub mod verify;
 
 pub use http_client::OutboundTimeouts;
-pub use principal::{CLIENT_KIND_CLAIM, ClientKind, MissingPrincipal, Principal};
+pub use principal::{CLIENT_KIND_CLAIM, ClientKind, MissingPrincipal, Principal, RESERVED_CLAIMS};
 #[cfg(feature = "proxy")]
 pub use proxy::{OAuthProxy, OAuthProxyBuilder, ProxyBuildError};

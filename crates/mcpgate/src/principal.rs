@@ -85,6 +85,15 @@ impl Principal {
         self
     }
 
+    /// Removes one claim, if present.
+    #[must_use]
+    pub fn without_claim(mut self, name: &str) -> Self {
+        if self.0.claims.contains_key(name) {
+            self.identity_mut().claims.remove(name);
+        }
+        self
+    }
+
     /// Sets every claim of the token (or every member of the introspection response).
     #[must_use]
     pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
@@ -177,6 +186,10 @@ impl Principal {
 
 /// The claim naming a caller's [`ClientKind`] in mcpgate's access tokens.
 pub const CLIENT_KIND_CLAIM: &str = "client_kind";
+
+/// The claims only mcpgate's own tokens may carry, because mcpgate acts on them: the caller's
+/// kind, and `gid`, the grant whose provider tokens and revocation a token stands for.
+pub const RESERVED_CLAIMS: [&str; 2] = [CLIENT_KIND_CLAIM, "gid"];
 
 /// What kind of caller a [`Principal`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -38,7 +38,9 @@ use crate::resource::{AllowedOrigins, BearerLayer, ProtectedResource, ResourceCo
 use crate::scope::ScopeImplications;
 use crate::store::Store;
 use crate::upstream::Upstream;
-use crate::verify::{API_KEY_PREFIX, ApiKeyVerifier, JwtConfigError, TokenRouter, TokenVerifier};
+use crate::verify::{
+    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, ForeignTokens, JwtConfigError, TokenRouter, TokenVerifier,
+};
 
 /// Why the proxy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,12 @@ pub enum ProxyBuildError {
     /// The verifier of our tokens could not be made.
     #[error(transparent)]
     Verifier(#[from] JwtConfigError),
+    /// Two verifiers were given for one issuer (or one for this server's own).
+    #[error("tokens of issuer {0:?} are accepted twice (or it is this server's own issuer)")]
+    IssuerTwice(String),
+    /// Two verifiers were given for opaque tokens.
+    #[error("opaque tokens can be checked by one verifier only")]
+    OpaqueTwice,
 }
 
 /// Builds an [`OAuthProxy`]; see the module documentation.
@@ -77,6 +85,8 @@ pub struct OAuthProxyBuilder {
     allowed_origins: Option<Vec<String>>,
     scope_implications: ScopeImplications,
     api_keys: Option<ApiKeyVerifier>,
+    /// Other issuers' verifiers, by issuer (`None`: opaque tokens).
+    foreign: Vec<(Option<String>, Arc<dyn TokenVerifier>)>,
 }
 
 impl std::fmt::Debug for OAuthProxyBuilder {
@@ -164,6 +174,22 @@ impl OAuthProxyBuilder {
         self
     }
 
+    /// Also accepts another issuer's tokens at the MCP endpoint: JWTs whose `iss` is `issuer`
+    /// go to `verifier` (cached as it allows), and to no other. Their claims cannot pass for
+    /// this server's own ([`ForeignTokens`]).
+    pub fn accept_issuer(mut self, issuer: impl Into<String>, verifier: impl TokenVerifier) -> Self {
+        self.foreign.push((Some(issuer.into()), Arc::new(CachedVerifier::new(ForeignTokens(verifier)))));
+        self
+    }
+
+    /// Also accepts opaque tokens (not JWTs naming an issuer) at the MCP endpoint, checked by
+    /// `verifier` (an [`IntrospectionVerifier`](crate::verify::IntrospectionVerifier)), cached
+    /// as it allows.
+    pub fn accept_opaque(mut self, verifier: impl TokenVerifier) -> Self {
+        self.foreign.push((None, Arc::new(CachedVerifier::new(ForeignTokens(verifier)))));
+        self
+    }
+
     /// Any other setting of the authorization server.
     pub fn configure(mut self, change: impl FnOnce(&mut AuthServerSettings)) -> Self {
         change(&mut self.settings);
@@ -193,11 +219,29 @@ impl OAuthProxyBuilder {
         let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
         // It caches, and checks revocation on every use: no cache around it.
         let own: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier()?);
-        let verifier = match self.api_keys.filter(|keys| !keys.is_empty()) {
-            None => own,
-            Some(keys) => Arc::new(
-                TokenRouter::new().prefix(API_KEY_PREFIX, Arc::new(keys)).issuer(server.issuer(), own),
-            ),
+        let api_keys = self.api_keys.filter(|keys| !keys.is_empty());
+        let verifier: Arc<dyn TokenVerifier> = if api_keys.is_none() && self.foreign.is_empty() {
+            own
+        } else {
+            let mut router = TokenRouter::new();
+            if let Some(keys) = api_keys {
+                router = router.prefix(API_KEY_PREFIX, Arc::new(keys));
+            }
+            let mut issuers = vec![server.issuer().to_owned()];
+            for (issuer, verifier) in self.foreign {
+                router = match issuer {
+                    Some(issuer) if issuers.contains(&issuer) => {
+                        return Err(ProxyBuildError::IssuerTwice(issuer));
+                    }
+                    Some(issuer) => {
+                        issuers.push(issuer.clone());
+                        router.issuer(issuer, verifier)
+                    }
+                    None if router.has_opaque() => return Err(ProxyBuildError::OpaqueTwice),
+                    None => router.opaque(verifier),
+                };
+            }
+            Arc::new(router.issuer(server.issuer(), own))
         };
         Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
     }
@@ -233,6 +277,7 @@ impl OAuthProxy {
             allowed_origins: None,
             scope_implications: ScopeImplications::new(),
             api_keys: None,
+            foreign: Vec::new(),
         }
     }
 

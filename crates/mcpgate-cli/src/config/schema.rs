@@ -180,6 +180,9 @@ pub struct AuthConfig {
     /// `[[auth.api_keys]]`: API keys accepted as bearer tokens at the MCP endpoint.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
+    /// `[[auth.accept]]` (proxy mode): other issuers whose tokens the MCP endpoint accepts too.
+    #[serde(default)]
+    pub accept: Vec<AcceptConfig>,
     /// Seconds a registered client is kept while no sign-in through it has completed.
     #[serde(default = "default_unconfirmed_client_ttl_secs")]
     pub unconfirmed_client_ttl_secs: u64,
@@ -451,6 +454,89 @@ impl From<MetadataDocumentsConfig> for MetadataDocumentPolicy {
     fn from(config: MetadataDocumentsConfig) -> Self {
         Self { enabled: config.enabled, allow_private_addresses: config.allow_private_addresses }
     }
+}
+
+/// One `[[auth.accept]]` entry: another authorization server whose tokens are accepted beside
+/// mcpgate's own, verified by its keys (`jwks_uri`) or by RFC 7662 introspection
+/// (`introspection_url`). A JWT goes to the entry of the issuer it names and to no other; an
+/// opaque token to the introspection entry without an issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptConfig {
+    /// The issuer (`iss`) of its tokens: required with `jwks_uri`; with `introspection_url`,
+    /// JWTs naming it are introspected (leave it out for opaque tokens).
+    pub issuer: Option<String>,
+    /// Its signing keys.
+    pub jwks_uri: Option<String>,
+    /// The audience its tokens must carry (required with `jwks_uri`): this gateway's MCP URL or
+    /// the name the issuer knows it by.
+    pub audience: Option<String>,
+    /// The claim holding the scopes, when not `scope`/`scp`.
+    pub scope_claim: Option<String>,
+    /// Its RFC 7662 introspection endpoint.
+    pub introspection_url: Option<String>,
+    /// The client id mcpgate introspects as.
+    pub client_id: Option<String>,
+    /// That client's secret, by reference (one of the two).
+    pub client_secret_env: Option<String>,
+    /// See `client_secret_env`.
+    pub client_secret_file: Option<String>,
+}
+
+impl AcceptConfig {
+    /// What checks its tokens.
+    pub fn kind(&self) -> Result<AcceptKind<'_>, (&'static str, &'static str)> {
+        match (&self.jwks_uri, &self.introspection_url) {
+            (Some(jwks_uri), None) => {
+                let issuer = self.issuer.as_deref().ok_or(("issuer", "is required with jwks_uri"))?;
+                let audience = self.audience.as_deref().ok_or(("audience", "is required with jwks_uri"))?;
+                if self.client_id.is_some()
+                    || self.client_secret_env.is_some()
+                    || self.client_secret_file.is_some()
+                {
+                    return Err(("client_id", "applies only with introspection_url"));
+                }
+                Ok(AcceptKind::Jwt { issuer, jwks_uri, audience })
+            }
+            (None, Some(url)) => {
+                let client_id =
+                    self.client_id.as_deref().ok_or(("client_id", "is required with introspection_url"))?;
+                match (&self.client_secret_env, &self.client_secret_file) {
+                    (None, None) => Err((
+                        "client_secret_env",
+                        "is required with introspection_url (or client_secret_file)",
+                    )),
+                    (Some(_), Some(_)) => {
+                        Err(("client_secret_env", "give client_secret_env or client_secret_file, not both"))
+                    }
+                    _ => Ok(AcceptKind::Introspection { url, client_id }),
+                }
+            }
+            (Some(_), Some(_)) => Err(("jwks_uri", "give jwks_uri or introspection_url, not both")),
+            (None, None) => Err(("jwks_uri", "give jwks_uri (JWTs) or introspection_url (RFC 7662)")),
+        }
+    }
+}
+
+/// How an `[[auth.accept]]` entry's tokens are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptKind<'a> {
+    /// JWTs of `issuer`, signed by the keys at `jwks_uri`, for `audience`.
+    Jwt {
+        /// `issuer`.
+        issuer: &'a str,
+        /// `jwks_uri`.
+        jwks_uri: &'a str,
+        /// `audience`.
+        audience: &'a str,
+    },
+    /// Tokens introspected at `url` as `client_id`.
+    Introspection {
+        /// `introspection_url`.
+        url: &'a str,
+        /// `client_id`.
+        client_id: &'a str,
+    },
 }
 
 /// `[auth.resource]` (resource mode).

@@ -6,7 +6,7 @@ use mcpgate::client_address::TrustedProxies;
 use mcpgate::resource::AllowedOrigins;
 use mcpgate::verify::{ApiKey, ApiKeyVerifier};
 
-use super::schema::{AuthConfig, AuthMode, Config};
+use super::schema::{AcceptKind, AuthConfig, AuthMode, Config};
 
 /// The checks beyond the types: (key, message) for each problem.
 pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
@@ -149,9 +149,42 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                     problem(&key("client_id"), "another client has this id");
                 }
             }
+            let mut issuers = vec![config.public_url().trim_end_matches('/').to_owned()];
+            let mut opaque = false;
+            for (i, entry) in auth.accept.iter().enumerate() {
+                let key = |field: &str| format!("auth.accept[{i}].{field}");
+                match entry.kind() {
+                    Err((field, message)) => problem(&key(field), message),
+                    Ok(kind) => {
+                        let urls = match kind {
+                            AcceptKind::Jwt { jwks_uri, .. } => [("jwks_uri", jwks_uri)],
+                            AcceptKind::Introspection { url, .. } => [("introspection_url", url)],
+                        };
+                        for (field, url) in urls {
+                            if url::Url::parse(url).is_err() {
+                                problem(&key(field), "is not a URL");
+                            }
+                        }
+                    }
+                }
+                match &entry.issuer {
+                    Some(issuer) if issuers.contains(issuer) => problem(
+                        &key("issuer"),
+                        "is accepted twice, or is this gateway's own (server.public_url)",
+                    ),
+                    Some(issuer) => issuers.push(issuer.clone()),
+                    None if opaque => {
+                        problem(&key("issuer"), "one entry only may take opaque tokens (no issuer)");
+                    }
+                    None => opaque = true,
+                }
+            }
             if let Some(why) = unguarded_consent_off(auth) {
                 problem("auth.consent", &why);
             }
+        }
+        AuthMode::Resource if !auth.accept.is_empty() => {
+            problem("auth.accept", "applies only to mode = \"proxy\" (resource mode trusts [auth.resource])");
         }
         AuthMode::Resource => match &auth.resource {
             None => problem(

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use mcpgate::Principal;
-use mcpgate::authz::AuthServer;
+use mcpgate::authz::{AuthServer, ProviderTokenError};
 use rmcp::model::{
     ClientCapabilities, ClientNotification, ClientRequest, ErrorCode, ErrorData, Implementation,
     InitializeRequest, InitializeRequestParams, InitializeResult, InitializedNotification, ProtocolVersion,
@@ -165,10 +165,15 @@ impl Inner {
                 }
             }
             if let Some(server) = &self.settings.provider_token {
-                let token = server.provider_token(principal).await.map_err(|e| {
-                    ErrorData::internal_error(format!("the user's provider token is unavailable: {e}"), None)
-                })?;
-                extra.push(("MCPGATE_PROVIDER_TOKEN", token));
+                match server.provider_token(principal).await {
+                    Ok(token) => extra.push(("MCPGATE_PROVIDER_TOKEN", token)),
+                    // A machine, an API key, another issuer's token: nothing to pass on.
+                    Err(ProviderTokenError::NoGrant) => {}
+                    Err(e) => {
+                        let message = format!("the user's provider token is unavailable: {e}");
+                        return Err(ErrorData::internal_error(message, None));
+                    }
+                }
             }
         }
         let launch = Launch {

@@ -199,6 +199,104 @@ async fn an_api_key_reaches_the_mcp_server_in_proxy_mode() {
     assert_eq!(refused.status(), 401);
 }
 
+/// An RFC 7662 introspection endpoint on loopback for client `gw`/`gw-secret`: `opaque-svc` is
+/// an active token of `svc-7`; anything else is inactive. Counts its calls.
+async fn introspection_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/introspect",
+            axum::routing::post(
+                |State(calls): State<std::sync::Arc<AtomicUsize>>,
+                 headers: http::HeaderMap,
+                 form: axum::Form<std::collections::HashMap<String, String>>| async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "gw:gw-secret"));
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
+                        return (http::StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_client"})));
+                    }
+                    let body = if form.get("token").map(String::as_str) == Some("opaque-svc") {
+                        serde_json::json!({"active": true, "sub": "svc-7", "scope": "mcp:read", "client_kind": "machine",
+                                           "exp": mcpgate_test_support::now() + 300})
+                    } else {
+                        serde_json::json!({"active": false})
+                    };
+                    (http::StatusCode::OK, axum::Json(body))
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let addr = mcpgate_test_support::serve(app).await;
+    (format!("http://{addr}/introspect"), calls)
+}
+
+/// Beside its own tokens, the gateway accepts a company issuer's JWTs and, by introspection,
+/// opaque tokens; each token goes to the verifier of the issuer it names and no other, and
+/// none can claim mcpgate's own claims.
+#[tokio::test]
+async fn other_issuers_tokens_are_accepted_each_by_its_own_verifier() {
+    use mcpgate_test_support::{JwksServer, TestKey, jwks, now};
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[]).await;
+    let corp = TestKey::rsa("corp-1");
+    let keys = JwksServer::start(jwks(&[&corp])).await;
+    let (introspect, calls) = introspection_endpoint().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("gw-secret");
+    std::fs::write(&secret_file, "gw-secret").unwrap();
+    let sections = format!(
+        "[auth.github]\nbase_url = \"{}\"\n\n\
+         [[auth.accept]]\nissuer = \"https://corp.example\"\njwks_uri = \"{}\"\naudience = \"api://mcp\"\n\n\
+         [[auth.accept]]\nintrospection_url = \"{introspect}\"\nclient_id = \"gw\"\nclient_secret_file = \"{}\"\n",
+        fake.url,
+        keys.url,
+        secret_file.display()
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+    let corp_claims = |iss: &str, aud: &str| {
+        serde_json::json!({"iss": iss, "sub": "emp-7", "aud": aud, "scope": "mcp:read", "exp": now() + 300,
+                           "client_kind": "machine", "gid": "not-yours"})
+    };
+    let me = whoami(&proxy, &corp.sign(&corp_claims("https://corp.example", "api://mcp"))).await;
+    // Its own claim of being a machine is not taken: only mcpgate's tokens say what kind a caller is.
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("emp-7"), Some("user")));
+    let me = whoami(&proxy, "opaque-svc").await;
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("svc-7"), Some("user")));
+
+    let status = |token: String| {
+        let base = proxy.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/mcp"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let introspected = calls.load(std::sync::atomic::Ordering::SeqCst);
+    let refused = [
+        // An issuer nobody listed, though signed by a key the gateway knows.
+        corp.sign(&corp_claims("https://unlisted.example", "api://mcp")),
+        // The company's issuer, another audience.
+        corp.sign(&corp_claims("https://corp.example", "api://elsewhere")),
+        // The company's issuer, another key.
+        TestKey::rsa2("corp-1").sign(&corp_claims("https://corp.example", "api://mcp")),
+        // The gateway's own issuer, signed by someone else.
+        corp.sign(&corp_claims(&proxy.base, &format!("{}/mcp", proxy.base))),
+    ];
+    for token in refused {
+        assert_eq!(status(token).await, 401);
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), introspected, "JWTs are never introspected");
+    assert_eq!(status("opaque-unknown".into()).await, 401);
+}
+
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
     let fake = FakeOidc::start(Quirks {
         issuer: Some(format!("{{base}}{path}")),

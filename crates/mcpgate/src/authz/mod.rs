@@ -294,12 +294,18 @@ impl AuthServer {
     /// The signed-in user's access token at the provider, for a server that calls the
     /// provider's API on their behalf: refreshed first when it is expired or near it, at most
     /// once at a time per grant across every instance sharing the store (D5).
+    /// [`ProviderTokenError::NoGrant`] for a caller that did not sign in through this server.
     pub async fn provider_token(
         &self,
         principal: &crate::Principal,
     ) -> Result<secrecy::SecretString, ProviderTokenError> {
+        // Only our own tokens of people name a grant that holds a provider token.
+        let ours = principal.issuer() == Some(self.issuer());
+        if !ours || principal.client_kind() != crate::ClientKind::User {
+            return Err(ProviderTokenError::NoGrant);
+        }
         let grant_id =
-            principal.claim("gid").and_then(serde_json::Value::as_str).ok_or(ProviderTokenError::Revoked)?;
+            principal.claim("gid").and_then(serde_json::Value::as_str).ok_or(ProviderTokenError::NoGrant)?;
         self.inner.provider_access_token(grant_id).await
     }
 

@@ -38,6 +38,10 @@ pub enum ProviderTokenError {
     /// The provider or the store is unavailable now; retry later.
     #[error("the provider token cannot be refreshed now: {0}")]
     Unavailable(String),
+    /// The caller holds no sign-in grant of this server: a machine client, an API key or
+    /// another issuer's token. There is no provider token to have.
+    #[error("the caller did not sign in at the provider through this server")]
+    NoGrant,
 }
 
 impl From<StoreError> for ProviderTokenError {
@@ -51,7 +55,7 @@ impl From<ProviderTokenError> for OAuthError {
         use ProviderTokenError::*;
         match e {
             // Our grant ended: the client's refresh token is dead, and it must sign in again.
-            Revoked | Expired => {
+            Revoked | Expired | NoGrant => {
                 OAuthError::new(ErrorCode::InvalidGrant, "the grant was revoked or has expired")
             }
             Unavailable(detail) => {

@@ -86,6 +86,11 @@ impl TokenRouter {
         self
     }
 
+    /// Whether opaque tokens have a verifier.
+    pub fn has_opaque(&self) -> bool {
+        self.opaque.is_some()
+    }
+
     fn route(&self, token: &str) -> Result<&Arc<dyn TokenVerifier>, InvalidToken> {
         if let Some((_, verifier)) =
             self.prefixed.iter().find(|(prefix, _)| token.starts_with(prefix.as_str()))

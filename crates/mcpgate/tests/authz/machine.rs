@@ -8,7 +8,9 @@ use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{Request, Response, StatusCode};
-use mcpgate::authz::{AuthServer, AuthServerSettings, ConfiguredClient, GrantType, SettingsError};
+use mcpgate::authz::{
+    AuthServer, AuthServerSettings, ConfiguredClient, GrantType, ProviderTokenError, SettingsError,
+};
 use mcpgate::crypto::{Keyring, RootSecret};
 use mcpgate::store::{self, Store};
 use mcpgate::verify::TokenVerifier;
@@ -109,6 +111,8 @@ async fn a_machine_client_gets_a_token_naming_itself_by_basic_or_posted_secret()
         assert_eq!(principal.client_id(), Some("ci"));
         assert_eq!(principal.client_kind(), ClientKind::Machine);
         assert_eq!(principal.audience(), [RESOURCE.to_owned()]);
+        // A machine signed in nowhere: it has no provider token to forward.
+        assert_eq!(server.provider_token(&principal).await.unwrap_err(), ProviderTokenError::NoGrant);
     }
 }
 
