@@ -178,7 +178,7 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
             )
         };
         let config = load(&machine("client_secret_env = \"CI_SECRET\""), &[]).unwrap();
-        assert!(config.auth.clients[0].is_machine_only());
+        assert!(!config.auth.clients[0].signs_in());
         let problem = only_problem(&machine(""), &[]);
         assert_eq!(problem.key, "auth.clients[0].grant_types");
         assert!(problem.message.contains("needs client_secret_env"), "{problem:?}");
@@ -293,6 +293,30 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         ];
         for (accept, key) in cases {
             assert_eq!(only_problem(&format!("{GOOD}\n{accept}"), &[]).key, key, "{accept}");
+        }
+    }
+
+    #[test]
+    fn enterprise_idps_need_clients_of_the_grant_and_the_grant_an_idp() {
+        let agent = "[[auth.clients]]\nclient_id = \"agent\"\nclient_secret_env = \"S\"\ngrant_types = [\"urn:ietf:params:oauth:grant-type:jwt-bearer\"]\n";
+        let idp = "[[auth.enterprise_idps]]\nissuer = \"https://login.corp.example\"\njwks_uri = \"https://login.corp.example/keys\"\nallowed_clients = [\"agent\"]\n";
+        let config = load(&format!("{GOOD}\n{agent}\n{idp}"), &[]).unwrap();
+        assert!(!config.auth.clients[0].signs_in(), "no redirect URIs needed");
+        assert_eq!(
+            mcpgate::authz::EnterpriseIdp::from(&config.auth.enterprise_idps[0]).allowed_clients,
+            ["agent"]
+        );
+        let cases = [
+            (agent.to_owned(), "auth.clients[0].grant_types"),
+            (idp.to_owned(), "auth.enterprise_idps[0].allowed_clients"),
+            (format!("{agent}\n{idp}\n{idp}"), "auth.enterprise_idps[1].issuer"),
+            (
+                format!("{agent}\n{}", idp.replace("https://login.corp.example/keys", "keys")),
+                "auth.enterprise_idps[0].jwks_uri",
+            ),
+        ];
+        for (extra, key) in cases {
+            assert_eq!(only_problem(&format!("{GOOD}\n{extra}"), &[]).key, key, "{extra}");
         }
     }
 

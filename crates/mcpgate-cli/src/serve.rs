@@ -265,6 +265,7 @@ async fn guard(
                     settings.registration = auth.registration;
                     settings.unconfirmed_client_ttl = Duration::from_secs(auth.unconfirmed_client_ttl_secs);
                     settings.clients = clients;
+                    settings.enterprise_idps = auth.enterprise_idps.iter().map(Into::into).collect();
                     settings.rate_limits.trusted_proxies = trusted_proxies(config);
                     settings.metadata_documents = auth.client_metadata_documents.into();
                     settings.allowed_users = (&auth.allowed_users).into();
@@ -273,6 +274,9 @@ async fn guard(
                 .map_err(|e| match e {
                     ProxyBuildError::Settings(e @ SettingsError::BadClient { .. }) => {
                         config_error("auth.clients", e)
+                    }
+                    ProxyBuildError::Settings(e @ SettingsError::BadEnterpriseIdp { .. }) => {
+                        config_error("auth.enterprise_idps", e)
                     }
                     e => config_error("server.public_url", e),
                 })?;

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 
 use mcpgate::authz::{
-    AllowedUsers, ClientKeys, ConsentMode, GrantType, MetadataDocumentPolicy, Registration,
+    AllowedUsers, ClientKeys, ConsentMode, EnterpriseIdp, GrantType, JWT_BEARER, MetadataDocumentPolicy,
+    Registration,
 };
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
 use mcpgate::upstream::Upstream;
@@ -183,6 +184,10 @@ pub struct AuthConfig {
     /// `[[auth.accept]]` (proxy mode): other issuers whose tokens the MCP endpoint accepts too.
     #[serde(default)]
     pub accept: Vec<AcceptConfig>,
+    /// `[[auth.enterprise_idps]]` (proxy mode): identity providers whose identity assertions
+    /// (ID-JAG, SEP-990) clients of the jwt-bearer grant redeem at `/token`.
+    #[serde(default)]
+    pub enterprise_idps: Vec<EnterpriseIdpConfig>,
     /// Seconds a registered client is kept while no sign-in through it has completed.
     #[serde(default = "default_unconfirmed_client_ttl_secs")]
     pub unconfirmed_client_ttl_secs: u64,
@@ -316,8 +321,9 @@ impl ClientConfig {
             .map(|name| GrantType::parse(name).ok_or_else(|| format!("unknown grant type {name:?}")))
             .collect::<Result<Vec<_>, _>>()?;
         let signs_in = parsed.contains(&GrantType::AuthorizationCode);
-        if !parsed.is_empty() && !signs_in && !parsed.contains(&GrantType::ClientCredentials) {
-            return Err("must include authorization_code or client_credentials".into());
+        let without_sign_in = [GrantType::ClientCredentials, GrantType::JwtBearer];
+        if !parsed.is_empty() && !signs_in && !parsed.iter().any(|g| without_sign_in.contains(g)) {
+            return Err(format!("must include authorization_code, client_credentials or {JWT_BEARER}"));
         }
         if !parsed.is_empty() && !signs_in && parsed.contains(&GrantType::RefreshToken) {
             return Err("refresh_token comes with authorization_code only".into());
@@ -343,11 +349,11 @@ impl ClientConfig {
         self.client_secret_env.is_some() || self.client_secret_file.is_some()
     }
 
-    /// Whether this is a machine client only (`client_credentials` without sign-in).
-    pub fn is_machine_only(&self) -> bool {
+    /// Whether people sign in through it in a browser (the default grants, or
+    /// `authorization_code`), so that it needs redirect URIs.
+    pub fn signs_in(&self) -> bool {
         // By name, so that a mistake elsewhere in the list is reported once, at grant_types.
-        let lists = |name: &str| self.grant_types.iter().any(|g| g == name);
-        lists("client_credentials") && !lists("authorization_code")
+        self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == "authorization_code")
     }
 }
 
@@ -537,6 +543,31 @@ pub enum AcceptKind<'a> {
         /// `client_id`.
         client_id: &'a str,
     },
+}
+
+/// One `[[auth.enterprise_idps]]` entry: an enterprise identity provider trusted to sign users
+/// in by identity assertions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseIdpConfig {
+    /// Its issuer (`iss` of its assertions).
+    pub issuer: String,
+    /// Its signing keys.
+    pub jwks_uri: String,
+    /// The `[[auth.clients]]` that may redeem its assertions; absent: every client of the
+    /// jwt-bearer grant.
+    #[serde(default)]
+    pub allowed_clients: Vec<String>,
+}
+
+impl From<&EnterpriseIdpConfig> for EnterpriseIdp {
+    fn from(config: &EnterpriseIdpConfig) -> Self {
+        Self {
+            issuer: config.issuer.clone(),
+            jwks_uri: config.jwks_uri.clone(),
+            allowed_clients: config.allowed_clients.clone(),
+        }
+    }
 }
 
 /// `[auth.resource]` (resource mode).

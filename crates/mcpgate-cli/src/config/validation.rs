@@ -1,7 +1,7 @@
 //! The checks beyond the types: every rule a configuration must meet that serde cannot say,
 //! each reported at its key.
 
-use mcpgate::authz::{ConsentMode, GrantType, Registration};
+use mcpgate::authz::{ConsentMode, GrantType, JWT_BEARER, Registration};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::resource::AllowedOrigins;
 use mcpgate::verify::{ApiKey, ApiKeyVerifier};
@@ -110,7 +110,7 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                         "give client_secret_env or client_secret_file, not both",
                     );
                 }
-                if client.redirect_uris.is_empty() && !client.is_machine_only() {
+                if client.redirect_uris.is_empty() && client.signs_in() {
                     problem(&key("redirect_uris"), "at least one redirect URI is required");
                 }
                 let keys = match client.keys() {
@@ -179,12 +179,50 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                     None => opaque = true,
                 }
             }
+            let redeemers: Vec<&str> = auth
+                .clients
+                .iter()
+                .filter(|c| c.grant_types().is_ok_and(|g| g.contains(&GrantType::JwtBearer)))
+                .map(|c| c.client_id.as_str())
+                .collect();
+            for (i, idp) in auth.enterprise_idps.iter().enumerate() {
+                let key = |field: &str| format!("auth.enterprise_idps[{i}].{field}");
+                if idp.issuer.trim().is_empty() {
+                    problem(&key("issuer"), "must not be empty");
+                } else if auth.enterprise_idps[..i].iter().any(|other| other.issuer == idp.issuer) {
+                    problem(&key("issuer"), "another entry has this issuer");
+                }
+                if url::Url::parse(&idp.jwks_uri).is_err() {
+                    problem(&key("jwks_uri"), "is not a URL");
+                }
+                for client in &idp.allowed_clients {
+                    if !redeemers.contains(&client.as_str()) {
+                        let message = format!(
+                            "{client:?} is no [[auth.clients]] entry whose grant_types list {JWT_BEARER}"
+                        );
+                        problem(&key("allowed_clients"), &message);
+                    }
+                }
+            }
+            if !redeemers.is_empty() && auth.enterprise_idps.is_empty() {
+                let i = auth.clients.iter().position(|c| c.client_id == redeemers[0]).unwrap_or(0);
+                problem(
+                    &format!("auth.clients[{i}].grant_types"),
+                    "the jwt-bearer grant needs [[auth.enterprise_idps]]",
+                );
+            }
             if let Some(why) = unguarded_consent_off(auth) {
                 problem("auth.consent", &why);
             }
         }
         AuthMode::Resource if !auth.accept.is_empty() => {
             problem("auth.accept", "applies only to mode = \"proxy\" (resource mode trusts [auth.resource])");
+        }
+        AuthMode::Resource if !auth.enterprise_idps.is_empty() => {
+            problem(
+                "auth.enterprise_idps",
+                "applies only to mode = \"proxy\" (mcpgate's own authorization server)",
+            );
         }
         AuthMode::Resource => match &auth.resource {
             None => problem(

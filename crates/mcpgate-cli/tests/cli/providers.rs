@@ -297,6 +297,58 @@ async fn other_issuers_tokens_are_accepted_each_by_its_own_verifier() {
     assert_eq!(status("opaque-unknown".into()).await, 401);
 }
 
+/// Enterprise-managed authorization (SEP-990): an agent redeems the company IdP's identity
+/// assertion for Ada at the gateway, and reaches the MCP server as Ada, once per assertion.
+#[tokio::test]
+async fn an_identity_assertion_of_an_enterprise_idp_reaches_the_mcp_server_as_its_user() {
+    use mcpgate_test_support::{JwksServer, TestKey, jwks, now};
+    let fake = FakeGitHub::start(AppKind::OAuthApp, &[]).await;
+    let idp_key = TestKey::rsa("corp-idp");
+    let keys = JwksServer::start(jwks(&[&idp_key])).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("agent-secret");
+    std::fs::write(&secret_file, "agent-secret").unwrap();
+    let sections = format!(
+        "[auth.github]\nbase_url = \"{}\"\n\n\
+         [[auth.clients]]\nclient_id = \"agent\"\nclient_secret_file = \"{}\"\n\
+         grant_types = [\"urn:ietf:params:oauth:grant-type:jwt-bearer\"]\n\n\
+         [[auth.enterprise_idps]]\nissuer = \"https://login.corp.example\"\njwks_uri = \"{}\"\nallowed_clients = [\"agent\"]\n",
+        fake.url,
+        secret_file.display(),
+        keys.url
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
+    let mut header = jsonwebtoken::Header::new(idp_key.alg);
+    header.kid = Some(idp_key.kid.clone());
+    header.typ = Some("oauth-id-jag+jwt".into());
+    let claims = serde_json::json!({
+        "iss": "https://login.corp.example", "sub": "ada-42", "aud": proxy.base, "client_id": "agent",
+        "resource": format!("{}/mcp", proxy.base), "jti": "jag-1", "exp": now() + 120, "iat": now(),
+        "email": "ada@corp.example", "email_verified": true,
+    });
+    let assertion = jsonwebtoken::encode(&header, &claims, &idp_key.encoding).unwrap();
+    let redeem = || async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", proxy.base))
+            .basic_auth("agent", Some("agent-secret"))
+            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = redeem().await;
+    assert_eq!(status, 200, "{body}");
+    let me = whoami(&proxy, body["access_token"].as_str().unwrap()).await;
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("ada-42"), Some("user")));
+    assert_eq!((me["client_id"].as_str(), me["email"].as_str()), (Some("agent"), Some("ada@corp.example")));
+    let (status, body) = redeem().await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "replayed: {body}");
+    // The provider was never asked: the enterprise IdP vouched for Ada.
+    assert!(fake.token_requests().is_empty());
+}
+
 async fn fake_oidc_at(path: &str, quirks: Quirks) -> FakeOidc {
     let fake = FakeOidc::start(Quirks {
         issuer: Some(format!("{{base}}{path}")),

@@ -69,6 +69,10 @@ pub enum GrantType {
     /// A machine client's own credentials (SEP-1046): the subject is the client. Only for
     /// confidential clients the operator configures.
     ClientCredentials,
+    /// An identity assertion of an enterprise identity provider (an ID-JAG, SEP-990) redeemed
+    /// for a user's access token (`urn:ietf:params:oauth:grant-type:jwt-bearer`, RFC 7523 §2.1).
+    /// Only for clients the operator configures.
+    JwtBearer,
 }
 
 impl GrantType {
@@ -78,10 +82,14 @@ impl GrantType {
             "authorization_code" => Self::AuthorizationCode,
             "refresh_token" => Self::RefreshToken,
             "client_credentials" => Self::ClientCredentials,
+            JWT_BEARER => Self::JwtBearer,
             _ => return None,
         })
     }
 }
+
+/// The RFC 7523 name of [`GrantType::JwtBearer`].
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Where a client record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +169,8 @@ pub struct ConfiguredClient {
     /// The scopes it may have (space separated); `None` for every supported scope.
     pub scope: Option<String>,
     /// The grants it may use: the authorization code (with refresh tokens or not), client
-    /// credentials (a machine client, which needs a secret or keys), or both; empty for the
+    /// credentials (a machine client, which needs a secret or keys), enterprise identity
+    /// assertions ([`GrantType::JwtBearer`]), or several; empty for the
     /// authorization code with refresh tokens.
     pub grant_types: Vec<GrantType>,
 }
@@ -180,8 +189,11 @@ impl ConfiguredClient {
         };
         let signs_in = grant_types.contains(&GrantType::AuthorizationCode);
         let machine = grant_types.contains(&GrantType::ClientCredentials);
-        if !signs_in && !machine {
-            return Err(bad("grant_types must include authorization_code or client_credentials".into()));
+        let assertions = grant_types.contains(&GrantType::JwtBearer);
+        if !signs_in && !machine && !assertions {
+            return Err(bad(format!(
+                "grant_types must include authorization_code, client_credentials or {JWT_BEARER}"
+            )));
         }
         if !signs_in && grant_types.contains(&GrantType::RefreshToken) {
             return Err(bad("refresh_token comes with authorization_code only".into()));

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::SettingsError;
 use super::client::{ClientKeys, ConfiguredClient};
-use super::spent_assertions::SpentAssertions;
+use super::spent_assertions::{SpentAssertions, jti};
 use crate::clock::Clock;
 use crate::store::StoreError;
 use crate::verify::{JwtVerifier, KeySet, TokenVerifier, VerifyError};
@@ -25,9 +25,6 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Longest assertion read, before any decoding.
 const MAX_ASSERTION_BYTES: usize = 16 * 1024;
-
-/// Longest `jti` accepted.
-const MAX_JTI_CHARS: usize = 256;
 
 /// Why a client assertion was refused. Each is `invalid_client` (RFC 7523 §3.2).
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +129,7 @@ impl ClientAssertions {
         if claims.subject() != client_id {
             return Err(AssertionError::WrongSubject);
         }
-        let jti = claims
-            .claim("jti")
-            .and_then(serde_json::Value::as_str)
-            .filter(|jti| !jti.is_empty() && jti.chars().count() <= MAX_JTI_CHARS)
-            .ok_or(AssertionError::MissingJti)?;
+        let jti = jti(&claims).ok_or(AssertionError::MissingJti)?;
         // The verifier required `exp`; it is in the future, give or take the leeway.
         let now = self.clock.unix_now();
         let remaining = claims.expires_at().unwrap_or(now).saturating_sub(now);

@@ -243,6 +243,10 @@ impl Clients {
             // A machine client's tokens name no person: only the operator may create one.
             return Err(metadata_error("client_credentials is for clients the operator configures"));
         }
+        if grant_types.contains(&GrantType::JwtBearer) {
+            // It signs people in without asking them: the operator decides which clients may.
+            return Err(metadata_error("the jwt-bearer grant is for clients the operator configures"));
+        }
         if !grant_types.contains(&GrantType::AuthorizationCode) {
             return Err(metadata_error("grant_types must include authorization_code"));
         }

@@ -27,6 +27,18 @@ const FAMILIES: Collection = Collection::new("refresh_families");
 /// Authorization codes live this long (D1: at most five minutes).
 const CODE_TTL: Duration = Duration::from_secs(120);
 
+/// The id of a grant that is never stored (a machine client's token, a redeemed identity
+/// assertion): `<kind>.<random>`. Its tokens can be revoked like any grant's; it has no record,
+/// refresh family or provider token. Stored grants' ids are base64url and hold no `.`.
+pub(crate) fn unstored_grant_id(kind: &str) -> String {
+    format!("{kind}.{}", random_token().expose_secret())
+}
+
+/// Whether `grant_id` is one [`unstored_grant_id`] made.
+pub(crate) fn is_unstored(grant_id: &str) -> bool {
+    grant_id.contains('.')
+}
+
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 

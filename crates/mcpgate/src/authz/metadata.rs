@@ -35,8 +35,8 @@ pub struct AuthServerMetadata {
     pub response_types_supported: Vec<String>,
     /// `["query"]`.
     pub response_modes_supported: Vec<String>,
-    /// `authorization_code`, `refresh_token`, and `client_credentials` when a configured
-    /// client may use it.
+    /// `authorization_code`, `refresh_token`, and `client_credentials` and the jwt-bearer grant
+    /// (identity assertions) when a configured client may use them.
     pub grant_types_supported: Vec<String>,
     /// How clients authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -99,6 +99,10 @@ impl Inner {
         let mut grants = vec!["authorization_code".to_owned(), "refresh_token".to_owned()];
         if self.clients.configured_grant(super::GrantType::ClientCredentials) {
             grants.push("client_credentials".to_owned());
+        }
+        // Identity assertions need a trusted provider and a client that may redeem them.
+        if self.identity_assertions.any() && self.clients.configured_grant(super::GrantType::JwtBearer) {
+            grants.push(super::JWT_BEARER.to_owned());
         }
         grants
     }

@@ -22,6 +22,7 @@ mod failure;
 pub(crate) mod grant;
 mod grantable;
 mod grants;
+mod identity_assertion;
 mod issue;
 mod limits;
 mod metadata;
@@ -47,9 +48,10 @@ pub use crate::ratelimit::RateLimit;
 pub use allowed_users::AllowedUsers;
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub use client::{
-    ClientKeys, ClientRecord, ClientSource, ConfiguredClient, GrantType, TokenEndpointAuthMethod,
+    ClientKeys, ClientRecord, ClientSource, ConfiguredClient, GrantType, JWT_BEARER, TokenEndpointAuthMethod,
 };
 pub use consent::ConsentMode;
+pub use identity_assertion::EnterpriseIdp;
 pub use limits::RateLimits;
 pub use metadata::AuthServerMetadata;
 pub use provider_token::ProviderTokenError;
@@ -92,6 +94,9 @@ pub struct AuthServerSettings {
     pub consent: ConsentMode,
     /// Clients from the operator's configuration, alongside registered ones (B6).
     pub clients: Vec<ConfiguredClient>,
+    /// Enterprise identity providers whose identity assertions (ID-JAG, SEP-990) configured
+    /// clients of the jwt-bearer grant may redeem for a user's token. None by default.
+    pub enterprise_idps: Vec<EnterpriseIdp>,
     /// Whether clients may register themselves (default: open).
     pub registration: Registration,
     /// How long a registered client through which no sign-in has completed is kept (default
@@ -125,6 +130,7 @@ impl AuthServerSettings {
             access_token_ttl: std::time::Duration::from_secs(3600),
             consent: ConsentMode::Always,
             clients: Vec::new(),
+            enterprise_idps: Vec::new(),
             registration: Registration::Open,
             unconfirmed_client_ttl: std::time::Duration::from_secs(24 * 3600),
             metadata_documents: MetadataDocumentPolicy::default(),
@@ -147,6 +153,14 @@ pub enum SettingsError {
     BadClient {
         /// Its id.
         client_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A trusted enterprise identity provider is unusable.
+    #[error("enterprise identity provider {issuer:?}: {reason}")]
+    BadEnterpriseIdp {
+        /// Its issuer.
+        issuer: String,
         /// What is wrong.
         reason: String,
     },
@@ -174,6 +188,8 @@ pub(crate) struct Inner {
     pub callback_url: String,
     /// Every client, wherever it comes from: the only owner of their records.
     pub clients: clients::Clients,
+    /// The trusted enterprise identity providers' assertions (SEP-990).
+    pub identity_assertions: identity_assertion::IdentityAssertions,
     /// The endpoints' rate limiters (E3).
     pub limits: limits::EndpointLimits,
 }
@@ -258,6 +274,13 @@ impl AuthServer {
                 unconfirmed_ttl: settings.unconfirmed_client_ttl,
             },
         );
+        let identity_assertions = identity_assertion::IdentityAssertions::new(
+            &settings.enterprise_idps,
+            &settings.issuer,
+            &settings.resource,
+            spent_assertions::SpentAssertions::new(store.clone(), keyring.digester()),
+            &settings.clock,
+        )?;
         let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
             settings,
@@ -271,6 +294,7 @@ impl AuthServer {
             own_jwt,
             grants,
             clients,
+            identity_assertions,
             callback_url,
             limits,
         };
@@ -304,8 +328,11 @@ impl AuthServer {
         if !ours || principal.client_kind() != crate::ClientKind::User {
             return Err(ProviderTokenError::NoGrant);
         }
-        let grant_id =
-            principal.claim("gid").and_then(serde_json::Value::as_str).ok_or(ProviderTokenError::NoGrant)?;
+        let grant_id = principal
+            .claim("gid")
+            .and_then(serde_json::Value::as_str)
+            .filter(|gid| !grants::is_unstored(gid))
+            .ok_or(ProviderTokenError::NoGrant)?;
         self.inner.provider_access_token(grant_id).await
     }
 

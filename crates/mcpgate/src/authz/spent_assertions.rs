@@ -6,8 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Principal;
 use crate::crypto::KeyedMac;
 use crate::store::{Collection, Store, StoreError};
+
+/// Longest `jti` accepted.
+const MAX_JTI_CHARS: usize = 256;
+
+/// The `jti` of a verified assertion: a non-empty string of at most 256 characters.
+pub(crate) fn jti(claims: &Principal) -> Option<&str> {
+    claims
+        .claim("jti")
+        .and_then(serde_json::Value::as_str)
+        .filter(|jti| !jti.is_empty() && jti.chars().count() <= MAX_JTI_CHARS)
+}
 
 /// Where spent assertion ids live.
 const SPENT: Collection = Collection::new("spent_assertions");

@@ -1,7 +1,8 @@
 //! `/token` (D1–D4): client authentication per the registered method, then the grant: the
 //! `authorization_code` grant — a code is redeemed once, by compare-and-swap, and a second
 //! redemption revokes its grant — issuing our access JWT and an opaque refresh token; the
-//! `refresh_token` grant, rotating; and `client_credentials` for machine clients.
+//! `refresh_token` grant, rotating; `client_credentials` for machine clients; and the
+//! jwt-bearer grant redeeming an enterprise identity provider's assertion (SEP-990).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,14 +19,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Inner;
-use super::client::{ClientRecord, GrantType};
+use super::client::{ClientRecord, GrantType, JWT_BEARER};
 use super::client_assertion::{CLIENT_ASSERTION_TYPE, ClientAssertions};
 use super::clients::Credentials;
 use super::failure::Failure;
 use super::grant::Grant;
-use super::grants::GrantError;
+use super::grants::{GrantError, unstored_grant_id};
+use super::identity_assertion::IdentityAssertionError;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
+use crate::upstream::UpstreamIdentity;
 
 fn invalid(code: ErrorCode, description: &'static str) -> OAuthError {
     OAuthError::new(code, description)
@@ -57,6 +60,32 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
         url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
     };
     Ok(Some((unescape(id).ok_or_else(bad)?, SecretString::from(unescape(secret).ok_or_else(bad)?))))
+}
+
+/// The claims of a person's access token: who (with the identity the provider gave, under the
+/// OIDC claim names, for the MCP server: A10), for which resource and client, in which grant.
+fn user_claims(
+    identity: &UpstreamIdentity,
+    resource: &str,
+    client_id: &str,
+    grant_id: &str,
+) -> serde_json::Value {
+    let mut claims =
+        json!({"sub": identity.subject, "aud": resource, "client_id": client_id, "gid": grant_id});
+    if let Some(email) = &identity.email {
+        claims["email"] = json!(email);
+        claims["email_verified"] = json!(identity.email_verified);
+    }
+    if let Some(name) = &identity.name {
+        claims["name"] = json!(name);
+    }
+    if let Some(username) = &identity.username {
+        claims["preferred_username"] = json!(username);
+    }
+    if !identity.groups.is_empty() {
+        claims["groups"] = json!(identity.groups);
+    }
+    claims
 }
 
 /// A JWT client assertion from the form (RFC 7521 §4.2): both parameters or neither.
@@ -124,26 +153,7 @@ impl Inner {
         scopes: &[String],
         refresh_token: Option<SecretString>,
     ) -> Response {
-        let mut claims = json!({
-            "sub": grant.subject,
-            "aud": grant.resource,
-            "client_id": grant.client_id,
-            "gid": grant.id,
-        });
-        // The identity the provider gave, under the OIDC claim names, for the MCP server (A10).
-        if let Some(email) = &grant.email {
-            claims["email"] = json!(email);
-            claims["email_verified"] = json!(grant.email_verified);
-        }
-        if let Some(name) = &grant.name {
-            claims["name"] = json!(name);
-        }
-        if let Some(username) = &grant.username {
-            claims["preferred_username"] = json!(username);
-        }
-        if !grant.groups.is_empty() {
-            claims["groups"] = json!(grant.groups);
-        }
+        let claims = user_claims(&grant.identity(), &grant.resource, &grant.client_id, &grant.id);
         self.token_response_for(claims, scopes, refresh_token)
     }
 
@@ -181,32 +191,91 @@ impl Inner {
         client: &ClientRecord,
         params: &HashMap<String, String>,
     ) -> Result<Response, OAuthError> {
-        if let Some(resource) = params.get("resource")
-            && resource.trim_end_matches('/') != self.settings.resource.trim_end_matches('/')
-        {
-            return Err(invalid(ErrorCode::InvalidTarget, "resource is not this server's MCP endpoint"));
-        }
-        let asked = params.get("scope").map(String::as_str).filter(|s| !s.trim().is_empty());
-        let allowed = self.grantable_scopes(client, asked.unwrap_or(""));
-        // Unlike a sign-in, nobody is shown what was dropped: a scope it may not have is refused.
-        if let Some(asked) = asked
-            && !asked.split_ascii_whitespace().all(|s| allowed.contains(&s))
-        {
-            return Err(invalid(ErrorCode::InvalidScope, "a scope asked for is not this client's"));
-        }
-        let scopes: Vec<String> = match asked {
-            Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
-            None => allowed.iter().map(|s| (*s).to_owned()).collect(),
-        };
+        self.check_resource(params)?;
+        let scopes = self.scopes_without_consent(client, params, None)?;
         let settings = &self.settings;
         let claims = json!({
             "sub": client.client_id,
             "aud": settings.resource,
             "client_id": client.client_id,
-            "gid": format!("machine.{}", random_token().expose_secret()),
+            "gid": unstored_grant_id("machine"),
             (crate::CLIENT_KIND_CLAIM): crate::ClientKind::Machine.as_str(),
         });
         Ok(self.token_response_for(claims, &scopes, None))
+    }
+
+    /// The jwt-bearer grant with an enterprise identity provider's assertion (ID-JAG,
+    /// SEP-990): the user it names gets a token through `client` without a sign-in page, if
+    /// the allow-list admits them; scopes within what the assertion allows. No refresh token:
+    /// the client asks the provider for a new assertion, so the enterprise keeps control. A
+    /// grant id of its own makes it revocable; nothing is stored.
+    async fn jwt_bearer_grant(
+        &self,
+        client: &ClientRecord,
+        params: &HashMap<String, String>,
+    ) -> Result<Response, OAuthError> {
+        let assertion = params
+            .get("assertion")
+            .map(|a| SecretString::from(a.clone()))
+            .ok_or_else(|| invalid(ErrorCode::InvalidRequest, "assertion is required"))?;
+        self.check_resource(params)?;
+        let user =
+            self.identity_assertions.redeem(&assertion, &client.client_id).await.map_err(|e| match e {
+                IdentityAssertionError::Store(e) => OAuthError::from(e),
+                e => {
+                    tracing::info!(client_id = %client.client_id, reason = %e, "identity assertion refused");
+                    OAuthError::new(ErrorCode::InvalidGrant, e.to_string())
+                }
+            })?;
+        if !self.settings.allowed_users.allows(&user.identity) {
+            tracing::info!(idp = %user.issuer, subject = %user.identity.subject, "asserted user not allowed");
+            return Err(invalid(ErrorCode::InvalidGrant, "this user is not allowed to use this server"));
+        }
+        let scopes = self.scopes_without_consent(client, params, user.scopes.as_deref())?;
+        let mut claims = user_claims(
+            &user.identity,
+            &self.settings.resource,
+            &client.client_id,
+            &unstored_grant_id("assertion"),
+        );
+        // Which provider vouched: subjects of different providers are told apart by it.
+        claims["idp"] = json!(user.issuer);
+        Ok(self.token_response_for(claims, &scopes, None))
+    }
+
+    /// `resource`, when given, must be this server's MCP URL (RFC 8707).
+    fn check_resource(&self, params: &HashMap<String, String>) -> Result<(), OAuthError> {
+        match params.get("resource") {
+            Some(resource)
+                if resource.trim_end_matches('/') != self.settings.resource.trim_end_matches('/') =>
+            {
+                Err(invalid(ErrorCode::InvalidTarget, "resource is not this server's MCP endpoint"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The scopes of a grant without a consent page (client credentials, an assertion): those
+    /// asked for, each grantable to `client` and within `ceiling` (what an assertion allows,
+    /// when it says), else `invalid_scope`; without `scope`, every such scope. Unlike a
+    /// sign-in, nobody is shown what was dropped, so nothing is dropped silently.
+    fn scopes_without_consent(
+        &self,
+        client: &ClientRecord,
+        params: &HashMap<String, String>,
+        ceiling: Option<&[String]>,
+    ) -> Result<Vec<String>, OAuthError> {
+        let asked = params.get("scope").map(String::as_str).filter(|s| !s.trim().is_empty());
+        let within = |scope: &str| ceiling.is_none_or(|c| c.iter().any(|s| s == scope));
+        let allowed: Vec<&str> =
+            self.grantable_scopes(client, asked.unwrap_or("")).into_iter().filter(|s| within(s)).collect();
+        match asked {
+            Some(asked) if !asked.split_ascii_whitespace().all(|s| allowed.contains(&s)) => {
+                Err(invalid(ErrorCode::InvalidScope, "a scope asked for is not this client's"))
+            }
+            Some(asked) => Ok(asked.split_ascii_whitespace().map(str::to_owned).collect()),
+            None => Ok(allowed.iter().map(|s| (*s).to_owned()).collect()),
+        }
     }
 
     /// The `refresh_token` grant (D4): rotate on every use, atomically; the replaced token works
@@ -327,10 +396,11 @@ pub(crate) async fn token(
         match grant_type {
             Some("authorization_code") => server.authorization_code_grant(&client, &params).await,
             Some("client_credentials") => server.client_credentials_grant(&client, &params),
+            Some(JWT_BEARER) => server.jwt_bearer_grant(&client, &params).await,
             Some("refresh_token") => server.refresh_token_grant(&client, &params).await,
             Some(_) => Err(invalid(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code, refresh_token or client_credentials",
+                "grant_type must be authorization_code, refresh_token, client_credentials or the jwt-bearer grant",
             )),
             None => Err(invalid(ErrorCode::InvalidRequest, "grant_type is required")),
         }

@@ -548,7 +548,7 @@ impl Upstream {
         for check in &self.claims_checks {
             check(&claims).map_err(UpstreamError::Invalid)?;
         }
-        Ok(identity_from(subject, claims))
+        Ok(UpstreamIdentity::from_claims(subject, claims))
     }
 
     /// A user-API answer that must be a JSON object.
@@ -651,29 +651,34 @@ fn subject_in(claims: &Map<String, Value>, name: &str) -> Result<String, Upstrea
     }
 }
 
-/// The identity in standard claims: `email` and `email_verified` (a boolean, or the string
-/// `"true"` as Cognito sends it), `name`, `preferred_username` (else `login`, `username`),
-/// `groups` (its strings).
-fn identity_from(subject: String, claims: Map<String, Value>) -> UpstreamIdentity {
-    let text =
-        |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-    let email_verified = match claims.get("email_verified") {
-        Some(Value::Bool(verified)) => *verified,
-        Some(Value::String(verified)) => verified == "true",
-        _ => false,
-    };
-    let groups = match claims.get("groups") {
-        Some(Value::Array(groups)) => groups.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => Vec::new(),
-    };
-    UpstreamIdentity {
-        subject,
-        email: text("email"),
-        email_verified,
-        name: text("name"),
-        username: text("preferred_username").or_else(|| text("login")).or_else(|| text("username")),
-        groups,
-        claims,
+impl UpstreamIdentity {
+    /// The identity in standard claims: `email` and `email_verified` (a boolean, or the string
+    /// `"true"` as Cognito sends it), `name`, `preferred_username` (else `login`, `username`),
+    /// `groups` (its strings).
+    pub fn from_claims(subject: String, claims: Map<String, Value>) -> Self {
+        let text = |name: &str| {
+            claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+        };
+        let email_verified = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => *verified,
+            Some(Value::String(verified)) => verified == "true",
+            _ => false,
+        };
+        let groups = match claims.get("groups") {
+            Some(Value::Array(groups)) => {
+                groups.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+            }
+            _ => Vec::new(),
+        };
+        UpstreamIdentity {
+            subject,
+            email: text("email"),
+            email_verified,
+            name: text("name"),
+            username: text("preferred_username").or_else(|| text("login")).or_else(|| text("username")),
+            groups,
+            claims,
+        }
     }
 }
 

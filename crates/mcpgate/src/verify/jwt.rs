@@ -33,6 +33,8 @@ pub struct JwtVerifier {
     keys: KeySource,
     algorithms: Vec<Algorithm>,
     rules: ClaimRules,
+    /// The `typ` the header must carry, when one is required (RFC 8725 §3.11).
+    token_type: Option<String>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -67,6 +69,7 @@ pub struct JwtVerifierBuilder {
     algorithms: Option<Vec<Algorithm>>,
     rules: ClaimRules,
     any_audience: bool,
+    token_type: Option<String>,
 }
 
 impl std::fmt::Debug for JwtVerifierBuilder {
@@ -172,6 +175,15 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Requires the header's `typ` to be `token_type` (with or without `application/`, in any
+    /// case: RFC 7515 §4.1.9), so that a JWT made for another purpose is not taken for this one
+    /// (RFC 8725 §3.11 explicit typing; e.g. `oauth-id-jag+jwt`).
+    #[must_use]
+    pub fn token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = Some(token_type.into());
+        self
+    }
+
     /// Builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
         if self.rules.audiences.is_empty() && self.rules.clients.is_empty() && !self.any_audience {
@@ -195,7 +207,7 @@ impl JwtVerifierBuilder {
         if algorithms.is_empty() {
             return Err(JwtConfigError::EmptyAlgorithmList);
         }
-        Ok(JwtVerifier { keys, algorithms, rules: self.rules })
+        Ok(JwtVerifier { keys, algorithms, rules: self.rules, token_type: self.token_type })
     }
 }
 
@@ -203,6 +215,7 @@ impl JwtVerifierBuilder {
 struct RawHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
     /// RFC 7515 §4.1.11: extensions the verifier must understand. We understand none, so a
     /// token that lists any (e.g. RFC 7797 unencoded payloads) is refused.
     crit: Option<Value>,
@@ -257,11 +270,19 @@ impl JwtVerifier {
 
     /// Reads the header: an algorithm that is not a JWS signature algorithm we know (`none`)
     /// is a refused algorithm, not a parse error.
-    fn header(encoded: &str) -> Result<(Algorithm, Option<String>), InvalidToken> {
+    fn header(&self, encoded: &str) -> Result<(Algorithm, Option<String>), InvalidToken> {
         let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| InvalidToken::Malformed)?;
         let header: RawHeader = serde_json::from_slice(&json).map_err(|_| InvalidToken::Malformed)?;
         if header.crit.is_some() {
             return Err(InvalidToken::Malformed);
+        }
+        if let Some(wanted) = &self.token_type {
+            let typ = header.typ.as_deref().unwrap_or_default();
+            let bare =
+                typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| &typ[12..]);
+            if !bare.eq_ignore_ascii_case(wanted) {
+                return Err(InvalidToken::WrongType);
+            }
         }
         let alg = header.alg.parse::<Algorithm>().map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
         Ok((alg, header.kid))
@@ -282,7 +303,7 @@ impl TokenVerifier for JwtVerifier {
             return Err(InvalidToken::Malformed.into());
         }
         let jws = Compact::split(token)?;
-        let (alg, kid) = Self::header(jws.header)?;
+        let (alg, kid) = self.header(jws.header)?;
         if !self.algorithms.contains(&alg) {
             return Err(InvalidToken::AlgorithmNotAllowed.into());
         }

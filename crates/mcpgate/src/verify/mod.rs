@@ -34,6 +34,8 @@ pub use jwt::{JwtConfigError, JwtVerifier, JwtVerifierBuilder};
 pub(crate) use keys::ASYMMETRIC_ALGS;
 pub use keys::{KeyError, KeySet, VerificationKey};
 pub use router::TokenRouter;
+#[cfg(feature = "proxy")]
+pub(crate) use router::unverified_issuer;
 
 use crate::Principal;
 
@@ -112,6 +114,9 @@ pub enum InvalidToken {
     /// `aud` does not name this resource.
     #[error("audience not accepted")]
     WrongAudience,
+    /// The header's `typ` is not the one required (a JWT made for another purpose).
+    #[error("token type not accepted")]
+    WrongType,
     /// No subject could be found.
     #[error("token has no subject")]
     MissingSubject,

@@ -46,8 +46,9 @@ struct IssuerOnly {
     iss: Option<String>,
 }
 
-/// The `iss` of a compact JWS, unverified; `None` for anything else.
-fn unverified_issuer(token: &str) -> Option<String> {
+/// The `iss` of a compact JWS, unverified; `None` for anything else. Only to choose which
+/// verifier checks it.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
     if token.len() > MAX_JWT_BYTES {
         return None;
     }

@@ -22,10 +22,10 @@ use tower::ServiceExt;
 
 mod private_key_jwt;
 
-const ISSUER: &str = "https://auth.example.com";
-const RESOURCE: &str = "https://mcp.example.com/mcp";
+pub(crate) const ISSUER: &str = "https://auth.example.com";
+pub(crate) const RESOURCE: &str = "https://mcp.example.com/mcp";
 
-fn machine(client_id: &str, secret: Option<&str>, scope: Option<&str>) -> ConfiguredClient {
+pub(crate) fn machine(client_id: &str, secret: Option<&str>, scope: Option<&str>) -> ConfiguredClient {
     ConfiguredClient {
         client_id: client_id.into(),
         client_secret: secret.map(|s| SecretString::from(s.to_owned())),
@@ -49,17 +49,30 @@ fn person_client() -> ConfiguredClient {
     }
 }
 
-async fn server_with(clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
+pub(crate) async fn server_with(clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
     server_on(store::open("memory://").await.unwrap(), clients)
 }
 
 /// A server on `store`: instances sharing one store are one authorization server.
-fn server_on(store: Arc<dyn Store>, clients: Vec<ConfiguredClient>) -> Result<AuthServer, SettingsError> {
+pub(crate) fn server_on(
+    store: Arc<dyn Store>,
+    clients: Vec<ConfiguredClient>,
+) -> Result<AuthServer, SettingsError> {
+    configured_server(store, clients, |_| {})
+}
+
+/// The same, its settings changed by `configure`.
+pub(crate) fn configured_server(
+    store: Arc<dyn Store>,
+    clients: Vec<ConfiguredClient>,
+    configure: impl FnOnce(&mut AuthServerSettings),
+) -> Result<AuthServer, SettingsError> {
     let mut settings = AuthServerSettings::new(ISSUER, RESOURCE);
     // As the gateway configures it: the step-up scope a policy requires is also supported.
     settings.scopes_supported = vec!["mcp:read".into(), "mcp:write".into(), "mcp:admin".into()];
     settings.step_up_scopes = vec!["mcp:admin".into()];
     settings.clients = clients;
+    configure(&mut settings);
     let keyring = Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]);
     AuthServer::new(settings, store, &keyring, common::authz::unreachable_upstream("https://idp.example/a"))
 }
@@ -74,7 +87,12 @@ async fn server() -> AuthServer {
     .unwrap()
 }
 
-async fn post(server: &AuthServer, path: &str, basic: Option<(&str, &str)>, form: &str) -> Response<Body> {
+pub(crate) async fn post(
+    server: &AuthServer,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &str,
+) -> Response<Body> {
     let mut request = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
     if let Some((id, secret)) = basic {
         request =
@@ -83,13 +101,16 @@ async fn post(server: &AuthServer, path: &str, basic: Option<(&str, &str)>, form
     server.router().oneshot(request.body(Body::from(form.to_owned())).unwrap()).await.unwrap()
 }
 
-async fn json_of(response: Response<Body>) -> (StatusCode, Value) {
+pub(crate) async fn json_of(response: Response<Body>) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-async fn verified(server: &AuthServer, token: &Value) -> Result<Principal, mcpgate::verify::VerifyError> {
+pub(crate) async fn verified(
+    server: &AuthServer,
+    token: &Value,
+) -> Result<Principal, mcpgate::verify::VerifyError> {
     server.access_token_verifier().unwrap().verify(token.as_str().unwrap()).await
 }
 

@@ -8,6 +8,7 @@
 
 mod authorize;
 mod cimd;
+mod enterprise;
 mod limits;
 mod machine;
 mod provider_discord;
