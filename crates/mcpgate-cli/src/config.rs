@@ -321,6 +321,30 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
     }
 
     #[test]
+    fn a_token_exchange_names_its_api_and_its_flow_follows_the_provider() {
+        use mcpgate::upstream::ExchangeFlow;
+        let with = |exchange: &str| format!("{GOOD}\n[upstream.token_exchange]\n{exchange}\n");
+        let config = load(&with("audience = \"reports-api\""), &[]).unwrap();
+        let exchange = config.upstream.token_exchange.as_ref().unwrap().to_exchange("keycloak").unwrap();
+        assert_eq!(
+            (exchange.flow, exchange.audience.as_deref()),
+            (ExchangeFlow::TokenExchange, Some("reports-api"))
+        );
+        let config = load(&with("scope = \"api://reports/.default\""), &[]).unwrap();
+        let exchange = config.upstream.token_exchange.as_ref().unwrap().to_exchange("azure").unwrap();
+        assert_eq!(exchange.flow, ExchangeFlow::OnBehalfOf, "Entra's own grant");
+        let cases = [
+            ("", "upstream.token_exchange.audience"),
+            ("audience = \"a\"\nflow = \"magic\"", "upstream.token_exchange.flow"),
+            ("audience = \"a\"\nflow = \"on_behalf_of\"", "upstream.token_exchange.scope"),
+            ("audience = \"a\"\nendpoint = \"not a url\"", "upstream.token_exchange.endpoint"),
+        ];
+        for (exchange, key) in cases {
+            assert_eq!(only_problem(&with(exchange), &[]).key, key, "{exchange}");
+        }
+    }
+
+    #[test]
     fn semantic_problems_are_all_reported_at_their_keys() {
         let text = r#"
 [server]

@@ -24,18 +24,19 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mcpgate::Principal;
-use mcpgate::authz::{AuthServer, ProviderTokenError};
 use secrecy::ExposeSecret;
 
 use crate::headers::{ForwardedHeaders, strip_client_headers, strip_hop_by_hop};
+use crate::user_tokens::UserTokens;
 
 /// What the gateway tells the upstream about the caller.
 #[derive(Clone, Default)]
 pub struct Forwarding {
     /// `X-Mcpgate-Subject`, `-Client-Id`, `-Scopes`.
     pub identity: bool,
-    /// `X-Mcpgate-Provider-Token`, from this authorization server's grants.
-    pub provider_token: Option<AuthServer>,
+    /// `X-Mcpgate-Provider-Token` and `X-Mcpgate-Downstream-Token`, from this authorization
+    /// server's grants.
+    pub user_tokens: Option<UserTokens>,
     /// `X-Forwarded-For`, `-Proto`, `-Host`.
     pub forwarded: Option<ForwardedHeaders>,
 }
@@ -95,22 +96,18 @@ impl Inner {
                     }
                 }
             }
-            if let Some(server) = &self.forwarding.provider_token {
-                match server.provider_token(principal).await {
-                    Ok(token) => {
-                        if let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) {
-                            value.set_sensitive(true);
-                            headers.insert(HeaderName::from_static("x-mcpgate-provider-token"), value);
-                        }
-                    }
-                    // A machine, an API key, another issuer's token: nothing to forward.
-                    Err(ProviderTokenError::NoGrant) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no provider token to forward");
-                        return Err(json_rpc_error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the provider token is unavailable",
-                        ));
+            if let Some(tokens) = &self.forwarding.user_tokens {
+                let handed = tokens.for_caller(principal).await.map_err(|e| {
+                    tracing::warn!(error = %e, "no user token to forward");
+                    json_rpc_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the user's provider token is unavailable",
+                    )
+                })?;
+                for token in handed {
+                    if let Ok(mut value) = HeaderValue::from_str(token.value.expose_secret()) {
+                        value.set_sensitive(true);
+                        headers.insert(HeaderName::from_static(token.header), value);
                     }
                 }
             }
@@ -222,7 +219,7 @@ mod tests {
             Duration::from_secs(2),
             Forwarding {
                 identity: true,
-                provider_token: None,
+                user_tokens: None,
                 forwarded: ForwardedHeaders::new("https://gw.example.com", Default::default()),
             },
         );

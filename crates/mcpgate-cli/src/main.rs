@@ -19,6 +19,7 @@ mod providers;
 mod serve;
 mod shutdown;
 mod stdio;
+mod user_tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -33,6 +33,7 @@ use crate::gateway::{Forwarding, McpProxy};
 use crate::headers::ForwardedHeaders;
 use crate::host_check::AllowedHosts;
 use crate::stdio::{StdioSettings, StdioUpstream};
+use crate::user_tokens::UserTokens;
 
 /// Runs the gateway configured by `path`.
 pub fn run(path: &Path, log_format: crate::LogFormat) -> ExitCode {
@@ -227,6 +228,12 @@ async fn guard(
                 "auth.client_secret_env",
             )?;
             let clients = configured_clients(auth)?;
+            let token_exchange = match &upstream.token_exchange {
+                None => None,
+                Some(exchange) => Some(exchange.to_exchange(&auth.provider).map_err(|(field, e)| {
+                    config_error("upstream.token_exchange", format!("{field}: {e}"))
+                })?),
+            };
             let provider = auth.upstream(client_secret).await?;
             let store = mcpgate::store::open(&config.store.url)
                 .await
@@ -266,6 +273,7 @@ async fn guard(
                     settings.unconfirmed_client_ttl = Duration::from_secs(auth.unconfirmed_client_ttl_secs);
                     settings.clients = clients;
                     settings.enterprise_idps = auth.enterprise_idps.iter().map(Into::into).collect();
+                    settings.token_exchange = token_exchange;
                     settings.rate_limits.trusted_proxies = trusted_proxies(config);
                     settings.metadata_documents = auth.client_metadata_documents.into();
                     settings.allowed_users = (&auth.allowed_users).into();
@@ -402,7 +410,11 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
     // Compiled once: the authorization server offers its scopes, the layer enforces it.
     let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
     let (guard, ready_store) = guard(config, &mcp_url, &policy).await?;
-    let provider_token = upstream.forward_provider_token.then(|| guard.auth_server().cloned()).flatten();
+    let user_tokens = UserTokens::new(
+        guard.auth_server().cloned(),
+        upstream.forward_provider_token,
+        upstream.token_exchange.is_some(),
+    );
     let policy = policy_layer(config, policy, &guard)?;
 
     let mut stdio = None;
@@ -411,7 +423,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
             let uri = url.parse().map_err(|e| config_error("upstream.url", e))?;
             let forwarding = Forwarding {
                 identity: upstream.forward_identity,
-                provider_token,
+                user_tokens: user_tokens.clone(),
                 forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(config)),
             };
             let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
@@ -431,7 +443,7 @@ async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Bu
                 max_children: upstream.max_children,
                 withheld_env: withheld_env(config),
                 identity: upstream.forward_identity,
-                provider_token,
+                user_tokens,
                 allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
                 max_request_bytes: config.server.max_request_bytes,
             };

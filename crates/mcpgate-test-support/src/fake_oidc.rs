@@ -49,6 +49,24 @@ pub struct Quirks {
     /// The client secret is accepted in the form body only (WorkOS AuthKit), as the discovery
     /// document then says.
     pub secret_in_body_only: bool,
+    /// The downstream APIs a user's access token may be exchanged for (RFC 8693 `audience`, as
+    /// Keycloak takes it; or Entra's on-behalf-of `scope`); empty: no exchange.
+    pub exchange_targets: Vec<&'static str>,
+    /// Lifetime of an exchanged token in seconds (default 300).
+    pub exchange_lifetime: Option<u64>,
+}
+
+/// A token the fake minted by exchange: for whom, and for which API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchanged {
+    /// The token.
+    pub token: String,
+    /// The user it speaks for.
+    pub user: String,
+    /// The API it is for.
+    pub target: String,
+    /// `token_exchange` (RFC 8693) or `on_behalf_of` (Entra).
+    pub flow: &'static str,
 }
 
 struct Pending {
@@ -71,6 +89,7 @@ struct World {
     token_requests: Vec<HashMap<String, String>>,
     revoked: Vec<String>,
     discovery_paths: Vec<String>,
+    exchanged: Vec<Exchanged>,
 }
 
 /// The running fake.
@@ -140,6 +159,11 @@ impl FakeOidc {
     /// The forms posted to the token endpoint so far.
     pub fn token_requests(&self) -> Vec<HashMap<String, String>> {
         self.world.lock().unwrap().token_requests.clone()
+    }
+
+    /// The tokens minted by exchange so far, oldest first.
+    pub fn exchanged(&self) -> Vec<Exchanged> {
+        self.world.lock().unwrap().exchanged.clone()
     }
 
     fn issuer_template(&self) -> String {
@@ -298,6 +322,7 @@ async fn token(
             }
             (user, None, true, fake.quirks.rotate_refresh_tokens)
         }
+        Some(grant @ (TOKEN_EXCHANGE | JWT_BEARER)) => return exchange(&fake, &mut world, grant, &form),
         _ => return oauth_error("unsupported_grant_type"),
     };
     let Some(claims) = world.users.get(&user).cloned() else { return oauth_error("invalid_grant") };
@@ -310,6 +335,45 @@ async fn token(
         let refresh = world.fresh("rt");
         world.refresh.insert(refresh.clone(), user);
         body["refresh_token"] = json!(refresh);
+    }
+    Json(body).into_response()
+}
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A user's access token exchanged for a downstream API's: RFC 8693 as Keycloak answers it
+/// (`audience` names the API, `issued_token_type` in the answer), or Entra's on-behalf-of
+/// (a jwt-bearer grant with `requested_token_use=on_behalf_of`, the API in `scope`).
+fn exchange(fake: &FakeOidc, world: &mut World, grant: &str, form: &HashMap<String, String>) -> Response {
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let (subject, target, flow) = if grant == TOKEN_EXCHANGE {
+        if field("subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
+            return oauth_error("invalid_request");
+        }
+        (field("subject_token"), field("audience"), "token_exchange")
+    } else {
+        if field("requested_token_use") != Some("on_behalf_of") {
+            return oauth_error("invalid_grant");
+        }
+        (field("assertion"), field("scope"), "on_behalf_of")
+    };
+    let Some(user) = subject.and_then(|token| world.access.get(token)).cloned() else {
+        return oauth_error("invalid_grant");
+    };
+    let Some(target) = target.filter(|t| fake.quirks.exchange_targets.contains(t)) else {
+        return oauth_error(if flow == "token_exchange" { "invalid_target" } else { "invalid_scope" });
+    };
+    let token = world.fresh("dt");
+    world.exchanged.push(Exchanged { token: token.clone(), user, target: target.to_owned(), flow });
+    let lifetime = fake.quirks.exchange_lifetime.unwrap_or(300);
+    let mut body = json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime});
+    if flow == "token_exchange" {
+        body["issued_token_type"] = json!(ACCESS_TOKEN_TYPE);
+    } else {
+        body["scope"] = json!(target);
+        body["ext_expires_in"] = json!(lifetime);
     }
     Json(body).into_response()
 }

@@ -40,16 +40,19 @@ pub async fn serve_on(
     allowed: AllowedUsers,
     store: Arc<dyn mcpgate::store::Store>,
 ) -> Proxy {
+    serve_configured(upstream, store, move |settings| settings.allowed_users = allowed).await.0
+}
+
+/// [`serve_on`] with its settings changed by `configure`; the running proxy too, for calling
+/// its authorization server directly.
+pub async fn serve_configured(
+    upstream: Upstream,
+    store: Arc<dyn mcpgate::store::Store>,
+    configure: impl FnOnce(&mut mcpgate::authz::AuthServerSettings),
+) -> (Proxy, OAuthProxy) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let proxy = OAuthProxy::builder(&base)
-        .upstream(upstream)
-        .keyring(Keyring::new(RootSecret::from_bytes(vec![5; 32]).unwrap(), vec![]))
-        .store(store)
-        .scopes(["mcp:read"])
-        .configure(move |settings| settings.allowed_users = allowed)
-        .build()
-        .unwrap();
+    let proxy = instance(&base, upstream, store, configure);
     let mcp = StreamableHttpService::new(
         || Ok(DemoServer::default()),
         Arc::new(LocalSessionManager::default()),
@@ -57,7 +60,24 @@ pub async fn serve_on(
     );
     let app = proxy.protect(mcp);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Proxy { base, client_id: String::new() }
+    (Proxy { base, client_id: String::new() }, proxy)
+}
+
+/// The proxy at `base` on `store`, not served: another instance of one already serving there.
+pub fn instance(
+    base: &str,
+    upstream: Upstream,
+    store: Arc<dyn mcpgate::store::Store>,
+    configure: impl FnOnce(&mut mcpgate::authz::AuthServerSettings),
+) -> OAuthProxy {
+    OAuthProxy::builder(base)
+        .upstream(upstream)
+        .keyring(Keyring::new(RootSecret::from_bytes(vec![5; 32]).unwrap(), vec![]))
+        .store(store)
+        .scopes(["mcp:read"])
+        .configure(configure)
+        .build()
+        .unwrap()
 }
 
 /// How a sign-in ended.

@@ -9,7 +9,7 @@ use mcpgate::authz::{
     Registration,
 };
 use mcpgate::client_address::{BadNetwork, TrustedProxies};
-use mcpgate::upstream::Upstream;
+use mcpgate::upstream::{ExchangeFlow, TokenExchange, Upstream};
 use mcpgate::verify::{ApiKey, ApiKeyDigest};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -132,6 +132,48 @@ pub struct UpstreamConfig {
     /// Send the user's provider access token as `X-Mcpgate-Provider-Token`.
     #[serde(default)]
     pub forward_provider_token: bool,
+    /// `[upstream.token_exchange]`: send a token made for a downstream API as
+    /// `X-Mcpgate-Downstream-Token`, exchanged from the user's provider token.
+    pub token_exchange: Option<TokenExchangeConfig>,
+}
+
+/// `[upstream.token_exchange]` (proxy mode): what the user's provider token is exchanged for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    /// The downstream API, as the provider names it (RFC 8693 `audience`).
+    pub audience: Option<String>,
+    /// The scopes wanted for it (Entra: `api://<app>/.default`).
+    pub scope: Option<String>,
+    /// `token_exchange` (RFC 8693) or `on_behalf_of` (Microsoft Entra); default: `on_behalf_of`
+    /// for `provider = "azure"`, else `token_exchange`.
+    pub flow: Option<String>,
+    /// Where to exchange; default: the provider's token endpoint (from its discovery document).
+    pub endpoint: Option<String>,
+}
+
+impl TokenExchangeConfig {
+    /// The library's exchange, for `provider` (the `auth.provider` name).
+    pub fn to_exchange(&self, provider: &str) -> Result<TokenExchange, (&'static str, String)> {
+        let flow = match self.flow.as_deref() {
+            None if provider == "azure" => ExchangeFlow::OnBehalfOf,
+            None | Some("token_exchange") => ExchangeFlow::TokenExchange,
+            Some("on_behalf_of") => ExchangeFlow::OnBehalfOf,
+            Some(other) => return Err(("flow", format!("{other:?}: use token_exchange or on_behalf_of"))),
+        };
+        if self.audience.is_none() && self.scope.is_none() {
+            return Err(("audience", "give audience, scope or both: what the token is for".into()));
+        }
+        if flow == ExchangeFlow::OnBehalfOf && self.scope.is_none() {
+            return Err(("scope", "on_behalf_of names the API by scope (api://<app>/.default)".into()));
+        }
+        Ok(TokenExchange {
+            flow,
+            audience: self.audience.clone(),
+            scope: self.scope.clone(),
+            endpoint: self.endpoint.clone(),
+        })
+    }
 }
 
 /// Who issues the tokens the gateway accepts.

@@ -47,6 +47,28 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             "a stdio server gets the provider token in its environment, so it needs per_session = true",
         );
     }
+    if let Some(exchange) = &upstream.token_exchange {
+        if let Err((field, message)) = exchange.to_exchange(&config.auth.provider) {
+            problem(&format!("upstream.token_exchange.{field}"), &message);
+        }
+        if let Some(endpoint) = &exchange.endpoint
+            && url::Url::parse(endpoint).is_err()
+        {
+            problem("upstream.token_exchange.endpoint", "is not a URL");
+        }
+        if config.auth.mode != AuthMode::Proxy {
+            problem(
+                "upstream.token_exchange",
+                "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
+            );
+        }
+        if upstream.command.is_some() && !upstream.per_session {
+            problem(
+                "upstream.token_exchange",
+                "a stdio server gets the downstream token in its environment, so it needs per_session = true",
+            );
+        }
+    }
     if upstream.max_children == 0 {
         problem("upstream.max_children", "must be at least 1");
     }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::user_tokens::UserTokens;
 use mcpgate::Principal;
-use mcpgate::authz::{AuthServer, ProviderTokenError};
 use rmcp::model::{
     ClientCapabilities, ClientNotification, ClientRequest, ErrorCode, ErrorData, Implementation,
     InitializeRequest, InitializeRequestParams, InitializeResult, InitializedNotification, ProtocolVersion,
@@ -54,8 +54,9 @@ pub struct StdioSettings {
     pub withheld_env: Vec<String>,
     /// Give per-session children the caller's identity (`MCPGATE_SUBJECT`, `_CLIENT_ID`, `_SCOPES`).
     pub identity: bool,
-    /// Give per-session children the user's provider token (`MCPGATE_PROVIDER_TOKEN`).
-    pub provider_token: Option<AuthServer>,
+    /// Give per-session children the user's provider and downstream tokens
+    /// (`MCPGATE_PROVIDER_TOKEN`, `MCPGATE_DOWNSTREAM_TOKEN`).
+    pub user_tokens: Option<UserTokens>,
     /// Host names clients reach the gateway by (the transport checks `Host`).
     pub allowed_hosts: Vec<String>,
     /// The largest request body accepted.
@@ -164,16 +165,11 @@ impl Inner {
                     extra.push((field.env, SecretString::from(field.value)));
                 }
             }
-            if let Some(server) = &self.settings.provider_token {
-                match server.provider_token(principal).await {
-                    Ok(token) => extra.push(("MCPGATE_PROVIDER_TOKEN", token)),
-                    // A machine, an API key, another issuer's token: nothing to pass on.
-                    Err(ProviderTokenError::NoGrant) => {}
-                    Err(e) => {
-                        let message = format!("the user's provider token is unavailable: {e}");
-                        return Err(ErrorData::internal_error(message, None));
-                    }
-                }
+            if let Some(tokens) = &self.settings.user_tokens {
+                let handed = tokens.for_caller(principal).await.map_err(|e| {
+                    ErrorData::internal_error(format!("the user's provider token is unavailable: {e}"), None)
+                })?;
+                extra.extend(handed.into_iter().map(|token| (token.env, token.value)));
             }
         }
         let launch = Launch {

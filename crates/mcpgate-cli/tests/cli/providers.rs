@@ -400,6 +400,83 @@ async fn sign_in_through(provider: &str, section: &str, fake: &FakeOidc) -> serd
     me
 }
 
+/// An environment variable of the stdio server the gateway starts for `access_token`'s session.
+async fn env_of(proxy: &Proxy, access_token: &str, name: &str) -> String {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", proxy.base))
+            .auth_header(access_token),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+    let arguments = serde_json::json!({"name": name}).as_object().unwrap().clone();
+    let result = client.call_tool(CallToolRequestParams::new("env").with_arguments(arguments)).await.unwrap();
+    client.cancel().await.unwrap();
+    result.content[0].as_text().unwrap().text.clone()
+}
+
+/// `[upstream.token_exchange]` against a Keycloak-shaped RFC 8693 endpoint: the MCP server
+/// gets a token for the downstream API, exchanged from Ada's provider token once and reused by
+/// later sessions, exchanged again once it nears expiry.
+#[tokio::test]
+async fn a_downstream_token_is_exchanged_once_and_again_near_its_expiry() {
+    let quirks =
+        Quirks { exchange_targets: vec!["reports-api"], exchange_lifetime: Some(4), ..Default::default() };
+    let fake = fake_oidc_at("/realms/acme", quirks).await;
+    let section = format!(
+        "[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"\n\n[upstream.token_exchange]\naudience = \"reports-api\"",
+        fake.url
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("keycloak", fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, &section).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    let access = tokens["access_token"].as_str().unwrap();
+    let first = env_of(&proxy, access, "MCPGATE_DOWNSTREAM_TOKEN").await;
+    let exchanged = fake.exchanged();
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!((first.as_str(), exchanged[0].user.as_str()), (exchanged[0].token.as_str(), "ada-1"));
+    assert_eq!((exchanged[0].target.as_str(), exchanged[0].flow), ("reports-api", "token_exchange"));
+    // Another session: the same token, no second exchange.
+    assert_eq!(env_of(&proxy, access, "MCPGATE_DOWNSTREAM_TOKEN").await, first);
+    assert_eq!(fake.exchanged().len(), 1);
+    // In its last second (a quarter of its four), it is exchanged again.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let second = env_of(&proxy, access, "MCPGATE_DOWNSTREAM_TOKEN").await;
+    assert_eq!(fake.exchanged().len(), 2);
+    assert_ne!(second, first);
+    assert_eq!(second, fake.exchanged()[1].token);
+    // The user's own provider token is not what the server got.
+    assert_eq!(env_of(&proxy, access, "MCPGATE_PROVIDER_TOKEN").await, "(unset)");
+}
+
+/// Entra's on-behalf-of flow (its own grant): with `provider = "azure"` the exchange names the
+/// API by scope and asks for `requested_token_use=on_behalf_of`.
+#[tokio::test]
+async fn entra_gives_the_downstream_token_on_behalf_of_the_user() {
+    let quirks = Quirks {
+        refused_authorize_params: vec!["resource"],
+        exchange_targets: vec!["api://reports/.default"],
+        ..Default::default()
+    };
+    let fake = fake_oidc_at("/{tenantid}/v2.0", quirks).await;
+    let section = format!(
+        "[auth.azure]\nbase_url = \"{}\"\n\n[upstream.token_exchange]\nscope = \"api://reports/.default\"",
+        fake.url
+    );
+    let (_gateway, proxy, _dir) =
+        gateway("azure", fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, &section).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    let token = env_of(&proxy, tokens["access_token"].as_str().unwrap(), "MCPGATE_DOWNSTREAM_TOKEN").await;
+    let exchanged = fake.exchanged();
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!((token.as_str(), exchanged[0].flow), (exchanged[0].token.as_str(), "on_behalf_of"));
+    let request = fake
+        .token_requests()
+        .into_iter()
+        .find(|form| form.get("requested_token_use").map(String::as_str) == Some("on_behalf_of"))
+        .unwrap();
+    assert_eq!(request["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    assert_eq!(request["scope"], "api://reports/.default");
+}
+
 #[tokio::test]
 async fn google_by_its_section() {
     let fake = fake_oidc_at("", Quirks { bare_issuer_in_tokens: true, ..Default::default() }).await;

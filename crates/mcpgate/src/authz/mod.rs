@@ -18,6 +18,7 @@ mod clients;
 mod consent;
 mod cookies;
 pub(crate) mod display_text;
+mod downstream_token;
 mod failure;
 pub(crate) mod grant;
 mod grantable;
@@ -94,6 +95,9 @@ pub struct AuthServerSettings {
     pub consent: ConsentMode,
     /// Clients from the operator's configuration, alongside registered ones (B6).
     pub clients: Vec<ConfiguredClient>,
+    /// What the user's provider token is exchanged for, for an MCP server calling a downstream
+    /// API as the user ([`AuthServer::downstream_token`]). None by default.
+    pub token_exchange: Option<crate::upstream::TokenExchange>,
     /// Enterprise identity providers whose identity assertions (ID-JAG, SEP-990) configured
     /// clients of the jwt-bearer grant may redeem for a user's token. None by default.
     pub enterprise_idps: Vec<EnterpriseIdp>,
@@ -131,6 +135,7 @@ impl AuthServerSettings {
             consent: ConsentMode::Always,
             clients: Vec::new(),
             enterprise_idps: Vec::new(),
+            token_exchange: None,
             registration: Registration::Open,
             unconfirmed_client_ttl: std::time::Duration::from_secs(24 * 3600),
             metadata_documents: MetadataDocumentPolicy::default(),
@@ -190,6 +195,8 @@ pub(crate) struct Inner {
     pub clients: clients::Clients,
     /// The trusted enterprise identity providers' assertions (SEP-990).
     pub identity_assertions: identity_assertion::IdentityAssertions,
+    /// Downstream tokens, when a token exchange is configured.
+    pub downstream: Option<downstream_token::DownstreamTokens>,
     /// The endpoints' rate limiters (E3).
     pub limits: limits::EndpointLimits,
 }
@@ -281,6 +288,14 @@ impl AuthServer {
             spent_assertions::SpentAssertions::new(store.clone(), keyring.digester()),
             &settings.clock,
         )?;
+        let downstream = settings.token_exchange.clone().map(|exchange| {
+            downstream_token::DownstreamTokens::new(
+                exchange,
+                store.clone(),
+                keyring.sealer(),
+                settings.clock.clone(),
+            )
+        });
         let limits = limits::EndpointLimits::new(&settings.rate_limits);
         let inner = Inner {
             settings,
@@ -295,6 +310,7 @@ impl AuthServer {
             grants,
             clients,
             identity_assertions,
+            downstream,
             callback_url,
             limits,
         };
@@ -323,17 +339,34 @@ impl AuthServer {
         &self,
         principal: &crate::Principal,
     ) -> Result<secrecy::SecretString, ProviderTokenError> {
+        let grant_id = self.user_grant(principal)?;
+        self.inner.provider_access_token(grant_id).await
+    }
+
+    /// A token for the downstream API of [`AuthServerSettings::token_exchange`], obtained by
+    /// exchanging the signed-in user's provider token: kept until shortly before it expires,
+    /// exchanged at most once at a time per grant across every instance sharing the store.
+    /// [`ProviderTokenError::NoGrant`] for a caller that did not sign in through this server.
+    pub async fn downstream_token(
+        &self,
+        principal: &crate::Principal,
+    ) -> Result<secrecy::SecretString, ProviderTokenError> {
+        let grant_id = self.user_grant(principal)?;
+        self.inner.downstream_token(grant_id).await
+    }
+
+    /// The grant of one of our own tokens of a person who signed in, or `NoGrant`.
+    fn user_grant<'p>(&self, principal: &'p crate::Principal) -> Result<&'p str, ProviderTokenError> {
         // Only our own tokens of people name a grant that holds a provider token.
         let ours = principal.issuer() == Some(self.issuer());
         if !ours || principal.client_kind() != crate::ClientKind::User {
             return Err(ProviderTokenError::NoGrant);
         }
-        let grant_id = principal
+        principal
             .claim("gid")
             .and_then(serde_json::Value::as_str)
             .filter(|gid| !grants::is_unstored(gid))
-            .ok_or(ProviderTokenError::NoGrant)?;
-        self.inner.provider_access_token(grant_id).await
+            .ok_or(ProviderTokenError::NoGrant)
     }
 
     /// The endpoints and metadata documents, to merge at the root of the server's router.

@@ -42,6 +42,13 @@ pub enum ProviderTokenError {
     /// another issuer's token. There is no provider token to have.
     #[error("the caller did not sign in at the provider through this server")]
     NoGrant,
+    /// The provider refused to exchange the user's token for a downstream one (its OAuth
+    /// error: e.g. `invalid_target`, or `interaction_required` when the user must consent).
+    #[error("the provider refused the token exchange: {0}")]
+    Refused(String),
+    /// No token exchange is configured.
+    #[error("no token exchange is configured")]
+    NoExchange,
 }
 
 impl From<StoreError> for ProviderTokenError {
@@ -55,7 +62,7 @@ impl From<ProviderTokenError> for OAuthError {
         use ProviderTokenError::*;
         match e {
             // Our grant ended: the client's refresh token is dead, and it must sign in again.
-            Revoked | Expired | NoGrant => {
+            Revoked | Expired | NoGrant | Refused(_) | NoExchange => {
                 OAuthError::new(ErrorCode::InvalidGrant, "the grant was revoked or has expired")
             }
             Unavailable(detail) => {
@@ -68,7 +75,7 @@ impl From<ProviderTokenError> for OAuthError {
 
 /// Whether a provider token obtained at `obtained_at` and expiring at `expires_at` should be
 /// refreshed before use.
-fn due(expires_at: Option<u64>, obtained_at: u64, now: u64) -> bool {
+pub(super) fn due(expires_at: Option<u64>, obtained_at: u64, now: u64) -> bool {
     let Some(expires_at) = expires_at else { return false };
     let lifetime = expires_at.saturating_sub(obtained_at);
     now + (lifetime / 4).min(MAX_MARGIN_SECS) >= expires_at
@@ -128,6 +135,8 @@ impl Inner {
         &self,
         grant_id: &str,
     ) -> Result<SecretString, ProviderTokenError> {
+        // Following other instances' revocations, even before this one verified a token.
+        self.grants.revoked().listen().await;
         if self.grants.revoked().contains(grant_id) {
             return Err(ProviderTokenError::Revoked);
         }

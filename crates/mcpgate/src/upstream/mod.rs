@@ -1,9 +1,11 @@
 //! The OAuth client towards the upstream identity provider: building its authorization URL,
-//! exchanging its code, refreshing and revoking its tokens, and establishing who logged in.
+//! exchanging its code, refreshing and revoking its tokens, establishing who logged in, and
+//! exchanging a user's token for one made for a downstream API.
 //!
 //! [`Upstream`] is the one flow; a provider is configuration ([`UpstreamConfig`]) plus an
 //! [`IdentitySource`] — OpenID Connect's id_token, or a user-info API — never a copy of the flow.
 
+mod exchange;
 mod oidc;
 pub mod providers;
 
@@ -13,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use exchange::{ExchangeFlow, TokenExchange};
 pub(crate) use oidc::fetch_discovery;
 pub use oidc::{OidcDiscovery, discover};
 
@@ -354,9 +357,18 @@ impl Upstream {
     }
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<UpstreamTokens, UpstreamError> {
+        self.token_call_at(&self.config.token_endpoint, form).await
+    }
+
+    /// A token request to `endpoint` with our client's credentials, the answer read as a token
+    /// response (an OAuth error in it is `Rejected`).
+    async fn token_call_at(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<UpstreamTokens, UpstreamError> {
         let mut form = form.to_vec();
-        let request =
-            self.http.post(&self.config.token_endpoint).header(http::header::ACCEPT, "application/json");
+        let request = self.http.post(endpoint).header(http::header::ACCEPT, "application/json");
         let request = match self.config.client_auth {
             ClientAuthMethod::ClientSecretBasic => self.with_client_credentials(request),
             ClientAuthMethod::ClientSecretPost => {

@@ -8,6 +8,7 @@
 
 mod authorize;
 mod cimd;
+mod downstream;
 mod enterprise;
 mod limits;
 mod machine;
