@@ -26,6 +26,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The demo test runs the curl command `mcpgate demo` prints.
+if ! command -v curl >/dev/null 2>&1; then
+  echo "== installing curl"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq curl >/dev/null
+fi
+
 # The authorization-server tests run a real OpenID provider (oidc-provider on Node).
 if ! command -v node >/dev/null 2>&1; then
   echo "== installing nodejs"

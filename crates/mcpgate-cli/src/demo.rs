@@ -1,7 +1,8 @@
 //! `mcpgate demo`: the whole experience on one machine with nothing to configure — mcpgate's
 //! OAuth proxy with consent, the development provider (a login page that asks for a user name),
-//! and an in-process MCP server with `whoami` and `echo`. State lives under `./.mcpgate/`: the
-//! SQLite store, and the root secret generated on first run and kept for the next.
+//! and an in-process MCP server with `whoami` and `echo`, and one machine client
+//! (`demo-machine`, client credentials). State lives under `./.mcpgate/`: the SQLite store,
+//! the root secret and the machine client's secret, generated on first run and kept for the next.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,13 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcpgate::OAuthProxy;
-use mcpgate::authz::ConsentMode;
-use mcpgate::crypto::{Keyring, RootSecret};
+use mcpgate::authz::{ConfiguredClient, ConsentMode, GrantType};
+use mcpgate::crypto::{Keyring, RootSecret, random_token};
 use mcpgate::mcp::DemoServer;
 use mcpgate::upstream::Upstream;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::devidp::DevProvider;
 use crate::exit::RUNTIME_FAILURE;
@@ -37,15 +38,45 @@ pub fn run(port: u16, log_format: crate::LogFormat) -> ExitCode {
     }
 }
 
+/// The machine client of the demo.
+const MACHINE_CLIENT: &str = "demo-machine";
+/// Where its secret is kept, under the state directory.
+const MACHINE_SECRET_FILE: &str = "machine-secret";
+
 /// The root secret kept in `dir/secret` (readable by the owner only), made on first run.
 fn demo_keyring(dir: &Path) -> Result<Keyring, String> {
-    let path = dir.join("secret");
+    let path = kept_secret(dir, "secret", || RootSecret::generate().to_base64())?;
+    Keyring::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The file `dir/name`, holding a secret made by `make` on first run (readable by the owner only).
+fn kept_secret(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> SecretString,
+) -> Result<std::path::PathBuf, String> {
+    let path = dir.join(name);
     if !path.exists() {
-        let secret = RootSecret::generate().to_base64();
-        write_private(&path, secret.expose_secret())
+        write_private(&path, make().expose_secret())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    Keyring::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(path)
+}
+
+/// The demo's machine client, its secret kept in `dir`.
+fn machine_client(dir: &Path) -> Result<ConfiguredClient, String> {
+    let path = kept_secret(dir, MACHINE_SECRET_FILE, random_token)?;
+    let secret =
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(ConfiguredClient {
+        client_id: MACHINE_CLIENT.into(),
+        client_secret: Some(SecretString::from(secret.trim().to_owned())),
+        keys: None,
+        redirect_uris: vec![],
+        client_name: Some("mcpgate demo machine".into()),
+        scope: None,
+        grant_types: vec![GrantType::ClientCredentials],
+    })
 }
 
 #[cfg(unix)]
@@ -65,6 +96,7 @@ async fn demo(port: u16) -> Result<(), String> {
     let dir = Path::new(STATE_DIR);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let keyring = demo_keyring(dir)?;
+    let machine = machine_client(dir)?;
     let store_url = format!("sqlite://{}", dir.join("demo.db").display());
     let store = mcpgate::store::open(&store_url).await.map_err(|e| e.to_string())?;
 
@@ -76,6 +108,7 @@ async fn demo(port: u16) -> Result<(), String> {
         .store(store.clone())
         .scopes(["mcp:tools"])
         .consent(ConsentMode::Always)
+        .configure(|settings| settings.clients = vec![machine])
         .build()
         .map_err(|e| e.to_string())?;
     let mcp = StreamableHttpService::new(
@@ -102,6 +135,8 @@ async fn demo(port: u16) -> Result<(), String> {
          MCP Inspector:   npx @modelcontextprotocol/inspector   (Streamable HTTP, URL above)\n  \
          Claude Code:     claude mcp add --transport http mcpgate-demo {mcp_url}\n  \
          TypeScript SDK:  new StreamableHTTPClientTransport(new URL(\"{mcp_url}\"), {{ authProvider }})\n\n\
+         A machine client ({MACHINE_CLIENT}) gets a token without a browser (docs/machines.md):\n  \
+         curl -s -u \"{MACHINE_CLIENT}:$(cat {STATE_DIR}/{MACHINE_SECRET_FILE})\" -d grant_type=client_credentials {base}/token\n\n\
          State (store, secret) is kept in ./{STATE_DIR}/. Ctrl-C stops.\n"
     );
     let shutdown = async {

@@ -1,6 +1,7 @@
 //! `mcpgate demo` as a newcomer runs it, in an empty directory: an MCP client registers, the
 //! user consents and signs in on the development login page, and the demo's `whoami` sees the
-//! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart.
+//! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart; the machine
+//! client's command the demo prints gets a token that `whoami` knows as the machine.
 
 use crate::{gateway, oauth_client, process, sign_in};
 
@@ -49,6 +50,21 @@ async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
         }
     };
     assert_eq!(whoami(access.clone()).await["subject"], "pat");
+
+    // The machine client, by the very command the demo prints, run in a shell where it was
+    // started (curl: an external tool, so with the external tests).
+    #[cfg(feature = "external-tests")]
+    {
+        let printed = std::fs::read_to_string(dir.path().join("demo.out")).unwrap();
+        let command =
+            printed.lines().map(str::trim).find(|l| l.starts_with("curl ")).expect("a curl command");
+        let output =
+            std::process::Command::new("sh").args(["-c", command]).current_dir(dir.path()).output().unwrap();
+        assert!(output.status.success(), "{command}: {}", String::from_utf8_lossy(&output.stderr));
+        let machine: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let me = whoami(machine["access_token"].as_str().expect("a token").to_owned()).await;
+        assert_eq!(me["subject"], "demo-machine", "{me}");
+    }
 
     // The secret is kept for the owner only, and a restarted demo honours the same token.
     let secret = dir.path().join(".mcpgate/secret");

@@ -31,7 +31,8 @@ pub async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
         .args(["demo", "--port", &port.to_string()])
         .current_dir(dir)
-        .stdout(Stdio::null())
+        // What it prints, for tests that follow its instructions.
+        .stdout(std::fs::File::create(dir.join("demo.out")).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
