@@ -26,15 +26,26 @@ async fn gateway(
     secret: &str,
     sections: &str,
 ) -> (Running, Proxy, tempfile::TempDir) {
+    let stdio =
+        format!("command = [\"{}\"]\nper_session = true", example_path("stdio_test_server").display());
+    gateway_before(&stdio, provider, client_id, secret, sections).await
+}
+
+/// [`gateway`] before the upstream `upstream` (the `[upstream]` section's keys).
+async fn gateway_before(
+    upstream: &str,
+    provider: &str,
+    client_id: &str,
+    secret: &str,
+    sections: &str,
+) -> (Running, Proxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
-         [upstream]\ncommand = [\"{server}\"]\nper_session = true\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\n{upstream}\n\n\
          [auth]\nprovider = \"{provider}\"\nclient_id = \"{client_id}\"\nclient_secret_env = \"PROVIDER_SECRET\"\n\
          scopes = [\"mcp:read\"]\n\n{sections}\n\n[store]\nurl = \"memory://\"\n",
-        server = example_path("stdio_test_server").display(),
     );
     let env = [SECRET, ("PROVIDER_SECRET", secret)];
     let running = gateway::start_gateway(dir.path(), &config, &env, &base).await;
@@ -445,6 +456,48 @@ async fn a_downstream_token_is_exchanged_once_and_again_near_its_expiry() {
     assert_eq!(second, fake.exchanged()[1].token);
     // The user's own provider token is not what the server got.
     assert_eq!(env_of(&proxy, access, "MCPGATE_PROVIDER_TOKEN").await, "(unset)");
+}
+
+/// An HTTP upstream gets the downstream token as `X-Mcpgate-Downstream-Token`, never one the
+/// client sent under that name.
+#[tokio::test]
+async fn an_http_upstream_gets_the_downstream_token_as_a_header() {
+    let quirks = Quirks { exchange_targets: vec!["reports-api"], ..Default::default() };
+    let fake = fake_oidc_at("/realms/acme", quirks).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let upstream = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |headers: http::HeaderMap| async move {
+                let token = headers.get("x-mcpgate-downstream-token").map(|v| v.to_str().unwrap().to_owned());
+                seen.lock().unwrap().push(token);
+                axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
+            }
+        }),
+    );
+    let addr = mcpgate_test_support::serve(upstream).await;
+    let section = format!(
+        "[auth.keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"\n\n[upstream.token_exchange]\naudience = \"reports-api\"",
+        fake.url
+    );
+    let upstream = format!("url = \"http://{addr}/mcp\"");
+    let (_gateway, proxy, _dir) =
+        gateway_before(&upstream, "keycloak", fake_oidc::CLIENT_ID, fake_oidc::CLIENT_SECRET, &section).await;
+    let tokens = provider_flow::sign_in(&proxy).await.tokens();
+    let response = reqwest::Client::new()
+        .post(format!("{}/mcp", proxy.base))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .header("x-mcpgate-downstream-token", "forged-by-the-client")
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let exchanged = fake.exchanged();
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!(*seen.lock().unwrap(), [Some(exchanged[0].token.clone())]);
 }
 
 /// Entra's on-behalf-of flow (its own grant): with `provider = "azure"` the exchange names the
