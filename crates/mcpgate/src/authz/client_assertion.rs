@@ -1,10 +1,9 @@
 //! `private_key_jwt` (RFC 7523 §2.2 and §3, OIDC Core §9): a configured client proves who it
 //! is with a short-lived JWT signed by its private key — `iss` and `sub` its client id, `aud`
-//! our issuer or token endpoint, `exp` within [`MAX_LIFETIME`], a `jti` accepted once across
+//! our issuer or token endpoint, `exp` within an hour, a `jti` accepted once across
 //! instances — verified against the public keys the operator configured for it.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,16 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::SettingsError;
 use super::client::{ClientKeys, ConfiguredClient};
-use super::spent_assertions::{SpentAssertions, jti};
+use super::spent_assertions::{SpentAssertions, Unspendable};
 use crate::clock::Clock;
 use crate::store::StoreError;
 use crate::verify::{JwtVerifier, KeySet, TokenVerifier, VerifyError};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
 pub(crate) const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// Longest an assertion may live: its `jti` is kept that long.
-pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Longest assertion read, before any decoding.
 const MAX_ASSERTION_BYTES: usize = 16 * 1024;
@@ -38,25 +34,27 @@ pub(crate) enum AssertionError {
     /// `sub` is not the client id.
     #[error("client assertion refused: sub must be the client id")]
     WrongSubject,
-    /// No usable `jti`.
-    #[error("client assertion refused: a jti is required")]
-    MissingJti,
-    /// `exp` is further ahead than [`MAX_LIFETIME`].
-    #[error("client assertion refused: it must expire within an hour")]
-    TooLong,
-    /// The assertion was used before.
-    #[error("client assertion refused: already used")]
-    Replayed,
+    /// No `jti`, too long a life, or used before.
+    #[error("client assertion refused: {0}")]
+    Unspendable(Unspendable),
     /// The store failed recording it.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<Unspendable> for AssertionError {
+    fn from(e: Unspendable) -> Self {
+        match e {
+            Unspendable::Store(e) => Self::Store(e),
+            e => Self::Unspendable(e),
+        }
+    }
 }
 
 /// The configured clients' keys, and the assertion ids already used.
 pub(crate) struct ClientAssertions {
     verifiers: HashMap<String, JwtVerifier>,
     spent: SpentAssertions,
-    clock: Clock,
 }
 
 impl ClientAssertions {
@@ -97,7 +95,7 @@ impl ClientAssertions {
             let verifier = builder.build().map_err(|e| bad(e.to_string()))?;
             verifiers.insert(client.client_id.clone(), verifier);
         }
-        Ok(Self { verifiers, spent, clock: clock.clone() })
+        Ok(Self { verifiers, spent })
     }
 
     /// Whether any configured client authenticates by its keys.
@@ -129,18 +127,7 @@ impl ClientAssertions {
         if claims.subject() != client_id {
             return Err(AssertionError::WrongSubject);
         }
-        let jti = jti(&claims).ok_or(AssertionError::MissingJti)?;
-        // The verifier required `exp`; it is in the future, give or take the leeway.
-        let now = self.clock.unix_now();
-        let remaining = claims.expires_at().unwrap_or(now).saturating_sub(now);
-        if remaining > MAX_LIFETIME.as_secs() {
-            return Err(AssertionError::TooLong);
-        }
-        // Kept past `exp` by the leeway during which the verifier would still accept it.
-        let kept = Duration::from_secs(remaining) + verifier.rules().leeway;
-        if !self.spent.first_use(client_id, jti, kept).await? {
-            return Err(AssertionError::Replayed);
-        }
+        self.spent.spend(client_id, &claims, verifier.rules().leeway).await?;
         Ok(())
     }
 }

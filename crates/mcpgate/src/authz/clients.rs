@@ -331,7 +331,7 @@ mod tests {
             unconfirmed_ttl: Duration::from_secs(3600),
         };
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let spent = SpentAssertions::new(store.clone(), keyring.digester());
+        let spent = SpentAssertions::new(store.clone(), keyring.digester(), Clock::system());
         let assertions = ClientAssertions::new(&[], "https://as.example", spent, &Clock::system()).unwrap();
         Clients::new(store, keyring.digester(), assertions, rules)
     }

@@ -2,18 +2,16 @@
 //! Authorization Grant (ID-JAG, `typ: oauth-id-jag+jwt`), signed by an enterprise identity
 //! provider the operator trusts, redeemed at `/token` for an access token without a browser or
 //! a consent click. [`IdentityAssertions`] checks one: the provider's signature, `aud` our
-//! issuer, `resource` the MCP URL, `client_id` the client redeeming it, `exp` within
-//! [`MAX_LIFETIME`], and its `jti` spent once across instances.
+//! issuer, `resource` the MCP URL, `client_id` the client redeeming it, `exp` within an hour,
+//! and its `jti` spent once across instances.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::SettingsError;
-use super::client_assertion::MAX_LIFETIME;
-use super::spent_assertions::{SpentAssertions, jti};
+use super::spent_assertions::{SpentAssertions, Unspendable};
 use crate::clock::Clock;
 use crate::store::StoreError;
 use crate::upstream::UpstreamIdentity;
@@ -51,18 +49,21 @@ pub(crate) enum IdentityAssertionError {
     /// `resource` is missing or is not the MCP URL.
     #[error("identity assertion refused: its resource is not this server's MCP endpoint")]
     WrongResource,
-    /// No usable `jti`.
-    #[error("identity assertion refused: a jti is required")]
-    MissingJti,
-    /// `exp` is further ahead than [`MAX_LIFETIME`].
-    #[error("identity assertion refused: it must expire within an hour")]
-    TooLong,
-    /// It was redeemed before.
-    #[error("identity assertion refused: already used")]
-    Replayed,
+    /// No `jti`, too long a life, or redeemed before.
+    #[error("identity assertion refused: {0}")]
+    Unspendable(Unspendable),
     /// The store failed recording it.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<Unspendable> for IdentityAssertionError {
+    fn from(e: Unspendable) -> Self {
+        match e {
+            Unspendable::Store(e) => Self::Store(e),
+            e => Self::Unspendable(e),
+        }
+    }
 }
 
 /// What a redeemed assertion says.
@@ -86,7 +87,6 @@ pub(crate) struct IdentityAssertions {
     idps: HashMap<String, TrustedIdp>,
     resource: String,
     spent: SpentAssertions,
-    clock: Clock,
 }
 
 impl IdentityAssertions {
@@ -123,7 +123,7 @@ impl IdentityAssertions {
                 TrustedIdp { verifier, allowed_clients: idp.allowed_clients.clone() },
             );
         }
-        Ok(Self { idps: trusted, resource: resource.to_owned(), spent, clock: clock.clone() })
+        Ok(Self { idps: trusted, resource: resource.to_owned(), spent })
     }
 
     /// Whether any provider is trusted.
@@ -151,16 +151,7 @@ impl IdentityAssertions {
         if resource != Some(self.resource.trim_end_matches('/')) {
             return Err(IdentityAssertionError::WrongResource);
         }
-        let jti = jti(&claims).ok_or(IdentityAssertionError::MissingJti)?;
-        let now = self.clock.unix_now();
-        let remaining = claims.expires_at().unwrap_or(now).saturating_sub(now);
-        if remaining > MAX_LIFETIME.as_secs() {
-            return Err(IdentityAssertionError::TooLong);
-        }
-        let kept = Duration::from_secs(remaining) + idp.verifier.rules().leeway;
-        if !self.spent.first_use(&issuer, jti, kept).await? {
-            return Err(IdentityAssertionError::Replayed);
-        }
+        self.spent.spend(&issuer, &claims, idp.verifier.rules().leeway).await?;
         let scopes = claims
             .claim("scope")
             .and_then(Value::as_str)

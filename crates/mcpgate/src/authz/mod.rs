@@ -262,7 +262,8 @@ impl AuthServer {
             settings.refresh_grace,
             settings.clock.clone(),
         );
-        let spent = spent_assertions::SpentAssertions::new(store.clone(), keyring.digester());
+        let spent =
+            spent_assertions::SpentAssertions::new(store.clone(), keyring.digester(), settings.clock.clone());
         let assertions = client_assertion::ClientAssertions::new(
             &settings.clients,
             &settings.issuer,
@@ -285,7 +286,7 @@ impl AuthServer {
             &settings.enterprise_idps,
             &settings.issuer,
             &settings.resource,
-            spent_assertions::SpentAssertions::new(store.clone(), keyring.digester()),
+            spent_assertions::SpentAssertions::new(store.clone(), keyring.digester(), settings.clock.clone()),
             &settings.clock,
         )?;
         let downstream = settings.token_exchange.clone().map(|exchange| {

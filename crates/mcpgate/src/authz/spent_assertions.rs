@@ -7,14 +7,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Principal;
+use crate::clock::Clock;
 use crate::crypto::KeyedMac;
 use crate::store::{Collection, Store, StoreError};
 
 /// Longest `jti` accepted.
 const MAX_JTI_CHARS: usize = 256;
 
+/// Longest an assertion may live: its `jti` is kept that long.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Why a verified assertion cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unspendable {
+    /// No usable `jti`.
+    #[error("a jti is required")]
+    MissingJti,
+    /// `exp` is further ahead than [`MAX_LIFETIME`].
+    #[error("it must expire within an hour")]
+    TooLong,
+    /// It was used before.
+    #[error("already used")]
+    Replayed,
+    /// The store failed recording it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The `jti` of a verified assertion: a non-empty string of at most 256 characters.
-pub(crate) fn jti(claims: &Principal) -> Option<&str> {
+fn jti(claims: &Principal) -> Option<&str> {
     claims
         .claim("jti")
         .and_then(serde_json::Value::as_str)
@@ -29,21 +50,38 @@ pub(crate) struct SpentAssertions {
     store: Arc<dyn Store>,
     /// Keys records by a digest of issuer and id: bounded length, nothing the sender chose.
     digester: KeyedMac,
+    clock: Clock,
 }
 
 impl SpentAssertions {
-    pub(crate) fn new(store: Arc<dyn Store>, digester: KeyedMac) -> Self {
-        Self { store, digester }
+    pub(crate) fn new(store: Arc<dyn Store>, digester: KeyedMac, clock: Clock) -> Self {
+        Self { store, digester, clock }
+    }
+
+    /// Spends `issuer`'s assertion whose verified claims are `claims`: it needs a `jti`, and an
+    /// `exp` (which its verifier required) at most [`MAX_LIFETIME`] ahead; its id is kept past
+    /// `exp` by `leeway`, the time its verifier would still accept it.
+    pub(crate) async fn spend(
+        &self,
+        issuer: &str,
+        claims: &Principal,
+        leeway: Duration,
+    ) -> Result<(), Unspendable> {
+        let jti = jti(claims).ok_or(Unspendable::MissingJti)?;
+        let now = self.clock.unix_now();
+        let remaining = claims.expires_at().unwrap_or(now).saturating_sub(now);
+        if remaining > MAX_LIFETIME.as_secs() {
+            return Err(Unspendable::TooLong);
+        }
+        if !self.first_use(issuer, jti, Duration::from_secs(remaining) + leeway).await? {
+            return Err(Unspendable::Replayed);
+        }
+        Ok(())
     }
 
     /// Records that `issuer`'s assertion `jti` is used, for `lifetime` (until it expires);
     /// whether this was its first use. Atomic: of concurrent uses of one id, exactly one is first.
-    pub(crate) async fn first_use(
-        &self,
-        issuer: &str,
-        jti: &str,
-        lifetime: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn first_use(&self, issuer: &str, jti: &str, lifetime: Duration) -> Result<bool, StoreError> {
         let mut subject = Vec::with_capacity(issuer.len() + jti.len() + 1);
         subject.extend_from_slice(issuer.as_bytes());
         // NUL cannot occur in either (both are JSON strings we checked): no two pairs collide.
@@ -65,7 +103,7 @@ mod tests {
     async fn an_id_is_first_used_once_per_issuer() {
         let store = crate::store::open("memory://").await.unwrap();
         let keyring = Keyring::new(RootSecret::from_bytes(vec![3; 32]).unwrap(), vec![]);
-        let spent = SpentAssertions::new(store, keyring.digester());
+        let spent = SpentAssertions::new(store, keyring.digester(), Clock::system());
         let minute = Duration::from_secs(60);
         assert!(spent.first_use("ci", "a", minute).await.unwrap());
         assert!(!spent.first_use("ci", "a", minute).await.unwrap(), "the same id again");

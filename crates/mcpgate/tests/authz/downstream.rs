@@ -28,8 +28,17 @@ async fn upstream(fake: &FakeOidc) -> Upstream {
     OidcApp::new(place, CLIENT_ID, SecretString::from(CLIENT_SECRET)).upstream().await.unwrap()
 }
 
-#[tokio::test]
-async fn two_instances_exchange_once_for_many_calls_and_never_for_a_revoked_grant() {
+/// Ada, signed in through a proxy (on `store`) whose exchange asks for `audience`, at a fake
+/// that exchanges for `reports-api` only: the fake, the proxy, her tokens and her principal.
+struct SignedIn {
+    fake: FakeOidc,
+    proxy: provider_flow::Proxy,
+    server: mcpgate::OAuthProxy,
+    tokens: serde_json::Value,
+    principal: mcpgate::Principal,
+}
+
+async fn signed_in(audience: &str, store: std::sync::Arc<dyn mcpgate::store::Store>) -> SignedIn {
     let quirks = Quirks {
         issuer: Some("{base}/realms/acme".into()),
         exchange_targets: vec!["reports-api"],
@@ -38,21 +47,27 @@ async fn two_instances_exchange_once_for_many_calls_and_never_for_a_revoked_gran
     let fake = FakeOidc::start(quirks).await;
     fake.add_user("ada-1", json!({"email": "ada@example.com", "email_verified": true}));
     fake.sign_in_as("ada-1");
-    let store = mcpgate::store::open("memory://").await.unwrap();
-    let wanted = exchange("reports-api");
-    let (proxy, first) = provider_flow::serve_configured(upstream(&fake).await, store.clone(), {
-        let wanted = wanted.clone();
-        move |settings| settings.token_exchange = Some(wanted)
+    let wanted = exchange(audience);
+    let (proxy, server) = provider_flow::serve_configured(upstream(&fake).await, store, move |settings| {
+        settings.token_exchange = Some(wanted)
     })
     .await;
-    let second = provider_flow::instance(&proxy.base, upstream(&fake).await, store, |settings| {
-        settings.token_exchange = Some(wanted)
-    });
     let client_id =
         common::oauth_client::register_public_client(&proxy.base, provider_flow::CLIENT_REDIRECT, "t").await;
     let proxy = provider_flow::Proxy { client_id, ..proxy };
     let tokens = provider_flow::sign_in(&proxy).await.tokens();
-    let principal = first.verifier().verify(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    let principal = server.verifier().verify(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    SignedIn { fake, proxy, server, tokens, principal }
+}
+
+#[tokio::test]
+async fn two_instances_exchange_once_for_many_calls_and_never_for_a_revoked_grant() {
+    let store = mcpgate::store::open("memory://").await.unwrap();
+    let SignedIn { fake, proxy, server: first, tokens, principal } =
+        signed_in("reports-api", store.clone()).await;
+    let second = provider_flow::instance(&proxy.base, upstream(&fake).await, store, |settings| {
+        settings.token_exchange = Some(exchange("reports-api"))
+    });
 
     let calls = (0..8).map(|i| {
         let server = if i % 2 == 0 { first.auth_server().clone() } else { second.auth_server().clone() };
@@ -91,24 +106,8 @@ async fn two_instances_exchange_once_for_many_calls_and_never_for_a_revoked_gran
 
 #[tokio::test]
 async fn a_refused_exchange_is_the_provider_s_error_and_other_callers_have_none() {
-    let quirks = Quirks {
-        issuer: Some("{base}/realms/acme".into()),
-        exchange_targets: vec!["reports-api"],
-        ..Default::default()
-    };
-    let fake = FakeOidc::start(quirks).await;
-    fake.add_user("ada-1", json!({"email": "ada@example.com", "email_verified": true}));
-    fake.sign_in_as("ada-1");
-    let store = mcpgate::store::open("memory://").await.unwrap();
-    let (proxy, server) = provider_flow::serve_configured(upstream(&fake).await, store, |settings| {
-        settings.token_exchange = Some(exchange("payroll-api"))
-    })
-    .await;
-    let client_id =
-        common::oauth_client::register_public_client(&proxy.base, provider_flow::CLIENT_REDIRECT, "t").await;
-    let proxy = provider_flow::Proxy { client_id, ..proxy };
-    let tokens = provider_flow::sign_in(&proxy).await.tokens();
-    let principal = server.verifier().verify(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    let SignedIn { proxy, server, principal, .. } =
+        signed_in("payroll-api", mcpgate::store::open("memory://").await.unwrap()).await;
     assert_eq!(
         server.auth_server().downstream_token(&principal).await.unwrap_err(),
         ProviderTokenError::Refused("invalid_target".into())
