@@ -1,5 +1,5 @@
 //! The authorization server's endpoints strangers reach, through its real router: `/token` and
-//! `/revoke` forms, `/register` JSON (the validation client metadata documents go through too)
+//! `/revoke` forms (client assertions of a client with keys included), `/register` JSON (the validation client metadata documents go through too)
 //! and `/authorize` queries. Whatever arrives: no panic, no 5xx; every refusal of an API
 //! endpoint is OAuth-shaped JSON with `Cache-Control: no-store`; a registration that succeeds
 //! holds only redirect URIs that validate again and a name with nothing disguising it; an
@@ -36,6 +36,17 @@ fn fixture() -> &'static Fixture {
                 AuthServerSettings::new("https://auth.example.com", "https://mcp.example.com/mcp");
             settings.scopes_supported = vec!["mcp:read".into()];
             settings.rate_limits = RateLimits::off();
+            // A machine client with keys, so that client assertions reach their checks.
+            settings.clients = vec![mcpgate::authz::ConfiguredClient {
+                client_id: "keyed".into(),
+                client_secret: None,
+                keys: Some(mcpgate::authz::ClientKeys::Jwks(serde_json::json!({"keys": [
+                    {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}))),
+                redirect_uris: vec![],
+                client_name: None,
+                scope: None,
+                grant_types: vec![mcpgate::authz::GrantType::ClientCredentials],
+            }];
             let keyring = Keyring::new(RootSecret::from_bytes(vec![5; 32]).unwrap(), vec![]);
             let upstream = Upstream::new(UpstreamConfig {
                 authorization_endpoint: "https://idp.example/authorize".into(),
