@@ -59,6 +59,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     findings.extend(runtime.block_on(fetch_published(&config)));
+    findings.extend(runtime.block_on(fetch_trusted_keys(&config)));
     if findings.is_empty() {
         println!("{}: ok — {}", path.display(), summary(&config));
         return ExitCode::SUCCESS;
@@ -133,6 +134,33 @@ fn program_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<std::pa
         return executable(candidate).then(|| candidate.to_owned());
     }
     std::env::split_paths(path?).map(|dir| dir.join(program)).find(|candidate| executable(candidate))
+}
+
+/// The keys of whoever else the gateway trusts, fetched and checked: configured clients'
+/// `jwks_uri`, other issuers' (`[[auth.accept]]`) and enterprise IdPs'. An unreachable URL is a
+/// runtime finding, an unusable key set a configuration one.
+async fn fetch_trusted_keys(config: &Config) -> Vec<Finding> {
+    let auth = &config.auth;
+    let clients = auth.clients.iter().enumerate().filter_map(|(i, c)| {
+        c.jwks_uri.as_ref().map(|url| (format!("auth.clients[{i}].jwks_uri"), url.clone()))
+    });
+    let accepted = auth.accept.iter().enumerate().filter_map(|(i, a)| {
+        a.jwks_uri.as_ref().map(|url| (format!("auth.accept[{i}].jwks_uri"), url.clone()))
+    });
+    let idps = auth
+        .enterprise_idps
+        .iter()
+        .enumerate()
+        .map(|(i, idp)| (format!("auth.enterprise_idps[{i}].jwks_uri"), idp.jwks_uri.clone()));
+    let mut findings = Vec::new();
+    for (key, url) in clients.chain(accepted).chain(idps) {
+        match JwksCache::new(&url, JwksCacheConfig::default()).refresh().await {
+            Ok(_) => {}
+            Err(e @ JwksFetchError::Unreachable(_)) => findings.push(at(&key, e.to_string(), false)),
+            Err(e) => findings.push(at(&key, e.to_string(), true)),
+        }
+    }
+    findings
 }
 
 /// The provider's discovery document (proxy mode) or the authorization server's keys

@@ -155,6 +155,44 @@ async fn check_fetches_the_resource_mode_keys_and_tells_unusable_from_unreachabl
     assert!(stderr.contains("auth.resource.jwks_uri: cannot fetch the keys: status 404"), "{stderr}");
 }
 
+/// The keys of clients, other issuers and enterprise IdPs are fetched too, each named by its key.
+#[tokio::test]
+async fn check_fetches_every_trusted_key_set() {
+    let idp = wiremock::MockServer::start().await;
+    let issuer = idp.uri();
+    wiremock::Mock::given(wiremock::matchers::path("/.well-known/openid-configuration"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")})))
+        .mount(&idp)
+        .await;
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
+    wiremock::Mock::given(wiremock::matchers::path("/keys"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [jwk]})))
+        .mount(&idp)
+        .await;
+    let trusting = |client_keys: &str, idp_keys: &str| {
+        format!(
+            "{}\n[[auth.clients]]\nclient_id = \"agent\"\njwks_uri = \"{issuer}{client_keys}\"\n\
+             grant_types = [\"client_credentials\", \"urn:ietf:params:oauth:grant-type:jwt-bearer\"]\n\n\
+             [[auth.enterprise_idps]]\nissuer = \"https://login.corp.example\"\njwks_uri = \"{issuer}{idp_keys}\"\n",
+            proxy_config(&format!("{issuer}/.well-known/openid-configuration"))
+        )
+    };
+    let (good, missing) = (trusting("/keys", "/keys"), trusting("/keys", "/missing"));
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || check(&good, &[SECRET, IDP_SECRET])).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || check(&missing, &[SECRET, IDP_SECRET])).await.unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("auth.enterprise_idps[0].jwks_uri: cannot fetch the keys: status 404"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_finds_a_stdio_servers_program_or_names_the_key() {
     let stdio = |command: &str| {
