@@ -262,6 +262,7 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
                 "auth.api_keys[1].name",
             ),
             (format!("{}{}", entry("a", &d, ""), entry("b", &d, "")), "auth.api_keys[1].digest"),
+            (entry("ci", &d, "").replace("mcp:read", "mcp:raed"), "auth.api_keys[0].scopes"),
         ];
         for (keys, key) in cases {
             assert_eq!(only_problem(&format!("{GOOD}\n{keys}"), &[]).key, key, "{keys}");

@@ -262,8 +262,19 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         },
     }
     let mut api_keys: Vec<ApiKey> = Vec::new();
+    // The scopes anything offers: auth.scopes and those a policy rule requires. Without
+    // auth.scopes (resource mode may leave the vocabulary to its authorization server), any.
+    let policy = config.policy().ok();
+    let required = policy.iter().flat_map(|p| p.required_scopes()).map(str::to_owned);
+    let offered: Vec<String> = config.auth.scopes.iter().cloned().chain(required).collect();
     for (i, entry) in config.auth.api_keys.iter().enumerate() {
         let key = |field: &str| format!("auth.api_keys[{i}].{field}");
+        if let Some(unknown) =
+            entry.scopes.iter().find(|s| !config.auth.scopes.is_empty() && !offered.contains(s))
+        {
+            let message = format!("{unknown:?} is neither in auth.scopes nor required by a policy rule");
+            problem(&key("scopes"), &message);
+        }
         match entry.to_api_key() {
             Err((field, message)) => problem(&key(field), &message),
             Ok(api_key) => {
