@@ -1,4 +1,4 @@
-//! `private_key_jwt` (RFC 7523 §2.2 and §3, OIDC Core §9): a configured client proves who it
+//! `private_key_jwt` (D2, RFC 7523 §2.2 and §3, OIDC Core §9): a configured client proves who it
 //! is with a short-lived JWT signed by its private key — `iss` and `sub` its client id, `aud`
 //! our issuer or token endpoint, `exp` within an hour, a `jti` accepted once across
 //! instances — verified against the public keys the operator configured for it.

@@ -1,4 +1,4 @@
-//! Downstream tokens: for an MCP server that calls another API as the user, the user's provider
+//! Downstream tokens (D11): for an MCP server that calls another API as the user, the user's provider
 //! token exchanged at the provider for a token made for that API ([`TokenExchange`]). Each
 //! grant's token is kept, sealed, until shortly before it expires, and exchanged at most once
 //! at a time per grant across every instance on the store: the instance that takes the grant's

@@ -1,4 +1,4 @@
-//! Enterprise-managed authorization (MCP's SEP-990): a user's Identity Assertion JWT
+//! Enterprise-managed authorization (MCP's SEP-990, D9): a user's Identity Assertion JWT
 //! Authorization Grant (ID-JAG, `typ: oauth-id-jag+jwt`), signed by an enterprise identity
 //! provider the operator trusts, redeemed at `/token` for an access token without a browser or
 //! a consent click. [`IdentityAssertions`] checks one: the provider's signature, `aud` our

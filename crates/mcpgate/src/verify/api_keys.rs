@@ -1,4 +1,4 @@
-//! API keys: long-lived bearer secrets the operator hands out (`mcpgate_…`), configured only as
+//! API keys (D10): long-lived bearer secrets the operator hands out (`mcpgate_…`), configured only as
 //! their SHA-256 digest. [`ApiKeyVerifier`] finds a presented key by a digest keyed with a
 //! per-process secret (so the lookup's timing says nothing about stored digests), then compares
 //! the digest in constant time; the caller is `api_key:<name>` with the key's scopes.

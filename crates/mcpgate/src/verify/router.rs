@@ -1,4 +1,4 @@
-//! [`TokenRouter`]: each token goes to the one verifier meant for it. A prefix picks it (API
+//! [`TokenRouter`] (D10): each token goes to the one verifier meant for it. A prefix picks it (API
 //! keys), or the issuer a JWT names, or the verifier of opaque tokens. A [`VerifierChain`]
 //! instead shows every token to every verifier. That sends one issuer's tokens to another's
 //! introspection endpoint, and costs a failed verification per verifier passed.
