@@ -49,7 +49,7 @@ async fn signed_in(audience: &str, store: std::sync::Arc<dyn mcpgate::store::Sto
     fake.sign_in_as("ada-1");
     let wanted = exchange(audience);
     let (proxy, server) = provider_flow::serve_configured(upstream(&fake).await, store, move |settings| {
-        settings.token_exchange = Some(wanted)
+        settings.token_exchange = Some(wanted);
     })
     .await;
     let client_id =
@@ -66,7 +66,7 @@ async fn two_instances_exchange_once_for_many_calls_and_never_for_a_revoked_gran
     let SignedIn { fake, proxy, server: first, tokens, principal } =
         signed_in("reports-api", store.clone()).await;
     let second = provider_flow::instance(&proxy.base, upstream(&fake).await, store, |settings| {
-        settings.token_exchange = Some(exchange("reports-api"))
+        settings.token_exchange = Some(exchange("reports-api"));
     });
 
     let calls = (0..8).map(|i| {
