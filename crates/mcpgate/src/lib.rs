@@ -1,8 +1,9 @@
 //! mcpgate: OAuth 2.1 authentication and authorization for Model Context Protocol servers.
 //!
 //! Protecting a server:
-//! - [`verify`]: token verifiers (JWT with JWKS, introspection, fixed tokens, chains) and the
-//!   verified-token cache; [`Principal`]: the verified caller, an axum extractor;
+//! - [`verify`]: token verifiers (JWT with JWKS, introspection, API keys, fixed tokens, chains,
+//!   a router sending each token to its issuer's verifier) and the verified-token cache;
+//!   [`Principal`]: the verified caller, an axum extractor;
 //! - [`resource`]: the protected resource — a bearer-token tower layer with MCP-correct
 //!   challenges, `Origin` checks, session binding and the RFC 9728 metadata routes;
 //! - [`policy`]: who may call which tool, prompt or resource (rules, CEL conditions, step-up),
@@ -12,7 +13,8 @@
 //!
 //! Being the authorization server:
 //! - [`authz`]: the OAuth 2.1 server towards MCP clients (registration, metadata documents,
-//!   consent, tokens, revocation), signing users in at an identity provider from [`upstream`];
+//!   consent, tokens, revocation, machine clients, enterprise identity assertions, downstream
+//!   token exchange), signing users in at an identity provider from [`upstream`];
 //!   [`OAuthProxy`] puts it and the protected resource together; [`redirect`]: redirect-URI
 //!   rules; [`error`]: its OAuth error codes and JSON answers;
 //! - [`store`]: the key-value store (memory, SQLite, Redis) with atomic take and
