@@ -1,8 +1,9 @@
 //! `mcpgate demo`: the whole experience on one machine with nothing to configure — mcpgate's
 //! OAuth proxy with consent, the development provider (a login page that asks for a user name),
-//! and an in-process MCP server with `whoami` and `echo`, and one machine client
-//! (`demo-machine`, client credentials). State lives under `./.mcpgate/`: the SQLite store,
-//! the root secret and the machine client's secret, generated on first run and kept for the next.
+//! and an in-process MCP server with `whoami` and `echo`, one machine client (`demo-machine`,
+//! client credentials) and one API key (`demo`). State lives under `./.mcpgate/`: the SQLite
+//! store, the root secret, the machine client's secret and the API key, generated on first run
+//! and kept for the next.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +15,7 @@ use mcpgate::authz::{ConfiguredClient, ConsentMode, GrantType};
 use mcpgate::crypto::{Keyring, RootSecret, random_token};
 use mcpgate::mcp::DemoServer;
 use mcpgate::upstream::Upstream;
+use mcpgate::verify::{ApiKey, ApiKeyDigest, ApiKeyVerifier, new_api_key};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::{ExposeSecret, SecretString};
@@ -22,6 +24,8 @@ use crate::devidp::DevProvider;
 use crate::exit::RUNTIME_FAILURE;
 
 const STATE_DIR: &str = ".mcpgate";
+/// The one scope of the demo.
+const DEMO_SCOPE: &str = "mcp:tools";
 
 /// Runs the demo on `127.0.0.1:port`.
 pub fn run(port: u16, log_format: crate::LogFormat) -> ExitCode {
@@ -42,6 +46,8 @@ pub fn run(port: u16, log_format: crate::LogFormat) -> ExitCode {
 const MACHINE_CLIENT: &str = "demo-machine";
 /// Where its secret is kept, under the state directory.
 const MACHINE_SECRET_FILE: &str = "machine-secret";
+/// Where the demo's API key is kept, under the state directory.
+const API_KEY_FILE: &str = "api-key";
 
 /// The root secret kept in `dir/secret` (readable by the owner only), made on first run.
 fn demo_keyring(dir: &Path) -> Result<Keyring, String> {
@@ -61,6 +67,15 @@ fn kept_secret(
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(path)
+}
+
+/// The demo's API key (`demo`, the demo's scope), kept in `dir`.
+fn api_key(dir: &Path) -> Result<ApiKeyVerifier, String> {
+    let path = kept_secret(dir, API_KEY_FILE, || new_api_key().0)?;
+    let key = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let digest = ApiKeyDigest::of(&SecretString::from(key.trim().to_owned()));
+    let key = ApiKey { name: "demo".into(), digest, scopes: vec![DEMO_SCOPE.into()], expires_at: None };
+    ApiKeyVerifier::new(vec![key]).map_err(|e| e.to_string())
 }
 
 /// The demo's machine client, its secret kept in `dir`.
@@ -97,6 +112,7 @@ async fn demo(port: u16) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let keyring = demo_keyring(dir)?;
     let machine = machine_client(dir)?;
+    let api_key = api_key(dir)?;
     let store_url = format!("sqlite://{}", dir.join("demo.db").display());
     let store = mcpgate::store::open(&store_url).await.map_err(|e| e.to_string())?;
 
@@ -106,7 +122,8 @@ async fn demo(port: u16) -> Result<(), String> {
         .upstream(Upstream::new(provider.upstream_config(&base, &base)))
         .keyring(keyring)
         .store(store.clone())
-        .scopes(["mcp:tools"])
+        .scopes([DEMO_SCOPE])
+        .api_keys(api_key)
         .consent(ConsentMode::Always)
         .configure(|settings| settings.clients = vec![machine])
         .build()
@@ -136,7 +153,8 @@ async fn demo(port: u16) -> Result<(), String> {
          Claude Code:     claude mcp add --transport http mcpgate-demo {mcp_url}\n  \
          TypeScript SDK:  new StreamableHTTPClientTransport(new URL(\"{mcp_url}\"), {{ authProvider }})\n\n\
          A machine client ({MACHINE_CLIENT}) gets a token without a browser (docs/machines.md):\n  \
-         curl -s -u \"{MACHINE_CLIENT}:$(cat {STATE_DIR}/{MACHINE_SECRET_FILE})\" -d grant_type=client_credentials {base}/token\n\n\
+         curl -s -u \"{MACHINE_CLIENT}:$(cat {STATE_DIR}/{MACHINE_SECRET_FILE})\" -d grant_type=client_credentials {base}/token\n\
+         An API key (demo) is a bearer token as it is: Authorization: Bearer $(cat {STATE_DIR}/{API_KEY_FILE})\n\n\
          State (store, secret) is kept in ./{STATE_DIR}/. Ctrl-C stops.\n"
     );
     let shutdown = async {

@@ -1,7 +1,8 @@
 //! `mcpgate demo` as a newcomer runs it, in an empty directory: an MCP client registers, the
 //! user consents and signs in on the development login page, and the demo's `whoami` sees the
 //! name they typed; the secret kept in ./.mcpgate/ makes tokens outlive a restart; the machine
-//! client's command the demo prints gets a token that `whoami` knows as the machine.
+//! client's command the demo prints gets a token that `whoami` knows as the machine, and the
+//! demo's API key is a caller of its own.
 
 use crate::{gateway, oauth_client, process, sign_in};
 
@@ -50,6 +51,10 @@ async fn a_newcomer_signs_in_on_the_dev_page_and_whoami_knows_them() {
         }
     };
     assert_eq!(whoami(access.clone()).await["subject"], "pat");
+
+    // The API key the demo keeps is a bearer token as it is.
+    let key = std::fs::read_to_string(dir.path().join(".mcpgate/api-key")).unwrap();
+    assert_eq!(whoami(key.trim().to_owned()).await["subject"], "api_key:demo");
 
     // The machine client, by the very command the demo prints, run in a shell where it was
     // started (curl: an external tool, so with the external tests).
