@@ -1,5 +1,7 @@
 //! Token verification cost: uncached JWT verification per algorithm, the verified-token cache
-//! hit, and a bare RSA-2048 signature check (aws-lc-rs) as the floor to compare RS256 against.
+//! hit, and a bare RSA-2048 signature check (aws-lc-rs) as the floor to compare RS256 against;
+//! an API key; and what `TokenRouter` adds in front of a cache hit, with one issuer (no payload
+//! read) and with two (the unverified `iss` read).
 //! Commands and results: BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -8,8 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcpgate::verify::{CachedVerifier, JwtVerifier, TokenVerifier, VerificationKey};
+use mcpgate::verify::{
+    API_KEY_PREFIX, ApiKey, ApiKeyVerifier, CachedVerifier, JwtVerifier, TokenRouter, TokenVerifier,
+    VerificationKey, new_api_key,
+};
+use secrecy::ExposeSecret;
 use serde_json::json;
+use std::sync::Arc;
 
 const AUD: &str = "https://mcp.example.com/mcp";
 const ISS: &str = "https://idp.example.com";
@@ -86,6 +93,33 @@ fn verification(c: &mut Criterion) {
     c.bench_function("verify_cache_hit_RS256", |b| {
         b.iter(|| block_on(cached.verify(black_box(&token))).unwrap());
     });
+
+    // The same cache hit behind a router: API keys by prefix, then one issuer (no payload is
+    // read) or two (the unverified `iss` picks the verifier).
+    let (key, digest) = new_api_key();
+    let keys = || {
+        let key = ApiKey {
+            name: "ci".into(),
+            digest: digest.clone(),
+            scopes: vec!["mcp:read".into()],
+            expires_at: None,
+        };
+        Arc::new(ApiKeyVerifier::new(vec![key]).unwrap())
+    };
+    let cached: Arc<dyn TokenVerifier> = Arc::new(cached);
+    let one = TokenRouter::new().prefix(API_KEY_PREFIX, keys()).issuer(ISS, cached.clone());
+    let two = TokenRouter::new()
+        .prefix(API_KEY_PREFIX, keys())
+        .issuer(ISS, cached.clone())
+        .issuer("https://other.example.com", cached.clone());
+    for (name, router) in [("router_one_issuer_cache_hit", &one), ("router_two_issuers_cache_hit", &two)] {
+        assert!(block_on(router.verify(&token)).is_ok());
+        c.bench_function(name, |b| b.iter(|| block_on(router.verify(black_box(&token))).unwrap()));
+    }
+    let keys = keys();
+    let key = key.expose_secret().to_owned();
+    assert!(block_on(keys.verify(&key)).is_ok());
+    c.bench_function("api_key_verify", |b| b.iter(|| block_on(keys.verify(black_box(&key))).unwrap()));
 
     // The floor: one RSA-2048 PKCS#1 v1.5 SHA-256 verification of the same signing input with
     // an already-parsed key: what any JWT verifier must pay at the least.
