@@ -67,8 +67,8 @@ discovery_url = "{discovery_url}"
 const SECRET: (&str, &str) = ("MCPGATE_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NTY3OA");
 const IDP_SECRET: (&str, &str) = ("TEST_IDP_SECRET", "s3cret-at-the-idp");
 
-#[tokio::test]
-async fn check_accepts_a_good_file_whose_provider_answers() {
+/// An OpenID provider on loopback that publishes its discovery document; it and its issuer.
+async fn provider_with_discovery() -> (wiremock::MockServer, String) {
     let idp = wiremock::MockServer::start().await;
     let issuer = idp.uri();
     wiremock::Mock::given(wiremock::matchers::path("/.well-known/openid-configuration"))
@@ -77,6 +77,12 @@ async fn check_accepts_a_good_file_whose_provider_answers() {
             "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")})))
         .mount(&idp)
         .await;
+    (idp, issuer)
+}
+
+#[tokio::test]
+async fn check_accepts_a_good_file_whose_provider_answers() {
+    let (_idp, issuer) = provider_with_discovery().await;
     let config = proxy_config(&format!("{issuer}/.well-known/openid-configuration"));
     let (code, stdout, stderr) =
         tokio::task::spawn_blocking(move || check(&config, &[SECRET, IDP_SECRET])).await.unwrap();
@@ -158,14 +164,7 @@ async fn check_fetches_the_resource_mode_keys_and_tells_unusable_from_unreachabl
 /// The keys of clients, other issuers and enterprise IdPs are fetched too, each named by its key.
 #[tokio::test]
 async fn check_fetches_every_trusted_key_set() {
-    let idp = wiremock::MockServer::start().await;
-    let issuer = idp.uri();
-    wiremock::Mock::given(wiremock::matchers::path("/.well-known/openid-configuration"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")})))
-        .mount(&idp)
-        .await;
+    let (idp, issuer) = provider_with_discovery().await;
     let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
         "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
     wiremock::Mock::given(wiremock::matchers::path("/keys"))
