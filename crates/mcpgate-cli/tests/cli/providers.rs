@@ -259,9 +259,11 @@ async fn other_issuers_tokens_are_accepted_each_by_its_own_verifier() {
     let sections = format!(
         "[auth.github]\nbase_url = \"{}\"\n\n\
          [[auth.accept]]\nissuer = \"https://corp.example\"\njwks_uri = \"{}\"\naudience = \"api://mcp\"\n\n\
-         [[auth.accept]]\nintrospection_url = \"{introspect}\"\nclient_id = \"gw\"\nclient_secret_file = \"{}\"\n",
+         [[auth.accept]]\nintrospection_url = \"{introspect}\"\nclient_id = \"gw\"\nclient_secret_file = \"{}\"\n\n\
+         [[auth.clients]]\nclient_id = \"ci\"\nclient_secret_file = \"{}\"\ngrant_types = [\"client_credentials\"]\n",
         fake.url,
         keys.url,
+        secret_file.display(),
         secret_file.display()
     );
     let (_gateway, proxy, _dir) =
@@ -275,6 +277,19 @@ async fn other_issuers_tokens_are_accepted_each_by_its_own_verifier() {
     assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("emp-7"), Some("user")));
     let me = whoami(&proxy, "opaque-svc").await;
     assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("svc-7"), Some("user")));
+    // The gateway's own tokens still reach its own verifier, by their issuer.
+    let own: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/token", proxy.base))
+        .basic_auth("ci", Some("gw-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me = whoami(&proxy, own["access_token"].as_str().unwrap()).await;
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("ci"), Some("machine")));
 
     let status = |token: String| {
         let base = proxy.base.clone();
