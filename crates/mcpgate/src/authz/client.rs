@@ -36,16 +36,6 @@ impl TokenEndpointAuthMethod {
         })
     }
 
-    /// The RFC 7591 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-
     /// Whether the client authenticates at all (by a secret or by its keys).
     pub fn is_confidential(self) -> bool {
         self != Self::None

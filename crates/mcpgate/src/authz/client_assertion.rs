@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::SettingsError;
@@ -14,13 +12,10 @@ use super::client::{ClientKeys, ConfiguredClient};
 use super::spent_assertions::{SpentAssertions, Unspendable};
 use crate::clock::Clock;
 use crate::store::StoreError;
-use crate::verify::{JwtVerifier, KeySet, TokenVerifier, VerifyError};
+use crate::verify::{JwtVerifier, KeySet, TokenVerifier, VerifyError, unverified_issuer};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
 pub(crate) const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// Longest assertion read, before any decoding.
-const MAX_ASSERTION_BYTES: usize = 16 * 1024;
 
 /// Why a client assertion was refused. Each is `invalid_client` (RFC 7523 §3.2).
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +101,7 @@ impl ClientAssertions {
     /// The client an assertion says it comes from (`iss`), read without verifying anything:
     /// only to choose whose keys verify it, for a request that names no `client_id`.
     pub(crate) fn claimed_client(assertion: &SecretString) -> Option<String> {
-        let assertion = assertion.expose_secret();
-        if assertion.len() > MAX_ASSERTION_BYTES {
-            return None;
-        }
-        let payload = assertion.split('.').nth(1)?;
-        let claims: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        claims.get("iss")?.as_str().map(str::to_owned)
+        unverified_issuer(assertion.expose_secret())
     }
 
     /// Verifies `assertion` as `client_id`'s, and spends its `jti`.

@@ -156,12 +156,9 @@ impl IdentityAssertions {
             .claim("scope")
             .and_then(Value::as_str)
             .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect::<Vec<_>>());
-        let mut provider_claims = claims.claims().clone();
-        // The provider's word on the user, not on the grant: these are ours to set.
-        for reserved in crate::RESERVED_CLAIMS {
-            provider_claims.remove(reserved);
-        }
-        let identity = UpstreamIdentity::from_claims(claims.subject().to_owned(), provider_claims);
+        // Only the identity's named fields go into our token (`user_claims`): a `gid` or
+        // `client_kind` the assertion carries goes nowhere.
+        let identity = UpstreamIdentity::from_claims(claims.subject().to_owned(), claims.claims().clone());
         Ok(AssertedUser { issuer, identity, scopes })
     }
 }
