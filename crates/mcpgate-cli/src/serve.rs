@@ -286,6 +286,9 @@ async fn guard(
                     ProxyBuildError::Settings(e @ SettingsError::BadEnterpriseIdp { .. }) => {
                         config_error("auth.enterprise_idps", e)
                     }
+                    e @ (ProxyBuildError::IssuerTwice(_) | ProxyBuildError::OpaqueTwice) => {
+                        config_error("auth.accept", e)
+                    }
                     e => config_error("server.public_url", e),
                 })?;
             Ok((Guard::Proxy(Box::new(proxy)), Some(store)))

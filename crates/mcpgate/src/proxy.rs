@@ -223,25 +223,21 @@ impl OAuthProxyBuilder {
         let verifier: Arc<dyn TokenVerifier> = if api_keys.is_none() && self.foreign.is_empty() {
             own
         } else {
-            let mut router = TokenRouter::new();
+            let mut router = TokenRouter::new().issuer(server.issuer(), own);
             if let Some(keys) = api_keys {
                 router = router.prefix(API_KEY_PREFIX, Arc::new(keys));
             }
-            let mut issuers = vec![server.issuer().to_owned()];
             for (issuer, verifier) in self.foreign {
                 router = match issuer {
-                    Some(issuer) if issuers.contains(&issuer) => {
+                    Some(issuer) if router.has_issuer(&issuer) => {
                         return Err(ProxyBuildError::IssuerTwice(issuer));
                     }
-                    Some(issuer) => {
-                        issuers.push(issuer.clone());
-                        router.issuer(issuer, verifier)
-                    }
+                    Some(issuer) => router.issuer(issuer, verifier),
                     None if router.has_opaque() => return Err(ProxyBuildError::OpaqueTwice),
                     None => router.opaque(verifier),
                 };
             }
-            Arc::new(router.issuer(server.issuer(), own))
+            Arc::new(router)
         };
         Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
     }

@@ -92,6 +92,11 @@ impl TokenRouter {
         self.opaque.is_some()
     }
 
+    /// Whether `issuer`'s tokens have a verifier.
+    pub fn has_issuer(&self, issuer: &str) -> bool {
+        self.issuers.contains_key(issuer)
+    }
+
     fn route(&self, token: &str) -> Result<&Arc<dyn TokenVerifier>, InvalidToken> {
         if let Some((_, verifier)) =
             self.prefixed.iter().find(|(prefix, _)| token.starts_with(prefix.as_str()))

@@ -258,3 +258,33 @@ async fn machine_clients_are_the_operators_and_confidential() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none());
 }
+
+#[tokio::test]
+async fn another_issuer_is_accepted_once_and_never_in_place_of_ours() {
+    use mcpgate::verify::FixedVerifier;
+    let build = |issuers: &[&str], opaque: usize| {
+        let mut proxy = mcpgate::OAuthProxy::builder(ISSUER)
+            .upstream(common::authz::unreachable_upstream("https://idp.example/a"))
+            .keyring(Keyring::new(RootSecret::from_bytes(vec![7; 32]).unwrap(), vec![]));
+        for issuer in issuers {
+            proxy = proxy.accept_issuer(*issuer, FixedVerifier::new());
+        }
+        for _ in 0..opaque {
+            proxy = proxy.accept_opaque(FixedVerifier::new());
+        }
+        async move { proxy.store(store::open("memory://").await.unwrap()).build() }
+    };
+    assert!(build(&["https://corp.example"], 1).await.is_ok());
+    for (issuers, opaque) in
+        [(&[ISSUER][..], 0), (&["https://corp.example", "https://corp.example"][..], 0), (&[][..], 2)]
+    {
+        let refused = build(issuers, opaque).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                mcpgate::ProxyBuildError::IssuerTwice(_) | mcpgate::ProxyBuildError::OpaqueTwice
+            ),
+            "{refused}"
+        );
+    }
+}
