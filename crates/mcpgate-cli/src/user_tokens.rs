@@ -37,27 +37,26 @@ impl UserTokens {
     pub async fn for_caller(&self, principal: &Principal) -> Result<Vec<HandedToken>, ProviderTokenError> {
         let mut handed = Vec::new();
         if self.provider {
-            match self.server.provider_token(principal).await {
-                Ok(value) => handed.push(HandedToken {
-                    header: "x-mcpgate-provider-token",
-                    env: "MCPGATE_PROVIDER_TOKEN",
-                    value,
-                }),
-                Err(ProviderTokenError::NoGrant) => return Ok(Vec::new()),
-                Err(e) => return Err(e),
-            }
+            let token = self.server.provider_token(principal).await;
+            handed.extend(hand(token, "x-mcpgate-provider-token", "MCPGATE_PROVIDER_TOKEN")?);
         }
         if self.downstream {
-            match self.server.downstream_token(principal).await {
-                Ok(value) => handed.push(HandedToken {
-                    header: "x-mcpgate-downstream-token",
-                    env: "MCPGATE_DOWNSTREAM_TOKEN",
-                    value,
-                }),
-                Err(ProviderTokenError::NoGrant) => return Ok(Vec::new()),
-                Err(e) => return Err(e),
-            }
+            let token = self.server.downstream_token(principal).await;
+            handed.extend(hand(token, "x-mcpgate-downstream-token", "MCPGATE_DOWNSTREAM_TOKEN")?);
         }
         Ok(handed)
+    }
+}
+
+/// A token to hand over under `header` and `env`; none for a caller without a grant.
+fn hand(
+    token: Result<SecretString, ProviderTokenError>,
+    header: &'static str,
+    env: &'static str,
+) -> Result<Option<HandedToken>, ProviderTokenError> {
+    match token {
+        Ok(value) => Ok(Some(HandedToken { header, env, value })),
+        Err(ProviderTokenError::NoGrant) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -4,7 +4,7 @@
 use mcpgate::authz::{ConsentMode, GrantType, JWT_BEARER, Registration};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::resource::AllowedOrigins;
-use mcpgate::verify::{ApiKey, ApiKeyVerifier};
+use mcpgate::verify::{ApiKey, ApiKeyError, ApiKeyVerifier};
 
 use super::schema::{AcceptKind, AuthConfig, AuthMode, Config};
 
@@ -277,15 +277,14 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         }
         match entry.to_api_key() {
             Err((field, message)) => problem(&key(field), &message),
+            // The library's rules (a name, distinct names and digests), on the keys so far.
             Ok(api_key) => {
-                if let Err(e) = ApiKeyVerifier::new(vec![api_key.clone()]) {
-                    problem(&key("name"), &e.to_string());
-                } else if api_keys.iter().any(|other| other.name == api_key.name) {
-                    problem(&key("name"), "another API key has this name");
-                } else if api_keys.iter().any(|other| other.digest == api_key.digest) {
-                    problem(&key("digest"), "another API key has this digest: give each user their own key");
-                }
                 api_keys.push(api_key);
+                if let Err(e) = ApiKeyVerifier::new(api_keys.clone()) {
+                    let field = if matches!(e, ApiKeyError::DuplicateDigest(..)) { "digest" } else { "name" };
+                    problem(&key(field), &e.to_string());
+                    api_keys.pop();
+                }
             }
         }
     }
