@@ -66,6 +66,20 @@ async fn whoami(proxy: &Proxy, access_token: &str) -> serde_json::Value {
     serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap()
 }
 
+/// A `/token` request to the gateway, with HTTP Basic `basic` when given: status and JSON body.
+async fn token_request(
+    proxy: &Proxy,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().post(format!("{}/token", proxy.base)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn github_users_reach_the_mcp_server_with_their_github_identity() {
     let users = [GitHubUser::new(583231, "ada", &["acme"]), GitHubUser::new(2, "mallory", &["elsewhere"])];
@@ -108,19 +122,9 @@ async fn a_machine_client_reaches_the_mcp_server_as_itself_without_the_provider(
     );
     let (_gateway, proxy, _dir) =
         gateway("github", fake_github::CLIENT_ID, fake_github::CLIENT_SECRET, &sections).await;
-    let token = |secret: &'static str| {
-        let base = proxy.base.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{base}/token"))
-                .basic_auth("nightly-ci", Some(secret))
-                .form(&[("grant_type", "client_credentials"), ("resource", &format!("{base}/mcp"))])
-                .send()
-                .await
-                .unwrap();
-            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
-        }
-    };
+    let resource = format!("{}/mcp", proxy.base);
+    let form = [("grant_type", "client_credentials"), ("resource", resource.as_str())];
+    let token = |secret: &'static str| token_request(&proxy, Some(("nightly-ci", secret)), &form);
     let (status, body) = token("wrong").await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
     let (status, body) = token("ci-secret-value").await;
@@ -165,19 +169,12 @@ async fn a_machine_client_with_keys_reaches_the_mcp_server_by_a_signed_assertion
         "iss": "nightly-ci", "sub": "nightly-ci", "aud": format!("{}/token", proxy.base),
         "exp": now() + 60, "jti": "run-4711",
     }));
-    let token = || async {
-        let response = reqwest::Client::new()
-            .post(format!("{}/token", proxy.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", &assertion),
-            ])
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
-    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let token = || token_request(&proxy, None, &form);
     let (status, body) = token().await;
     assert_eq!(status, 200, "{body}");
     let me = whoami(&proxy, body["access_token"].as_str().unwrap()).await;
@@ -278,16 +275,8 @@ async fn other_issuers_tokens_are_accepted_each_by_its_own_verifier() {
     let me = whoami(&proxy, "opaque-svc").await;
     assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("svc-7"), Some("user")));
     // The gateway's own tokens still reach its own verifier, by their issuer.
-    let own: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/token", proxy.base))
-        .basic_auth("ci", Some("gw-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, own) =
+        token_request(&proxy, Some(("ci", "gw-secret")), &[("grant_type", "client_credentials")]).await;
     let me = whoami(&proxy, own["access_token"].as_str().unwrap()).await;
     assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("ci"), Some("machine")));
 
@@ -354,16 +343,9 @@ async fn an_identity_assertion_of_an_enterprise_idp_reaches_the_mcp_server_as_it
         "email": "ada@corp.example", "email_verified": true,
     });
     let assertion = jsonwebtoken::encode(&header, &claims, &idp_key.encoding).unwrap();
-    let redeem = || async {
-        let response = reqwest::Client::new()
-            .post(format!("{}/token", proxy.base))
-            .basic_auth("agent", Some("agent-secret"))
-            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
-    };
+    let form =
+        [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
+    let redeem = || token_request(&proxy, Some(("agent", "agent-secret")), &form);
     let (status, body) = redeem().await;
     assert_eq!(status, 200, "{body}");
     let me = whoami(&proxy, body["access_token"].as_str().unwrap()).await;
