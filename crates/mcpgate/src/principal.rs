@@ -25,6 +25,14 @@ struct Identity {
 }
 
 impl Principal {
+    /// The caller of an endpoint served without authentication: an empty subject, no client,
+    /// no scopes, of kind [`ClientKind::Anonymous`] (what policies and the audit trail see).
+    pub fn anonymous() -> Self {
+        let mut claims = Map::new();
+        claims.insert(CLIENT_KIND_CLAIM.to_owned(), Value::from(ClientKind::Anonymous.as_str()));
+        Self::new("").with_claims(claims)
+    }
+
     /// Starts a principal for `subject`; the other fields are set with the `with_*` methods.
     pub fn new(subject: impl Into<String>) -> Self {
         Self(Arc::new(Identity {
@@ -179,6 +187,7 @@ impl Principal {
         match self.claim(CLIENT_KIND_CLAIM).and_then(Value::as_str) {
             Some("machine") => ClientKind::Machine,
             Some("api_key") => ClientKind::ApiKey,
+            Some("anonymous") => ClientKind::Anonymous,
             _ => ClientKind::User,
         }
     }
@@ -202,16 +211,20 @@ pub enum ClientKind {
     Machine,
     /// An API key the operator configured: the subject is `api_key:<name>`.
     ApiKey,
+    /// Nobody in particular: a caller of an endpoint served without authentication, whatever
+    /// credentials it sent (they are not read). The subject is empty.
+    Anonymous,
 }
 
 impl ClientKind {
-    /// Its name in tokens, headers, the audit trail and policies: `user`, `machine` or
-    /// `api_key`.
+    /// Its name in tokens, headers, the audit trail and policies: `user`, `machine`,
+    /// `api_key` or `anonymous`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Machine => "machine",
             Self::ApiKey => "api_key",
+            Self::Anonymous => "anonymous",
         }
     }
 }

@@ -73,6 +73,12 @@ pub enum ProxyBuildError {
     /// Two verifiers were given for opaque tokens.
     #[error("opaque tokens can be checked by one verifier only")]
     OpaqueTwice,
+    /// A resource to protect is not one this proxy issues tokens for.
+    #[error("{0:?} is not a resource of this proxy (add its path with resource_path)")]
+    UnknownResource(String),
+    /// Two MCP endpoints at one path.
+    #[error("the MCP path {0:?} is given twice")]
+    PathTwice(String),
 }
 
 /// Builds an [`OAuthProxy`]; see the module documentation.
@@ -99,7 +105,16 @@ impl OAuthProxyBuilder {
     /// Where the MCP service is served under the base URL (default `/mcp`).
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.mcp_path = path.into();
-        self.settings.resource = format!("{}{}", self.settings.issuer, self.mcp_path);
+        self.settings.resources[0] = format!("{}{}", self.settings.issuer, self.mcp_path);
+        self
+    }
+
+    /// Another MCP endpoint behind this authorization server, at `path` under the base URL: a
+    /// protected resource of its own (its URL, metadata and challenge), served by
+    /// [`OAuthProxy::protect_resource`]. Tokens are bound to one endpoint: one for `path` is
+    /// refused at the others. One sign-in page and one set of clients serve them all.
+    pub fn resource_path(mut self, path: impl AsRef<str>) -> Self {
+        self.settings.resources.push(format!("{}{}", self.settings.issuer, path.as_ref()));
         self
     }
 
@@ -201,54 +216,99 @@ impl OAuthProxyBuilder {
         let upstream = self.upstream.ok_or(ProxyBuildError::MissingUpstream)?;
         let keyring = self.keyring.ok_or(ProxyBuildError::MissingKeyring)?;
         let store = self.store.ok_or(ProxyBuildError::MissingStore)?;
-        let resource_url = self.settings.resource.clone();
+        let resource_urls = self.settings.resources.clone();
+        for (i, url) in resource_urls.iter().enumerate() {
+            if resource_urls[..i].contains(url) {
+                let path = url.strip_prefix(&self.settings.issuer).unwrap_or(url);
+                return Err(ProxyBuildError::PathTwice(path.to_owned()));
+            }
+        }
         let issuer = self.settings.issuer.clone();
         let step_up = &self.settings.step_up_scopes;
-        let baseline =
-            self.settings.scopes_supported.iter().filter(|s| !step_up.contains(s) && *s != "offline_access");
-        let mut resource = ProtectedResource::new(&resource_url)?
-            .authorization_server(issuer)
-            .scope_implications(self.scope_implications)
-            .challenge_scopes(baseline.cloned().collect::<Vec<_>>());
-        for scope in &self.settings.scopes_supported {
-            resource = resource.scope_supported(scope.clone());
-        }
-        if let Some(patterns) = &self.allowed_origins {
-            resource = resource.allowed_origins(AllowedOrigins::for_resource(&resource_url)?.only(patterns)?);
+        let baseline: Vec<String> = self
+            .settings
+            .scopes_supported
+            .iter()
+            .filter(|s| !step_up.contains(s) && *s != "offline_access")
+            .cloned()
+            .collect();
+        let implications = self.scope_implications;
+        let several = resource_urls.len() > 1;
+        let mut resources = Vec::new();
+        for url in &resource_urls {
+            let mut resource = ProtectedResource::new(url)?
+                .authorization_server(issuer.clone())
+                .scope_implications(implications.clone())
+                .challenge_scopes(baseline.clone())
+                .metadata_at_root(!several);
+            for scope in &self.settings.scopes_supported {
+                resource = resource.scope_supported(scope.clone());
+            }
+            if let Some(patterns) = &self.allowed_origins {
+                resource = resource.allowed_origins(AllowedOrigins::for_resource(url)?.only(patterns)?);
+            }
+            resources.push(resource);
         }
         let server = AuthServer::new(self.settings, store, &keyring, upstream)?;
-        // It caches, and checks revocation on every use: no cache around it.
-        let own: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier()?);
-        let api_keys = self.api_keys.filter(|keys| !keys.is_empty());
-        let verifier: Arc<dyn TokenVerifier> = if api_keys.is_none() && self.foreign.is_empty() {
-            own
-        } else {
-            let mut router = TokenRouter::new().issuer(server.issuer(), own);
-            if let Some(keys) = api_keys {
-                router = router.prefix(API_KEY_PREFIX, Arc::new(keys));
-            }
-            for (issuer, verifier) in self.foreign {
-                router = match issuer {
-                    Some(issuer) if router.has_issuer(&issuer) => {
-                        return Err(ProxyBuildError::IssuerTwice(issuer));
-                    }
-                    Some(issuer) => router.issuer(issuer, verifier),
-                    None if router.has_opaque() => return Err(ProxyBuildError::OpaqueTwice),
-                    None => router.opaque(verifier),
-                };
-            }
-            Arc::new(router)
+        let others = OtherCredentials {
+            api_keys: self.api_keys.filter(|keys| !keys.is_empty()).map(Arc::new),
+            foreign: self.foreign,
         };
-        Ok(OAuthProxy { server, resource, verifier, mcp_path: self.mcp_path })
+        let verifiers = server
+            .resources()
+            .iter()
+            .map(|resource| others.verifier(&server, resource))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OAuthProxy { server, resources, verifiers, mcp_path: self.mcp_path })
     }
 }
 
-/// The authorization server and the protected resource, ready to serve.
+/// What the MCP endpoints accept beside this server's own tokens: API keys, other issuers'.
+struct OtherCredentials {
+    api_keys: Option<Arc<ApiKeyVerifier>>,
+    /// Other issuers' verifiers, by issuer (`None`: opaque tokens).
+    foreign: Vec<(Option<String>, Arc<dyn TokenVerifier>)>,
+}
+
+impl OtherCredentials {
+    /// The verifier of `resource`'s endpoint: our tokens for it (cached, revocation-aware), and
+    /// the others, each routed to its own verifier.
+    fn verifier(
+        &self,
+        server: &AuthServer,
+        resource: &str,
+    ) -> Result<Arc<dyn TokenVerifier>, ProxyBuildError> {
+        // It caches, and checks revocation on every use: no cache around it.
+        let own: Arc<dyn TokenVerifier> = Arc::new(server.access_token_verifier_for(resource)?);
+        if self.api_keys.is_none() && self.foreign.is_empty() {
+            return Ok(own);
+        }
+        let mut router = TokenRouter::new().issuer(server.issuer(), own);
+        if let Some(keys) = &self.api_keys {
+            router = router.prefix(API_KEY_PREFIX, keys.clone());
+        }
+        for (issuer, verifier) in &self.foreign {
+            router = match issuer {
+                Some(issuer) if router.has_issuer(issuer) => {
+                    return Err(ProxyBuildError::IssuerTwice(issuer.clone()));
+                }
+                Some(issuer) => router.issuer(issuer.clone(), verifier.clone()),
+                None if router.has_opaque() => return Err(ProxyBuildError::OpaqueTwice),
+                None => router.opaque(verifier.clone()),
+            };
+        }
+        Ok(Arc::new(router))
+    }
+}
+
+/// The authorization server and the protected resources, ready to serve.
 #[derive(Clone)]
 pub struct OAuthProxy {
     server: AuthServer,
-    resource: ProtectedResource,
-    verifier: Arc<dyn TokenVerifier>,
+    /// In the order of [`AuthServer::resources`]: the first at the MCP path, then the others.
+    resources: Vec<ProtectedResource>,
+    /// Each resource's verifier, in the same order.
+    verifiers: Vec<Arc<dyn TokenVerifier>>,
     mcp_path: String,
 }
 
@@ -278,7 +338,9 @@ impl OAuthProxy {
     }
 
     /// Everything in one router: the authorization server's endpoints and metadata, the
-    /// protected-resource metadata, and `mcp` at the MCP path behind the bearer layer.
+    /// protected-resource metadata, and `mcp` at the MCP path behind the bearer layer. With
+    /// more endpoints ([`OAuthProxyBuilder::resource_path`]), merge each one's
+    /// [`protect_resource`](Self::protect_resource) into it.
     pub fn protect<S>(&self, mcp: S) -> Router
     where
         S: tower::Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -286,8 +348,29 @@ impl OAuthProxy {
         S::Future: Send + 'static,
     {
         // Our verifier is the cache (revalidating each use against revocations): none around it.
-        let bearer = BearerLayer::uncached(&self.resource, self.verifier.clone());
-        self.server.router().merge(self.resource.protect_with(bearer, mcp))
+        let bearer = BearerLayer::uncached(&self.resources[0], self.verifiers[0].clone());
+        self.server.router().merge(self.resources[0].protect_with(bearer, mcp))
+    }
+
+    /// `mcp` behind the bearer layer at `resource`'s path, with its metadata: `resource` is one
+    /// of [`resources`](Self::resources) (its URL decides which), as it is or changed — its own
+    /// scopes, say. Tokens are checked for that resource alone. Without the authorization
+    /// server's routes: those are [`AuthServer::router`], once.
+    pub fn protect_resource<S>(&self, resource: &ProtectedResource, mcp: S) -> Result<Router, ProxyBuildError>
+    where
+        S: tower::Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let index = self
+            .resources
+            .iter()
+            .position(|r| r.resource() == resource.resource())
+            .ok_or_else(|| ProxyBuildError::UnknownResource(resource.resource().to_owned()))?;
+        // With several endpoints on one host, none owns the root metadata path.
+        let resource = resource.clone().metadata_at_root(self.resources.len() == 1);
+        let bearer = BearerLayer::uncached(&resource, self.verifiers[index].clone());
+        Ok(resource.protect_with(bearer, mcp))
     }
 
     /// The authorization server, for composing routes differently or for
@@ -296,14 +379,20 @@ impl OAuthProxy {
         &self.server
     }
 
-    /// The verifier of the MCP endpoint: the access tokens this proxy issues (cached,
-    /// revocation-aware), and the API keys when there are some.
+    /// The verifier of the (first) MCP endpoint: the access tokens this proxy issues for it
+    /// (cached, revocation-aware), the API keys and other issuers' tokens when there are some.
     pub fn verifier(&self) -> Arc<dyn TokenVerifier> {
-        self.verifier.clone()
+        self.verifiers[0].clone()
     }
 
-    /// The protected resource (its URL, metadata and challenge).
+    /// The (first) protected resource (its URL, metadata and challenge).
     pub fn resource(&self) -> &ProtectedResource {
-        &self.resource
+        &self.resources[0]
+    }
+
+    /// Every protected resource, the first at the MCP path, then those of
+    /// [`OAuthProxyBuilder::resource_path`] in order.
+    pub fn resources(&self) -> &[ProtectedResource] {
+        &self.resources
     }
 }

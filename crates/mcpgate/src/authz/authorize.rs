@@ -106,13 +106,11 @@ async fn authorize(
     if params.code_challenge_method.as_deref() != Some("S256") {
         return fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256");
     }
-    // C3: a resource, when named, must be this one.
-    let resource = &server.settings.resource;
-    if let Some(asked) = params.resource.as_deref()
-        && asked.trim_end_matches('/') != resource.trim_end_matches('/')
-    {
-        return fail(ErrorCode::InvalidTarget, "resource is not served by this authorization server");
-    }
+    // C3: a resource, when named, must be one of ours; unnamed, the only one.
+    let resource = match server.resource_for(params.resource.as_deref()) {
+        Ok(resource) => resource.to_owned(),
+        Err(e) => return fail(ErrorCode::InvalidTarget, e.message()),
+    };
     let Ok(scopes) = server.grant_scopes(&client, params.scope.as_deref()) else {
         return fail(ErrorCode::InvalidScope, "none of the requested scopes is allowed");
     };
@@ -129,7 +127,7 @@ async fn authorize(
         client_state: params.state.clone(),
         code_challenge: code_challenge.to_owned(),
         scopes,
-        resource: resource.clone(),
+        resource,
         upstream_verifier: upstream_verifier.expose_secret().to_owned(),
         nonce: random_token().expose_secret().to_owned(),
         expires_at: server.settings.clock.unix_now() + TRANSACTION_TTL.as_secs(),

@@ -71,13 +71,26 @@ impl std::str::FromStr for ConsentMode {
 }
 
 /// One remembered approval: of this client, sending the browser back to this redirect URI, for
-/// these scopes, until then (Unix seconds).
+/// these scopes at this MCP endpoint, until then (Unix seconds).
 #[derive(Debug, Serialize, Deserialize)]
 struct Approval {
     client_id: String,
     redirect_uri: String,
+    /// An approval for one endpoint is not one for another behind the same server; a cookie
+    /// from before endpoints were told apart names none, and covers nothing.
+    #[serde(default)]
+    resource: String,
     scopes: Vec<String>,
     until: u64,
+}
+
+impl Approval {
+    /// Whether it approves the transaction's client, redirect URI and resource (scopes aside).
+    fn is_for(&self, transaction: &Transaction) -> bool {
+        self.client_id == transaction.client_id
+            && self.redirect_uri == transaction.redirect_uri.as_str()
+            && self.resource == transaction.resource
+    }
 }
 
 /// The approvals a browser remembers (`remember` mode), in one cookie MACed as a whole so the
@@ -109,36 +122,27 @@ impl RememberedConsent {
         remembered
     }
 
-    /// Whether the transaction's client was approved, for its exact redirect URI, for at least
-    /// its scopes.
+    /// Whether the transaction's client was approved, for its exact redirect URI and resource,
+    /// for at least its scopes.
     fn covers(&self, transaction: &Transaction) -> bool {
         self.0.iter().any(|approval| {
-            approval.client_id == transaction.client_id
-                && approval.redirect_uri == transaction.redirect_uri.as_str()
-                && transaction.scopes.iter().all(|s| approval.scopes.contains(s))
+            approval.is_for(transaction) && transaction.scopes.iter().all(|s| approval.scopes.contains(s))
         })
     }
 
-    /// The scopes this browser approved before for the transaction's client and redirect URI
-    /// (so the consent page can show what a step-up adds).
+    /// The scopes this browser approved before for the transaction's client, redirect URI and
+    /// resource (so the consent page can show what a step-up adds).
     fn approved_before(&self, transaction: &Transaction) -> Option<&[String]> {
-        self.0
-            .iter()
-            .find(|a| {
-                a.client_id == transaction.client_id && a.redirect_uri == transaction.redirect_uri.as_str()
-            })
-            .map(|a| a.scopes.as_slice())
+        self.0.iter().find(|a| a.is_for(transaction)).map(|a| a.scopes.as_slice())
     }
 
     /// These approvals plus the transaction's, the oldest dropped beyond the limit.
     fn with(mut self, transaction: &Transaction, now: u64) -> Self {
-        self.0.retain(|approval| {
-            approval.client_id != transaction.client_id
-                || approval.redirect_uri != transaction.redirect_uri.as_str()
-        });
+        self.0.retain(|approval| !approval.is_for(transaction));
         self.0.push(Approval {
             client_id: transaction.client_id.clone(),
             redirect_uri: transaction.redirect_uri.as_str().to_owned(),
+            resource: transaction.resource.clone(),
             scopes: transaction.scopes.clone(),
             until: now + REMEMBER_FOR.as_secs(),
         });
@@ -295,9 +299,14 @@ fn consent_page(
         None => "It asks for:",
     };
     let action = format!("{}/consent", server.issuer_path);
+    // Behind one server with several MCP endpoints, the user approves one of them.
+    let what = match server.settings.resources.len() {
+        1 => "this server".to_owned(),
+        _ => format!("the MCP server at <code>{}</code>", escape(&transaction.resource)),
+    };
     let body = format!(
         "<h1>Allow access?</h1>\
-         <p><strong>{name}</strong> (client <code>{client_id}</code>) wants to use this server on your behalf.</p>\
+         <p><strong>{name}</strong> (client <code>{client_id}</code>) wants to use {what} on your behalf.</p>\
          <p>After you sign in you will be sent back to <strong>{target}</strong>.</p>\
          <p>{asks}</p><ul>{scopes}</ul>\
          <p>Only approve if you started this from that application.</p>\

@@ -46,8 +46,8 @@ pub(crate) enum IdentityAssertionError {
     /// `client_id` is not the client redeeming it.
     #[error("identity assertion refused: it was issued to another client")]
     WrongClient,
-    /// `resource` is missing or is not the MCP URL.
-    #[error("identity assertion refused: its resource is not this server's MCP endpoint")]
+    /// `resource` is missing or is none of our MCP URLs.
+    #[error("identity assertion refused: its resource is not an MCP endpoint of this server")]
     WrongResource,
     /// No `jti`, too long a life, or redeemed before.
     #[error("identity assertion refused: {0}")]
@@ -75,6 +75,8 @@ pub(crate) struct AssertedUser {
     pub identity: UpstreamIdentity,
     /// The scopes the provider allowed (`scope`), when it said.
     pub scopes: Option<Vec<String>>,
+    /// The MCP endpoint it allows the client to call (`resource`): one of ours.
+    pub resource: String,
 }
 
 struct TrustedIdp {
@@ -85,7 +87,8 @@ struct TrustedIdp {
 /// The trusted enterprise identity providers, and the assertion ids already used.
 pub(crate) struct IdentityAssertions {
     idps: HashMap<String, TrustedIdp>,
-    resource: String,
+    /// Our resources (canonical).
+    resources: Vec<String>,
     spent: SpentAssertions,
 }
 
@@ -94,7 +97,7 @@ impl IdentityAssertions {
     pub(crate) fn new(
         idps: &[EnterpriseIdp],
         issuer: &str,
-        resource: &str,
+        resources: &[String],
         spent: SpentAssertions,
         clock: &Clock,
     ) -> Result<Self, SettingsError> {
@@ -123,7 +126,7 @@ impl IdentityAssertions {
                 TrustedIdp { verifier, allowed_clients: idp.allowed_clients.clone() },
             );
         }
-        Ok(Self { idps: trusted, resource: resource.to_owned(), spent })
+        Ok(Self { idps: trusted, resources: resources.to_vec(), spent })
     }
 
     /// Whether any provider is trusted.
@@ -147,10 +150,14 @@ impl IdentityAssertions {
         if claims.claim("client_id").and_then(Value::as_str) != Some(client_id) {
             return Err(IdentityAssertionError::WrongClient);
         }
-        let resource = claims.claim("resource").and_then(Value::as_str).map(|r| r.trim_end_matches('/'));
-        if resource != Some(self.resource.trim_end_matches('/')) {
-            return Err(IdentityAssertionError::WrongResource);
-        }
+        let resource =
+            claims.claim("resource").and_then(Value::as_str).map(|r| r.strip_suffix('/').unwrap_or(r));
+        let resource = self
+            .resources
+            .iter()
+            .find(|ours| Some(ours.as_str()) == resource)
+            .ok_or(IdentityAssertionError::WrongResource)?
+            .clone();
         self.spent.spend(&issuer, &claims, idp.verifier.rules().leeway).await?;
         let scopes = claims
             .claim("scope")
@@ -159,6 +166,6 @@ impl IdentityAssertions {
         // Only the identity's named fields go into our token (`user_claims`): a `gid` or
         // `client_kind` the assertion carries goes nowhere.
         let identity = UpstreamIdentity::from_claims(claims.subject().to_owned(), claims.claims().clone());
-        Ok(AssertedUser { issuer, identity, scopes })
+        Ok(AssertedUser { issuer, identity, scopes, resource })
     }
 }

@@ -59,14 +59,17 @@ impl TokenSigner {
         json!({"keys": self.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
     }
 
-    /// A verifier of our tokens for `resource`, with the keys in memory (no fetch).
+    /// A verifier of our tokens for any of `resources`, with the keys in memory (no fetch).
     pub(crate) fn verifier(
         &self,
         issuer: &str,
-        resource: &str,
+        resources: &[String],
         clock: &crate::clock::Clock,
     ) -> Result<JwtVerifier, JwtConfigError> {
-        let mut builder = JwtVerifier::builder().issuer(issuer).audience(resource).clock(clock.clone());
+        let mut builder = JwtVerifier::builder().issuer(issuer).clock(clock.clone());
+        for resource in resources {
+            builder = builder.audience(resource);
+        }
         for key in &self.keys {
             if let Ok(jwk) = serde_json::from_value(key.jwk.clone())
                 && let Ok(key) = VerificationKey::from_jwk(&jwk, false)

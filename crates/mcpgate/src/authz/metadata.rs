@@ -137,7 +137,8 @@ pub(crate) fn routes(server: &Arc<Inner>) -> Router {
         async move { document }
     });
     let settings = &server.settings;
-    let shares_mcp_origin = origin(&settings.issuer).is_some_and(|o| Some(o) == origin(&settings.resource));
+    let shares_mcp_origin = origin(&settings.issuer)
+        .is_some_and(|o| settings.resources.iter().any(|r| Some(&o) == origin(r).as_ref()));
     let router = paths(&server.issuer_path, shares_mcp_origin)
         .into_iter()
         .fold(Router::new(), |r, p| r.route(&p, handler.clone()));

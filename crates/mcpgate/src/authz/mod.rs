@@ -30,6 +30,7 @@ mod metadata;
 mod pages;
 mod provider_token;
 mod register;
+mod resources;
 mod revocation;
 mod revoked;
 mod spent_assertions;
@@ -73,8 +74,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AuthServerSettings {
     /// Our issuer identifier: the public base URL, byte-for-byte as it appears everywhere.
     pub issuer: String,
-    /// The protected resource (canonical MCP URL) tokens are issued for.
-    pub resource: String,
+    /// The protected resources (canonical MCP URLs) tokens are issued for, at least one. Each
+    /// token is bound to one (RFC 8707): the one the client names, or the only one; a client
+    /// naming none is refused when there are several, so that no token is for a guessed one.
+    pub resources: Vec<String>,
     /// Scopes clients may request.
     pub scopes_supported: Vec<String>,
     /// Scopes a resource may ask a client to step up to (a policy's `require_scopes`). A client
@@ -119,13 +122,13 @@ pub struct AuthServerSettings {
 }
 
 impl AuthServerSettings {
-    /// Settings for `issuer` protecting `resource`, with the defaults: every redirect URI the
+    /// Settings for `issuer` protecting `resource` (push more onto `resources`), with the defaults: every redirect URI the
     /// client-type rules accept, no scopes, callback at `/auth/callback`, a 10 s refresh grace
     /// window, one-hour access tokens, consent always asked, no configured clients.
     pub fn new(issuer: impl Into<String>, resource: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
-            resource: resource.into(),
+            resources: vec![resource.into()],
             scopes_supported: Vec::new(),
             step_up_scopes: Vec::new(),
             allowed_redirects: RedirectAllowList::any(),
@@ -169,6 +172,9 @@ pub enum SettingsError {
         /// What is wrong.
         reason: String,
     },
+    /// No protected resource, or one that is not an absolute URL without query or fragment.
+    #[error("resources: {0:?} is not an absolute URL without query or fragment (and one is required)")]
+    BadResource(String),
     /// The access-token lifetime must be positive and not longer than the refresh tokens'.
     #[error("access_token_ttl must be between 1 s and the refresh-token lifetime")]
     BadAccessTokenTtl,
@@ -224,7 +230,7 @@ impl AuthServer {
     /// An authorization server with `settings`, keeping its records in `store`, deriving its
     /// keys from `keyring`, and logging users in at `upstream`.
     pub fn new(
-        settings: AuthServerSettings,
+        mut settings: AuthServerSettings,
         store: Arc<dyn Store>,
         keyring: &Keyring,
         upstream: Upstream,
@@ -236,6 +242,7 @@ impl AuthServer {
         if !secure || url.query().is_some() || url.fragment().is_some() || settings.issuer.ends_with('/') {
             return Err(bad());
         }
+        settings.resources = resources::canonical(&settings.resources)?;
         let ttl = settings.access_token_ttl;
         if ttl.is_zero() || ttl > grants::REFRESH_TOKEN_TTL {
             return Err(SettingsError::BadAccessTokenTtl);
@@ -251,7 +258,7 @@ impl AuthServer {
         let callback_url = format!("{}{}", settings.issuer, settings.callback_path);
         let signer = issue::TokenSigner::new(keyring);
         let own_jwt =
-            signer.verifier(&settings.issuer, &settings.resource, &settings.clock).map_err(|_| bad())?;
+            signer.verifier(&settings.issuer, &settings.resources, &settings.clock).map_err(|_| bad())?;
         let revoked =
             revoked::RevokedGrants::new(store.clone(), ttl, own_jwt.rules().leeway, settings.clock.clone());
         let grants = grants::Grants::new(
@@ -285,7 +292,7 @@ impl AuthServer {
         let identity_assertions = identity_assertion::IdentityAssertions::new(
             &settings.enterprise_idps,
             &settings.issuer,
-            &settings.resource,
+            &settings.resources,
             spent_assertions::SpentAssertions::new(store.clone(), keyring.digester(), settings.clock.clone()),
             &settings.clock,
         )?;
@@ -323,13 +330,29 @@ impl AuthServer {
         &self.inner.settings.issuer
     }
 
-    /// A verifier of the access tokens this server issues, for the protected resource's bearer
-    /// layer: keys in memory, issuer and audience (the resource) fixed, results cached, and
-    /// revoked grants refused.
+    /// A verifier of the access tokens this server issues for its first resource, for that
+    /// resource's bearer layer; see [`access_token_verifier_for`](Self::access_token_verifier_for).
     pub fn access_token_verifier(&self) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
+        self.access_token_verifier_for(&self.inner.settings.resources[0])
+    }
+
+    /// A verifier of the access tokens this server issues for `resource` (one of
+    /// [`AuthServerSettings::resources`]), for its bearer layer: keys in memory, issuer and
+    /// audience fixed — a token for another resource is refused — results cached, and revoked
+    /// grants refused.
+    pub fn access_token_verifier_for(
+        &self,
+        resource: &str,
+    ) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
         let settings = &self.inner.settings;
-        let jwt = self.inner.signer.verifier(&settings.issuer, &settings.resource, &settings.clock)?;
+        let audience = [resource.trim_end_matches('/').to_owned()];
+        let jwt = self.inner.signer.verifier(&settings.issuer, &audience, &settings.clock)?;
         Ok(AccessTokenVerifier::new(jwt, self.inner.grants.revoked().clone()))
+    }
+
+    /// The protected resources tokens are issued for.
+    pub fn resources(&self) -> &[String] {
+        &self.inner.settings.resources
     }
 
     /// The signed-in user's access token at the provider, for a server that calls the

@@ -191,12 +191,11 @@ impl Inner {
         client: &ClientRecord,
         params: &HashMap<String, String>,
     ) -> Result<Response, OAuthError> {
-        self.check_resource(params)?;
+        let resource = self.resource_for(params.get("resource").map(String::as_str))?;
         let scopes = self.scopes_without_consent(client, params, None)?;
-        let settings = &self.settings;
         let claims = json!({
             "sub": client.client_id,
-            "aud": settings.resource,
+            "aud": resource,
             "client_id": client.client_id,
             "gid": unstored_grant_id("machine"),
             (crate::CLIENT_KIND_CLAIM): crate::ClientKind::Machine.as_str(),
@@ -218,7 +217,10 @@ impl Inner {
             .get("assertion")
             .map(|a| SecretString::from(a.clone()))
             .ok_or_else(|| invalid(ErrorCode::InvalidRequest, "assertion is required"))?;
-        self.check_resource(params)?;
+        let asked = params.get("resource").map(String::as_str);
+        if asked.is_some() {
+            self.resource_for(asked)?;
+        }
         let user =
             self.identity_assertions.redeem(&assertion, &client.client_id).await.map_err(|e| match e {
                 IdentityAssertionError::Store(e) => OAuthError::from(e),
@@ -232,27 +234,16 @@ impl Inner {
             return Err(invalid(ErrorCode::InvalidGrant, "this user is not allowed to use this server"));
         }
         let scopes = self.scopes_without_consent(client, params, user.scopes.as_deref())?;
-        let mut claims = user_claims(
-            &user.identity,
-            &self.settings.resource,
-            &client.client_id,
-            &unstored_grant_id("assertion"),
-        );
+        // The resource the provider vouched for; a client naming another is refused.
+        let resource = user.resource.as_str();
+        if asked.is_some_and(|asked| self.resource_for(Some(asked)) != Ok(resource)) {
+            return Err(invalid(ErrorCode::InvalidTarget, "resource is not the one the assertion names"));
+        }
+        let mut claims =
+            user_claims(&user.identity, resource, &client.client_id, &unstored_grant_id("assertion"));
         // Which provider vouched: subjects of different providers are told apart by it.
         claims["idp"] = json!(user.issuer);
         Ok(self.token_response_for(claims, &scopes, None))
-    }
-
-    /// `resource`, when given, must be this server's MCP URL (RFC 8707).
-    fn check_resource(&self, params: &HashMap<String, String>) -> Result<(), OAuthError> {
-        match params.get("resource") {
-            Some(resource)
-                if resource.trim_end_matches('/') != self.settings.resource.trim_end_matches('/') =>
-            {
-                Err(invalid(ErrorCode::InvalidTarget, "resource is not this server's MCP endpoint"))
-            }
-            _ => Ok(()),
-        }
     }
 
     /// The scopes of a grant without a consent page (client credentials, an assertion): those
@@ -291,6 +282,13 @@ impl Inner {
         };
         let refused = refused_as("the refresh token is invalid, expired or revoked");
         let refresh = self.grants.refresh(presented, &client.client_id).await.map_err(refused)?;
+        // A grant's tokens are for its resource, whichever a refresh names (RFC 8707 §2.2 lets
+        // a server refuse another).
+        if let Some(asked) = params.get("resource")
+            && asked.strip_suffix('/').unwrap_or(asked) != refresh.grant.value.resource
+        {
+            return Err(invalid(ErrorCode::InvalidTarget, "resource is not the one this grant is for"));
+        }
         let allowed = refresh.scopes();
         if params.get("scope").is_none() && self.step_up_pending(&refresh.grant.value.id, allowed).await {
             // See `step_up`: this refresh would bring back the token that was just turned away.

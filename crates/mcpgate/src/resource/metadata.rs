@@ -1,5 +1,5 @@
-//! RFC 9728 protected-resource metadata (A1), served at the root well-known path and at the
-//! path-inserted form for the resource's path, with CORS open so browser clients can read it.
+//! RFC 9728 protected-resource metadata (A1), served at the path-inserted form for the resource's
+//! path and (unless one host has several) at the root well-known path, with CORS open.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -36,7 +36,8 @@ impl ProtectedResource {
         }
     }
 
-    /// Routes serving the metadata at `/.well-known/oauth-protected-resource` and at
+    /// Routes serving the metadata at `/.well-known/oauth-protected-resource` (unless
+    /// [`metadata_at_root`](ProtectedResource::metadata_at_root) says not) and at
     /// `/.well-known/oauth-protected-resource<resource path>`. Merge them at the root of the
     /// server's router, outside the bearer layer.
     pub fn metadata_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
@@ -45,7 +46,10 @@ impl ProtectedResource {
             let document = document.clone();
             async move { document }
         });
-        let mut router = Router::new().route(METADATA_PATH, handler.clone());
+        let mut router = Router::new();
+        if self.metadata_at_root || self.path.is_empty() {
+            router = router.route(METADATA_PATH, handler.clone());
+        }
         if !self.path.is_empty() {
             router = router.route(&format!("{METADATA_PATH}{}", self.path), handler);
         }

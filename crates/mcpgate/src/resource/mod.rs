@@ -61,6 +61,7 @@ pub struct ProtectedResource {
     allowed_origins: AllowedOrigins,
     scope_implications: Arc<ScopeImplications>,
     challenge_scopes: Vec<String>,
+    metadata_at_root: bool,
 }
 
 impl ProtectedResource {
@@ -93,6 +94,7 @@ impl ProtectedResource {
             allowed_origins,
             scope_implications: Arc::default(),
             challenge_scopes: Vec::new(),
+            metadata_at_root: true,
         })
     }
 
@@ -159,6 +161,15 @@ impl ProtectedResource {
     #[must_use]
     pub fn scope_implications(mut self, implications: ScopeImplications) -> Self {
         self.scope_implications = Arc::new(implications);
+        self
+    }
+
+    /// Whether the metadata is also served at the root well-known path, for clients that look
+    /// there first (default: yes). Several resources on one host each keep to their own
+    /// path-inserted URL instead, which is what their challenges name.
+    #[must_use]
+    pub fn metadata_at_root(mut self, at_root: bool) -> Self {
+        self.metadata_at_root = at_root;
         self
     }
 

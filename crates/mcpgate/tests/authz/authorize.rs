@@ -482,3 +482,35 @@ async fn sign_ins_started_side_by_side_in_one_browser_all_stay_valid() {
     let name = |c: &str| c.split_once('=').unwrap().0.to_owned();
     assert_ne!(name(&a), name(&b), "each binding has its own cookie: neither overwrites the other");
 }
+
+#[tokio::test]
+async fn with_several_resources_a_request_names_one_and_its_approval_is_for_that_one_only() {
+    const SEARCH: &str = "https://mcp.example.com/search/mcp";
+    let f = Fixture::with_settings(|s| {
+        s.consent = ConsentMode::Remember;
+        s.resources.push(SEARCH.into());
+    })
+    .await;
+    let (_, challenge) = pkce::new_pair();
+    // Naming none is refused back at the client: no token for a guess.
+    let unnamed = f.authorize(&with(&f.params(&challenge), "resource", None)).await;
+    let q = query(&location(&unnamed));
+    assert_eq!(q["error"], "invalid_target");
+    assert!(q["error_description"].contains("several"), "{q:?}");
+    let other =
+        f.authorize(&with(&f.params(&challenge), "resource", Some("https://mcp.example.com/other"))).await;
+    assert_eq!(query(&location(&other))["error"], "invalid_target");
+
+    // The consent page says which endpoint; its approval does not cover the other one.
+    let search = with(&f.params(&challenge), "resource", Some(&format!("{SEARCH}/")));
+    let page = f.authorize_with(&search, &[("sec-fetch-site", "none")]).await;
+    assert_eq!(page.status(), 200);
+    let html = body_text(page).await;
+    assert!(html.contains(&format!("the MCP server at <code>{SEARCH}</code>")), "{html}");
+    let page = f.authorize_with(&search, &[("sec-fetch-site", "none")]).await;
+    let approved = f.approve(page).await;
+    let remembered = cookie_pair(&approved, "__Host-mcpgate-consent").unwrap();
+    let direct = [("cookie", remembered.as_str()), ("sec-fetch-site", "none")];
+    assert!(goes_upstream(&f.authorize_with(&search, &direct).await), "remembered for search");
+    assert_eq!(f.authorize_with(&f.params(&challenge), &direct).await.status(), 200, "not for the first");
+}

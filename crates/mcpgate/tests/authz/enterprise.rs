@@ -148,11 +148,11 @@ async fn each_check_of_the_assertion_refuses_with_invalid_grant() {
         ),
         (
             idp.sign(&with(claims(), "resource", json!("https://other.example/mcp"))),
-            "its resource is not this server's MCP endpoint",
+            "its resource is not an MCP endpoint of this server",
         ),
         (
             idp.sign(&with(claims(), "resource", Value::Null)),
-            "its resource is not this server's MCP endpoint",
+            "its resource is not an MCP endpoint of this server",
         ),
         (idp.sign(&with(claims(), "client_id", json!("someone-else"))), "it was issued to another client"),
         (idp.sign_typed(&claims(), "JWT"), "invalid token: token type not accepted"),

@@ -638,3 +638,30 @@ async fn provider_tokens_are_refreshed_once_across_instances_when_due() {
     let (status, body) = refresh(&on_a, body["refresh_token"].as_str().unwrap(), None).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
+
+#[tokio::test]
+async fn a_refresh_cannot_move_a_grant_to_another_resource() {
+    let flow = start().await;
+    let (code, verifier) = code_for(&flow, "carol").await;
+    let (_, _, tokens) = redeem(&flow, &code, &verifier, CLIENT_REDIRECT).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let token_url = format!("{}/token", flow.base);
+    let with_resource = |resource: String| {
+        let form = [
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.to_owned()),
+            ("client_id", flow.client_id.clone()),
+            ("resource", resource),
+        ];
+        let token_url = token_url.clone();
+        async move {
+            let response = reqwest::Client::new().post(token_url).form(&form).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = with_resource(format!("{}/other/mcp", flow.base)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")), "{body}");
+    // Refused before rotating: the token still works for its own resource.
+    let (status, body) = with_resource(format!("{}/mcp/", flow.base)).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -288,3 +288,37 @@ async fn another_issuer_is_accepted_once_and_never_in_place_of_ours() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_several_resources_a_token_is_for_the_one_named_and_refused_at_the_others() {
+    const SEARCH: &str = "https://mcp.example.com/search/mcp";
+    let store = store::open("memory://").await.unwrap();
+    let server = configured_server(store, vec![machine("ci", Some("ci-secret"), None)], |s| {
+        s.resources.push(SEARCH.into());
+    })
+    .unwrap();
+    let ask = |form: &'static str| post(&server, "/token", Some(("ci", "ci-secret")), form);
+    let (status, body) = json_of(ask("grant_type=client_credentials").await).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")), "{body}");
+    let (_, body) =
+        json_of(ask("grant_type=client_credentials&resource=https%3A%2F%2Fmcp.example.com%2Fother").await)
+            .await;
+    assert_eq!(body["error"], "invalid_target");
+
+    let (status, body) = json_of(
+        ask("grant_type=client_credentials&resource=https%3A%2F%2Fmcp.example.com%2Fsearch%2Fmcp").await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let at_search = server.access_token_verifier_for(SEARCH).unwrap();
+    assert_eq!(at_search.verify(token).await.unwrap().audience(), [SEARCH.to_owned()]);
+    let at_first = server.access_token_verifier_for(RESOURCE).unwrap();
+    assert!(at_first.verify(token).await.is_err(), "a token for search is refused at the first");
+    assert!(server.access_token_verifier().unwrap().verify(token).await.is_err(), "the first is the default");
+
+    // Revocation knows every resource's tokens.
+    let revoked = post(&server, "/revoke", Some(("ci", "ci-secret")), &format!("token={token}")).await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(at_search.verify(token).await.is_err(), "revoked");
+}

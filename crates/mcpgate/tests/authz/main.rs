@@ -18,6 +18,7 @@ mod provider_github;
 mod provider_google;
 mod provider_oidc_apps;
 mod register;
+mod several_resources;
 mod upstream_failures;
 
 #[cfg(feature = "external-tests")]

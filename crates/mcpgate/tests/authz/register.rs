@@ -121,7 +121,7 @@ async fn metadata_is_also_at_the_mcp_origin_root_for_2025_03_26_clients() {
     // and ask the origin's root.
     let issuer = "https://mcp.example.com/oauth";
     let mut settings = settings(issuer, RedirectAllowList::any());
-    settings.resource = "https://mcp.example.com/mcp".into();
+    settings.resources = vec!["https://mcp.example.com/mcp".into()];
     let store: Arc<dyn Store> = Arc::new(store::MemoryStore::new());
     let server = AuthServer::new(settings, store, &keyring(), upstream()).unwrap();
     let root = Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap();
