@@ -50,7 +50,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let mut findings = resolve_secrets(&config);
-    findings.extend(find_command(&config));
+    findings.extend(find_commands(&config));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -113,14 +113,19 @@ fn resolve_secrets(config: &Config) -> Vec<Finding> {
     findings
 }
 
-/// A stdio upstream's program: a path to an executable file, or a name found on `PATH`.
-fn find_command(config: &Config) -> Option<Finding> {
-    let program = config.upstream.command.as_ref()?.first()?;
-    if program_path(program, std::env::var_os("PATH").as_deref()).is_some() {
-        return None;
+/// Each stdio upstream's program: a path to an executable file, or a name found on `PATH`.
+fn find_commands(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for route in config.routes() {
+        let Some(program) = route.upstream.command.as_ref().and_then(|c| c.first()) else { continue };
+        if program_path(program, std::env::var_os("PATH").as_deref()).is_some() {
+            continue;
+        }
+        let where_ = if program.contains('/') { "is not an executable file" } else { "is not found on PATH" };
+        let message = format!("the program {program:?} {where_}");
+        findings.push(at(&format!("{}.command", route.key), message, true));
     }
-    let where_ = if program.contains('/') { "is not an executable file" } else { "is not found on PATH" };
-    Some(at("upstream.command", format!("the program {program:?} {where_}"), true))
+    findings
 }
 
 /// Where `program` would be started from, if it can be.
@@ -206,7 +211,32 @@ async fn fetch_published(config: &Config) -> Vec<Finding> {
 
 /// What the gateway will do, in a few lines.
 fn summary(config: &Config) -> String {
-    let upstream_config = &config.upstream;
+    let auth = &config.auth;
+    let mode = match auth.mode {
+        AuthMode::Proxy => {
+            let redirects = match &auth.allowed_redirect_uris {
+                None => "any redirect URI the client rules accept".to_owned(),
+                Some(patterns) => format!("redirect URIs matching {patterns:?}"),
+            };
+            format!("OAuth proxy for provider {}, consent {:?}, {redirects}", auth.provider, auth.consent)
+        }
+        AuthMode::Resource => match &auth.resource {
+            Some(resource) => format!(
+                "resource server for tokens of {} (audience {}, authorization servers {:?})",
+                resource.issuer,
+                resource.audience.as_deref().unwrap_or("each route's URL"),
+                resource.authorization_servers
+            ),
+            None => "resource server".into(),
+        },
+    };
+    let routes: Vec<String> = config.routes().iter().map(|route| route_summary(config, route)).collect();
+    format!("{mode}; store {}\n{}", config.store.url, routes.join("\n"))
+}
+
+/// One route, in a line.
+fn route_summary(config: &Config, route: &crate::config::Route<'_>) -> String {
+    let upstream_config = route.upstream;
     let upstream = match (&upstream_config.url, &upstream_config.command) {
         (Some(url), _) => url.clone(),
         (None, Some(command)) => {
@@ -215,40 +245,18 @@ fn summary(config: &Config) -> String {
         }
         (None, None) => "nothing".into(),
     };
-    let auth = &config.auth;
-    let mode = match auth.mode {
-        AuthMode::Proxy => {
-            let redirects = match &auth.allowed_redirect_uris {
-                None => "any redirect URI the client rules accept".to_owned(),
-                Some(patterns) => format!("redirect URIs matching {patterns:?}"),
-            };
-            format!(
-                "OAuth proxy for provider {}, scopes {:?}, consent {:?}, {redirects}",
-                auth.provider, auth.scopes, auth.consent
-            )
-        }
-        AuthMode::Resource => match &auth.resource {
-            Some(resource) => format!(
-                "resource server for tokens of {} (audience {}, authorization servers {:?})",
-                resource.issuer,
-                resource.audience.as_deref().unwrap_or("the MCP URL"),
-                resource.authorization_servers
-            ),
-            None => "resource server".into(),
-        },
-    };
     let forwarded = match (upstream_config.forward_identity, upstream_config.forward_provider_token) {
+        _ if route.is_public() => "public: no token, nothing forwarded",
         (true, true) => "identity and provider token forwarded",
         (true, false) => "identity forwarded",
         (false, true) => "provider token forwarded",
         (false, false) => "nothing forwarded",
     };
-    format!(
-        "{mode}; MCP at {}{} → {upstream} ({forwarded}); store {}",
-        config.public_url(),
-        config.server.mcp_path,
-        config.store.url
-    )
+    let scopes = match route.is_public() {
+        true => String::new(),
+        false => format!(", scopes {:?}", route.scopes),
+    };
+    format!("  MCP at {}{} → {upstream} ({forwarded}{scopes})", config.public_url(), route.path)
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //! [`validation`] checks what the types cannot say.
 
 mod policy;
+mod routes;
 mod schema;
 mod sources;
 mod validation;
 
+pub use routes::Route;
 pub use schema::*;
 pub use sources::{Origin, Problem, Source};
 
@@ -67,7 +69,10 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         assert_eq!(config.auth.consent, ConsentMode::Remember);
         assert_eq!(config.store.url, "sqlite://.mcpgate/mcpgate.db");
         assert_eq!(config.secrets.secret_env, "MCPGATE_SECRET");
-        assert!(config.upstream.forward_identity && !config.upstream.forward_provider_token);
+        assert!(
+            config.upstream.as_ref().unwrap().forward_identity
+                && !config.upstream.as_ref().unwrap().forward_provider_token
+        );
     }
 
     #[test]
@@ -158,7 +163,7 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         .unwrap();
         assert_eq!(config.server.listen, "0.0.0.0:8443".parse().unwrap());
         assert_eq!(config.auth.scopes, ["a", "b"]);
-        assert!(config.upstream.forward_provider_token);
+        assert!(config.upstream.unwrap().forward_provider_token);
         assert!(config.auth.oidc.unwrap().discovery_url.starts_with("https://other.example"));
 
         let bad = only_problem(GOOD, &[("MCPGATE_SERVER__LISTEN", "not an address")]);
@@ -326,13 +331,22 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         use mcpgate::upstream::ExchangeFlow;
         let with = |exchange: &str| format!("{GOOD}\n[upstream.token_exchange]\n{exchange}\n");
         let config = load(&with("audience = \"reports-api\""), &[]).unwrap();
-        let exchange = config.upstream.token_exchange.as_ref().unwrap().to_exchange("keycloak").unwrap();
+        let exchange = config
+            .upstream
+            .as_ref()
+            .unwrap()
+            .token_exchange
+            .as_ref()
+            .unwrap()
+            .to_exchange("keycloak")
+            .unwrap();
         assert_eq!(
             (exchange.flow, exchange.audience.as_deref()),
             (ExchangeFlow::TokenExchange, Some("reports-api"))
         );
         let config = load(&with("scope = \"api://reports/.default\""), &[]).unwrap();
-        let exchange = config.upstream.token_exchange.as_ref().unwrap().to_exchange("azure").unwrap();
+        let exchange =
+            config.upstream.as_ref().unwrap().token_exchange.as_ref().unwrap().to_exchange("azure").unwrap();
         assert_eq!(exchange.flow, ExchangeFlow::OnBehalfOf, "Entra's own grant");
         let cases = [
             ("", "upstream.token_exchange.audience"),
@@ -343,6 +357,91 @@ discovery_url = "https://accounts.example.com/.well-known/openid-configuration"
         for (exchange, key) in cases {
             assert_eq!(only_problem(&with(exchange), &[]).key, key, "{exchange}");
         }
+    }
+
+    #[test]
+    fn routes_each_have_their_upstream_scopes_and_policy_and_upstream_is_one_of_them() {
+        let text = r#"
+[[routes]]
+path = "/search/mcp"
+command = ["search-server", "--stdio"]
+per_session = true
+scopes = ["search:read"]
+name = "Search"
+
+[routes.policy]
+default = "deny"
+[[routes.policy.rules]]
+tools = ["query"]
+
+[[routes]]
+path = "/public/mcp"
+url = "http://127.0.0.1:3002/mcp"
+auth = "none"
+rate_limit = { per_minute = 60, burst = 5 }
+"#;
+        let config = load(&format!("{GOOD}\n{text}"), &[]).unwrap_or_else(|p| panic!("{p:?}"));
+        let routes = config.routes();
+        let summary: Vec<_> = routes.iter().map(|r| (r.key.as_str(), r.path, r.is_public())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("upstream", "/mcp", false),
+                ("routes[0]", "/search/mcp", false),
+                ("routes[1]", "/public/mcp", true)
+            ]
+        );
+        assert_eq!(routes[0].scopes, ["mcp:read"], "[upstream] has auth.scopes");
+        assert_eq!(routes[1].scopes, ["search:read"]);
+        assert_eq!(routes[2].scopes, ["mcp:read"], "a route without scopes has auth.scopes");
+        assert!(routes[1].upstream.per_session && routes[1].name == Some("Search"));
+        assert_eq!(routes[1].policy.rules.len(), 1, "its own policy");
+        assert!(routes[0].policy.rules.is_empty(), "the top-level one");
+        assert_eq!(routes[2].rate_limit, mcpgate::authz::RateLimit::per_minute(60, 5));
+
+        // Without [upstream], the routes are all there is.
+        let only = GOOD.replace("[upstream]\nurl = \"http://127.0.0.1:3000/mcp\"\n", "");
+        let config = load(&format!("{only}\n{text}"), &[]).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.routes().len(), 2);
+    }
+
+    #[test]
+    fn route_problems_are_reported_at_the_route() {
+        let route = |extra: &str| {
+            format!(
+                "{GOOD}\n[[routes]]\npath = \"/search/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\n{extra}\n"
+            )
+        };
+        let cases = [
+            (route("colour = 1"), "routes[0].colour"),
+            (route("").replace("/search/mcp", "/mcp"), "routes[0].path"),
+            (route("").replace("/search/mcp", "/token"), "routes[0].path"),
+            (route("").replace("/search/mcp", "/.well-known/x"), "routes[0].path"),
+            (route("").replace("/search/mcp", "search"), "routes[0].path"),
+            (route("command = [\"x\"]"), "routes[0]"),
+            (route("per_session = true"), "routes[0].per_session"),
+            (route("auth = \"none\"\nforward_provider_token = true"), "routes[0].forward_provider_token"),
+            (route("auth = \"maybe\""), "routes[0].auth"),
+            (route("rate_limit = { per_minute = 0, burst = 1 }"), "routes[0].rate_limit"),
+            (route("[routes.policy]\n[[routes.policy.rules]]\ntoolz = [\"x\"]"), "routes[0].policy.rules"),
+        ];
+        for (text, key) in cases {
+            let problems = load(&text, &[]).unwrap_err();
+            assert!(problems.iter().any(|p| p.key.starts_with(key)), "{key}: {problems:?}");
+        }
+        let resource = "[upstream]\nurl = \"http://127.0.0.1:3000/mcp\"\n[auth]\nmode = \"resource\"\n\
+            [auth.resource]\njwks_uri = \"https://as.example/jwks\"\nissuer = \"https://as.example\"\naudience = \"api://mcp\"\n\
+            [[routes]]\npath = \"/b/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\n";
+        assert_eq!(only_problem(resource, &[]).key, "auth.resource.audience");
+        assert!(
+            load(&resource.replace("/b/mcp\"\n", "/b/mcp\"\nauth = \"none\"\n"), &[]).is_ok(),
+            "one protected"
+        );
+        let two_apis = format!(
+            "{GOOD}\n[upstream.token_exchange]\naudience = \"a\"\n\n[[routes]]\npath = \"/b/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\n\
+             [routes.token_exchange]\naudience = \"b\"\n"
+        );
+        assert_eq!(only_problem(&two_apis, &[]).key, "routes[0].token_exchange");
     }
 
     #[test]

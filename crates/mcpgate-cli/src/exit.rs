@@ -11,7 +11,7 @@ pub const RUNTIME_FAILURE: u8 = 1;
 pub(crate) enum ServeError {
     /// The configuration cannot work (exit 2).
     #[error("{key}: {message}")]
-    Config { key: &'static str, message: String },
+    Config { key: std::borrow::Cow<'static, str>, message: String },
     /// Something could not be reached or started (exit 1).
     #[error("{0}")]
     Runtime(String),
@@ -22,6 +22,9 @@ pub(crate) enum ServeError {
 }
 
 /// A configuration problem at `key`.
-pub(crate) fn config_error(key: &'static str, message: impl std::fmt::Display) -> ServeError {
-    ServeError::Config { key, message: message.to_string() }
+pub(crate) fn config_error(
+    key: impl Into<std::borrow::Cow<'static, str>>,
+    message: impl std::fmt::Display,
+) -> ServeError {
+    ServeError::Config { key: key.into(), message: message.to_string() }
 }

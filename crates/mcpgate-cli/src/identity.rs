@@ -2,7 +2,7 @@
 //! `x-mcpgate-*` headers to an HTTP upstream and as `MCPGATE_*` variables to a stdio child.
 //! Values come from our own access token, which carries what the provider vouched for.
 
-use mcpgate::Principal;
+use mcpgate::{ClientKind, Principal};
 use serde_json::Value;
 
 /// One identity field under its header and variable names.
@@ -15,11 +15,15 @@ pub struct Field {
     pub value: String,
 }
 
-/// The fields for `principal`: subject, client id, scopes and the kind of caller (`user`,
-/// `machine`) always; email (and whether the
+/// The fields for `principal` (none for an anonymous one): subject, client id, scopes and the
+/// kind of caller (`user`, `machine`, `api_key`) always; email (and whether the
 /// provider verified it), username, name and groups (comma-separated) when known.
 pub fn fields(principal: &Principal) -> Vec<Field> {
     let mut fields = Vec::new();
+    // A public route's caller is nobody: there is no one to name.
+    if principal.client_kind() == ClientKind::Anonymous {
+        return fields;
+    }
     let mut add = |header, env, value: String| fields.push(Field { header, env, value });
     add("x-mcpgate-subject", "MCPGATE_SUBJECT", principal.subject().to_owned());
     if let Some(client_id) = principal.client_id() {

@@ -16,6 +16,7 @@ mod identity;
 mod listener;
 mod metrics;
 mod providers;
+mod public_route;
 mod serve;
 mod shutdown;
 mod stdio;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use mcpgate::audit::JsonLinesAudit;
+use mcpgate::audit::{AuditSink, JsonLinesAudit};
 use mcpgate::authz::{AuthServer, ConfiguredClient, SettingsError};
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::crypto::Keyring;
@@ -18,8 +18,8 @@ use mcpgate::resource::BearerLayer;
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
 use mcpgate::store::Store;
 use mcpgate::verify::{
-    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, IntrospectionVerifier, JwtVerifier, ScopeClaim,
-    TokenRouter, TokenVerifier,
+    API_KEY_PREFIX, ApiKeyVerifier, CachedVerifier, IntrospectionVerifier, JwksCache, JwksCacheConfig,
+    JwtVerifier, ScopeClaim, TokenRouter, TokenVerifier,
 };
 use mcpgate::{OAuthProxy, ProxyBuildError};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -27,7 +27,7 @@ use secrecy::SecretString;
 use tower::Layer as _;
 
 use crate::boot::{LateApp, retry_with_backoff, waiting_app};
-use crate::config::{AcceptKind, AuthMode, Config};
+use crate::config::{AcceptKind, AuthMode, Config, Route};
 use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE, ServeError, config_error};
 use crate::gateway::{Forwarding, McpProxy};
 use crate::headers::ForwardedHeaders;
@@ -159,16 +159,72 @@ fn accept_others(
     Ok(proxy)
 }
 
-/// What guards the MCP endpoint: mcpgate's own authorization server, or an existing one's tokens.
+/// What guards the protected routes: mcpgate's own authorization server, or an existing one's
+/// tokens.
 enum Guard {
     Proxy(Box<OAuthProxy>),
-    /// The resource, and its verifier: a cache of the authorization server's tokens, and the
-    /// API keys when there are some.
-    Resource(Box<ProtectedResource>, Arc<dyn TokenVerifier>),
+    Resource(Box<ResourceGuard>),
+}
+
+/// Resource mode: tokens of an existing authorization server, and the API keys.
+struct ResourceGuard {
+    config: crate::config::ResourceAuthConfig,
+    /// The tokens' audience when `auth.resource.audience` fixes it (one protected route only);
+    /// else each route's URL.
+    audience: Option<String>,
+    /// One key set for every route's verifier.
+    jwks: Arc<JwksCache>,
+    api_keys: Option<Arc<dyn TokenVerifier>>,
+}
+
+impl ResourceGuard {
+    /// The verifier of the route at `url`: its own audience, its own cache of tokens.
+    fn verifier(&self, url: &str) -> Result<Arc<dyn TokenVerifier>, ServeError> {
+        let config = &self.config;
+        let mut verifier = JwtVerifier::builder()
+            .jwks_cache(self.jwks.clone())
+            .issuer(config.issuer.clone())
+            .audience(self.audience.clone().unwrap_or_else(|| url.to_owned()));
+        if let Some(client_id) = &config.client_id {
+            verifier = verifier.client(client_id.clone());
+        }
+        if let Some(claim) = &config.scope_claim {
+            verifier = verifier.scope_claim(ScopeClaim::Named(claim.clone()));
+        }
+        let verifier = verifier.build().map_err(|e| config_error("auth.resource", e))?;
+        // Its own cache, so that API keys (never cached) can sit beside it in one router.
+        let jwt: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
+        Ok(match &self.api_keys {
+            None => jwt,
+            Some(keys) => Arc::new(
+                TokenRouter::new().prefix(API_KEY_PREFIX, keys.clone()).issuer(config.issuer.clone(), jwt),
+            ),
+        })
+    }
 }
 
 impl Guard {
-    fn protect<S>(&self, mcp: S) -> Router
+    /// The authorization server's endpoints (proxy mode), to serve once beside the routes.
+    fn router(&self) -> Router {
+        match self {
+            Guard::Proxy(proxy) => proxy.auth_server().router(),
+            Guard::Resource(_) => Router::new(),
+        }
+    }
+
+    /// The issuers a route's metadata names.
+    fn authorization_servers(&self) -> Vec<String> {
+        match self {
+            Guard::Proxy(proxy) => vec![proxy.auth_server().issuer().to_owned()],
+            Guard::Resource(guard) if guard.config.authorization_servers.is_empty() => {
+                vec![guard.config.issuer.clone()]
+            }
+            Guard::Resource(guard) => guard.config.authorization_servers.clone(),
+        }
+    }
+
+    /// `mcp` behind the bearer layer at `resource`, taking only tokens for it.
+    fn protect<S>(&self, resource: &ProtectedResource, mcp: S) -> Result<Router, ServeError>
     where
         S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
             + Clone
@@ -179,19 +235,12 @@ impl Guard {
         S::Future: Send + 'static,
     {
         match self {
-            Guard::Proxy(proxy) => proxy.protect(mcp),
-            // The verifier caches what may be cached (see `guard`).
-            Guard::Resource(resource, verifier) => {
-                resource.protect_with(BearerLayer::uncached(resource, verifier.clone()), mcp)
+            Guard::Proxy(proxy) => {
+                proxy.protect_resource(resource, mcp).map_err(|e| config_error("routes", e))
             }
-        }
-    }
-
-    /// The protected resource (its metadata URL goes into step-up challenges).
-    fn resource(&self) -> &ProtectedResource {
-        match self {
-            Guard::Proxy(proxy) => proxy.resource(),
-            Guard::Resource(resource, _) => resource,
+            // The verifier caches what may be cached.
+            Guard::Resource(guard) => Ok(resource
+                .protect_with(BearerLayer::uncached(resource, guard.verifier(resource.resource())?), mcp)),
         }
     }
 
@@ -204,13 +253,28 @@ impl Guard {
     }
 }
 
+/// A protected route as the guard needs it: where it is, its scopes and its step-up scopes.
+struct GuardedRoute<'a> {
+    route: &'a Route<'a>,
+    step_ups: &'a [String],
+}
+
+/// Every scope of `routes` (and their step-ups), each once, in order.
+fn scopes_of<'a>(lists: impl Iterator<Item = &'a [String]>) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in lists.flatten() {
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    scopes
+}
+
 async fn guard(
     config: &Config,
-    mcp_url: &str,
-    policy: &Policy,
+    routes: &[GuardedRoute<'_>],
 ) -> Result<(Guard, Option<Arc<dyn Store>>), ServeError> {
     let public_url = config.public_url();
-    let upstream = &config.upstream;
     match config.auth.mode {
         AuthMode::Proxy => {
             let auth = &config.auth;
@@ -228,10 +292,13 @@ async fn guard(
                 "auth.client_secret_env",
             )?;
             let clients = configured_clients(auth)?;
-            let token_exchange = match &upstream.token_exchange {
+            // One downstream API per gateway (checked when the configuration was loaded).
+            let exchange =
+                routes.iter().find_map(|r| r.route.upstream.token_exchange.as_ref().map(|e| (r, e)));
+            let token_exchange = match exchange {
                 None => None,
-                Some(exchange) => Some(exchange.to_exchange(&auth.provider).map_err(|(field, e)| {
-                    config_error("upstream.token_exchange", format!("{field}: {e}"))
+                Some((r, exchange)) => Some(exchange.to_exchange(&auth.provider).map_err(|(field, e)| {
+                    config_error(format!("{}.token_exchange", r.route.key), format!("{field}: {e}"))
                 })?),
             };
             let provider = auth.upstream(client_secret).await?;
@@ -256,13 +323,19 @@ async fn guard(
                 proxy = proxy.api_keys(keys);
             }
             proxy = accept_others(proxy, auth)?;
+            // The first protected route at the MCP path, the others beside it.
+            let (first, others) =
+                routes.split_first().ok_or_else(|| config_error("routes", "none is protected"))?;
+            proxy = proxy.mcp_path(first.route.path);
+            for other in others {
+                proxy = proxy.resource_path(other.route.path);
+            }
             let proxy = proxy
-                .mcp_path(&config.server.mcp_path)
                 .upstream(provider)
                 .keyring(keyring)
                 .store(store.clone())
-                .scopes(auth.scopes.clone())
-                .step_up_scopes(step_up_scopes(config, policy))
+                .scopes(scopes_of(routes.iter().map(|r| r.route.scopes)))
+                .step_up_scopes(scopes_of(routes.iter().map(|r| r.step_ups)))
                 .scope_implications(
                     config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
                 )
@@ -289,6 +362,7 @@ async fn guard(
                     e @ (ProxyBuildError::IssuerTwice(_) | ProxyBuildError::OpaqueTwice) => {
                         config_error("auth.accept", e)
                     }
+                    e @ ProxyBuildError::PathTwice(_) => config_error("routes", e),
                     e => config_error("server.public_url", e),
                 })?;
             Ok((Guard::Proxy(Box::new(proxy)), Some(store)))
@@ -297,89 +371,92 @@ async fn guard(
             let resource_config = config
                 .auth
                 .resource
-                .as_ref()
+                .clone()
                 .ok_or_else(|| config_error("auth.resource.jwks_uri", "is required"))?;
-            if upstream.forward_provider_token {
+            if let Some(route) = routes.iter().find(|r| r.route.upstream.forward_provider_token) {
                 return Err(config_error(
-                    "upstream.forward_provider_token",
+                    format!("{}.forward_provider_token", route.route.key),
                     "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
                 ));
             }
-            let mut verifier = JwtVerifier::builder()
-                .jwks_uri(resource_config.jwks_uri.clone())
-                .issuer(resource_config.issuer.clone())
-                .audience(resource_config.audience.clone().unwrap_or_else(|| mcp_url.to_owned()));
-            if let Some(client_id) = &resource_config.client_id {
-                verifier = verifier.client(client_id.clone());
-            }
-            if let Some(claim) = &resource_config.scope_claim {
-                verifier = verifier.scope_claim(ScopeClaim::Named(claim.clone()));
-            }
-            let verifier = verifier.build().map_err(|e| config_error("auth.resource", e))?;
-            let mut resource =
-                ProtectedResource::new(mcp_url).map_err(|e| config_error("server.public_url", e))?;
-            if let Some(origins) = &config.server.allowed_origins {
-                let allowed = AllowedOrigins::for_resource(mcp_url)
-                    .and_then(|o| o.only(origins))
-                    .map_err(|e| config_error("server.allowed_origins", e))?;
-                resource = resource.allowed_origins(allowed);
-            }
-            let servers = if resource_config.authorization_servers.is_empty() {
-                vec![resource_config.issuer.clone()]
-            } else {
-                resource_config.authorization_servers.clone()
+            let jwks = Arc::new(JwksCache::new(resource_config.jwks_uri.clone(), JwksCacheConfig::default()));
+            let api_keys = api_keys(&config.auth)?.map(|keys| Arc::new(keys) as Arc<dyn TokenVerifier>);
+            let guard = ResourceGuard {
+                audience: resource_config.audience.clone(),
+                config: resource_config,
+                jwks,
+                api_keys,
             };
-            for server in servers {
-                resource = resource.authorization_server(server);
-            }
-            for scope in config.auth.scopes.iter().chain(&step_up_scopes(config, policy)) {
-                resource = resource.scope_supported(scope.clone());
-            }
-            resource = resource.challenge_scopes(config.auth.scopes.clone());
-            resource = resource.scope_implications(
-                config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
-            );
-            // Its own cache, so that API keys (never cached) can sit beside it in one router.
-            let jwt: Arc<dyn TokenVerifier> = Arc::new(CachedVerifier::new(verifier));
-            let verifier: Arc<dyn TokenVerifier> = match api_keys(&config.auth)? {
-                None => jwt,
-                Some(keys) => Arc::new(
-                    TokenRouter::new()
-                        .prefix(API_KEY_PREFIX, Arc::new(keys))
-                        .issuer(resource_config.issuer.clone(), jwt),
-                ),
-            };
-            Ok((Guard::Resource(Box::new(resource), verifier), None))
+            Ok((Guard::Resource(Box::new(guard)), None))
         }
     }
 }
 
-/// The scopes a policy rule requires that `auth.scopes` does not grant from the start: offered
-/// on demand (else no client could step up to them).
-fn step_up_scopes(config: &Config, policy: &Policy) -> Vec<String> {
-    let mut scopes: Vec<String> = Vec::new();
+/// The scopes `policy` requires that `scopes` (the route's) does not grant from the start:
+/// offered on demand (else no client could step up to them).
+fn step_up_scopes(scopes: &[String], policy: &Policy) -> Vec<String> {
+    let mut step_ups: Vec<String> = Vec::new();
     for scope in policy.required_scopes() {
-        if !config.auth.scopes.iter().any(|s| s == scope) && !scopes.iter().any(|s| s == scope) {
-            scopes.push(scope.to_owned());
+        if !scopes.iter().any(|s| s == scope) && !step_ups.iter().any(|s| s == scope) {
+            step_ups.push(scope.to_owned());
         }
     }
-    scopes
+    step_ups
 }
 
-/// The policy layer: `[policy]` enforced and `[audit]` written, for `guard`'s resource; step-ups
+/// The protected resource a route is: at `url`, naming `servers`, offering its scopes and
+/// step-ups, its challenge naming its scopes; its metadata at the root too when it is the only
+/// protected route.
+fn route_resource(
+    config: &Config,
+    route: &Route<'_>,
+    url: &str,
+    servers: &[String],
+    step_ups: &[String],
+    alone: bool,
+) -> Result<ProtectedResource, ServeError> {
+    let mut resource = ProtectedResource::new(url).map_err(|e| config_error("server.public_url", e))?;
+    if let Some(origins) = &config.server.allowed_origins {
+        let allowed = AllowedOrigins::for_resource(url)
+            .and_then(|o| o.only(origins))
+            .map_err(|e| config_error("server.allowed_origins", e))?;
+        resource = resource.allowed_origins(allowed);
+    }
+    for server in servers {
+        resource = resource.authorization_server(server.clone());
+    }
+    for scope in route.scopes.iter().chain(step_ups) {
+        resource = resource.scope_supported(scope.clone());
+    }
+    if let Some(name) = route.name {
+        resource = resource.resource_name(name);
+    }
+    let baseline = route.scopes.iter().filter(|s| *s != "offline_access").cloned();
+    Ok(resource
+        .challenge_scopes(baseline.collect::<Vec<_>>())
+        .scope_implications(
+            config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
+        )
+        .metadata_at_root(alone))
+}
+
+/// A route's policy layer: its policy enforced for `resource` and written to `audit`; step-ups
 /// noted at mcpgate's own authorization server, when it has one.
-fn policy_layer(config: &Config, policy: Policy, guard: &Guard) -> Result<PolicyLayer, ServeError> {
-    let mut layer =
-        PolicyLayer::new(policy, guard.resource()).max_request_bytes(config.server.max_request_bytes);
-    if let Some(server) = guard.auth_server() {
+fn policy_layer(
+    config: &Config,
+    policy: Policy,
+    resource: &ProtectedResource,
+    server: Option<&AuthServer>,
+    audit: Option<Arc<dyn AuditSink>>,
+) -> PolicyLayer {
+    let mut layer = PolicyLayer::new(policy, resource).max_request_bytes(config.server.max_request_bytes);
+    if let Some(server) = server {
         layer = layer.step_up_notices(Arc::new(server.clone()));
     }
-    if let Some(file) = &config.audit.file {
-        let audit =
-            JsonLinesAudit::open(file).map_err(|e| config_error("audit.file", format!("{file}: {e}")))?;
-        layer = layer.audit(Arc::new(audit));
+    if let Some(audit) = audit {
+        layer = layer.audit(audit);
     }
-    Ok(layer)
+    layer
 }
 
 /// `server.trusted_proxies` (checked when the configuration was loaded).
@@ -401,63 +478,130 @@ fn withheld_env(config: &Config) -> Vec<String> {
 /// The gateway's app, built from the configuration.
 struct Built {
     app: Router,
-    stdio: Option<StdioUpstream>,
-    upstream_name: String,
+    stdio: Vec<StdioUpstream>,
+    /// What each route serves, for the log.
+    upstreams: String,
 }
 
-/// Builds the app: the guard (with its provider), the upstream, health, metrics, host check.
+/// Builds the app: the guard (with its provider), every route with its upstream, health,
+/// metrics, host check.
 async fn build(config: &Config, metrics: Option<&PrometheusHandle>) -> Result<Built, ServeError> {
     let public_url = config.public_url();
-    let mcp_url = format!("{public_url}{}", config.server.mcp_path);
-    let upstream = &config.upstream;
+    let implications = config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?;
+    let routes = config.routes();
     // Compiled once: the authorization server offers its scopes, the layer enforces it.
-    let policy = config.policy().map_err(|e| config_error("policy.rules", e))?;
-    let (guard, ready_store) = guard(config, &mcp_url, &policy).await?;
-    let user_tokens = UserTokens::new(
-        guard.auth_server().cloned(),
-        upstream.forward_provider_token,
-        upstream.token_exchange.is_some(),
-    );
-    let policy = policy_layer(config, policy, &guard)?;
-
-    let mut stdio = None;
-    let (app, upstream_name) = match (&upstream.url, &upstream.command) {
-        (Some(url), _) => {
-            let uri = url.parse().map_err(|e| config_error("upstream.url", e))?;
-            let forwarding = Forwarding {
-                identity: upstream.forward_identity,
-                user_tokens: user_tokens.clone(),
-                forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(config)),
+    let policies = routes
+        .iter()
+        .map(|route| {
+            let key = match route.key.as_str() {
+                "upstream" => "policy.rules".to_owned(),
+                key => format!("{key}.policy.rules"),
             };
-            let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
-            // A declared length over the limit is refused at once (413); a longer streamed body is
-            // cut off where it passes the limit.
-            let limited = tower::ServiceBuilder::new()
-                .layer(tower_http::limit::RequestBodyLimitLayer::new(config.server.max_request_bytes))
-                .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
-                .service(proxy);
-            (guard.protect(policy.layer(limited)), url.clone())
+            route.policy.compile(implications.clone()).map_err(|e| config_error(key.clone(), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let step_ups: Vec<Vec<String>> =
+        routes.iter().zip(&policies).map(|(route, policy)| step_up_scopes(route.scopes, policy)).collect();
+    let guarded: Vec<GuardedRoute<'_>> = routes
+        .iter()
+        .zip(&step_ups)
+        .filter(|(route, _)| !route.is_public())
+        .map(|(route, step_ups)| GuardedRoute { route, step_ups })
+        .collect();
+    let (guard, ready_store) = match guarded.is_empty() {
+        true => (None, None),
+        false => {
+            let (guard, store) = guard(config, &guarded).await?;
+            (Some(guard), store)
         }
-        (None, Some(command)) => {
-            let host = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
-            let settings = StdioSettings {
-                command: command.clone(),
-                per_session: upstream.per_session,
-                max_children: upstream.max_children,
-                withheld_env: withheld_env(config),
-                identity: upstream.forward_identity,
-                user_tokens,
-                allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
-                max_request_bytes: config.server.max_request_bytes,
-            };
-            let (handle, service) = StdioUpstream::new(settings);
-            stdio = Some(handle);
-            (guard.protect(policy.layer(service)), command.join(" "))
-        }
-        (None, None) => return Err(config_error("upstream", "give url or command")),
     };
+    let audit: Option<Arc<dyn AuditSink>> = match &config.audit.file {
+        None => None,
+        Some(file) => Some(Arc::new(
+            JsonLinesAudit::open(file).map_err(|e| config_error("audit.file", format!("{file}: {e}")))?,
+        )),
+    };
+    let servers = guard.as_ref().map(Guard::authorization_servers).unwrap_or_default();
+    let mut app = guard.as_ref().map(Guard::router).unwrap_or_default();
+    let mut stdio = Vec::new();
+    let mut upstreams = Vec::new();
+    for ((route, policy), step_ups) in routes.iter().zip(policies).zip(&step_ups) {
+        let url = format!("{public_url}{}", route.path);
+        let resource = route_resource(config, route, &url, &servers, step_ups, guarded.len() == 1)?;
+        let server = guard.as_ref().and_then(Guard::auth_server);
+        let policy = policy_layer(config, policy, &resource, server, audit.clone());
+        let upstream = route.upstream;
+        let user_tokens = UserTokens::new(
+            server.cloned(),
+            upstream.forward_provider_token,
+            upstream.token_exchange.is_some(),
+        );
+        let mount = |service| mount(config, guard.as_ref(), route, &resource, service);
+        let served = match (&upstream.url, &upstream.command) {
+            (Some(upstream_url), _) => {
+                let uri = upstream_url.parse().map_err(|e| config_error(format!("{}.url", route.key), e))?;
+                let forwarding = Forwarding {
+                    identity: upstream.forward_identity,
+                    user_tokens,
+                    forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(config)),
+                };
+                let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
+                // A declared length over the limit is refused at once (413); a longer streamed body is
+                // cut off where it passes the limit.
+                let limited = tower::ServiceBuilder::new()
+                    .layer(tower_http::limit::RequestBodyLimitLayer::new(config.server.max_request_bytes))
+                    .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+                    .service(proxy);
+                upstreams.push(format!("{} → {upstream_url}", route.path));
+                mount(RouteService::new(policy.layer(limited)))?
+            }
+            (None, Some(command)) => {
+                let host = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+                let settings = StdioSettings {
+                    command: command.clone(),
+                    per_session: upstream.per_session,
+                    max_children: upstream.max_children,
+                    withheld_env: withheld_env(config),
+                    identity: upstream.forward_identity,
+                    user_tokens,
+                    allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
+                    max_request_bytes: config.server.max_request_bytes,
+                };
+                let (handle, service) = StdioUpstream::new(settings);
+                stdio.push(handle);
+                upstreams.push(format!("{} → {}", route.path, command.join(" ")));
+                mount(RouteService::new(policy.layer(service)))?
+            }
+            (None, None) => return Err(config_error(route.key.clone(), "give url or command")),
+        };
+        app = app.merge(served);
+    }
     let app = with_operations(config, app.merge(crate::health::routes(ready_store)), metrics)?;
-    Ok(Built { app, stdio, upstream_name })
+    Ok(Built { app, stdio, upstreams: upstreams.join(", ") })
+}
+
+/// One route's service, whatever its upstream: what [`mount`] puts behind its guards.
+type RouteService = tower::util::BoxCloneSyncService<
+    http::Request<axum::body::Body>,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
+
+/// `service` at `route`'s path: behind the guard's bearer layer, or public.
+fn mount(
+    config: &Config,
+    guard: Option<&Guard>,
+    route: &Route<'_>,
+    resource: &ProtectedResource,
+    service: RouteService,
+) -> Result<Router, ServeError> {
+    if route.is_public() {
+        return Ok(crate::public_route::serve(resource, route.rate_limit, trusted_proxies(config), service));
+    }
+    match guard {
+        Some(guard) => guard.protect(resource, service),
+        None => Err(config_error(route.key.clone(), "a protected route needs [auth]")),
+    }
 }
 
 /// `app` with `/metrics` (and request metrics) when on, behind the `Host` check.
@@ -478,17 +622,18 @@ fn with_operations(
 }
 
 async fn serve(config: Config) -> Result<(), ServeError> {
-    let mcp_url = format!("{}{}", config.public_url(), config.server.mcp_path);
+    let endpoints: Vec<String> =
+        config.routes().iter().map(|route| format!("{}{}", config.public_url(), route.path)).collect();
     // Installed first, so that the provider's discovery is measured too.
     let metrics = if config.server.metrics { crate::metrics::install() } else { None };
     let first = build(&config, metrics.as_ref()).await;
     let listener = crate::listener::NoDelayListener::bind(config.server.listen).await.map_err(|e| {
         ServeError::Runtime(format!("server.listen: cannot listen on {}: {e}", config.server.listen))
     })?;
-    let stdio: Arc<std::sync::Mutex<Option<StdioUpstream>>> = Arc::default();
+    let stdio: Arc<std::sync::Mutex<Vec<StdioUpstream>>> = Arc::default();
     let app = match first {
         Ok(built) => {
-            tracing::info!(mcp = %mcp_url, upstream = %built.upstream_name, "mcpgate listening on {}", config.server.listen);
+            tracing::info!(routes = %built.upstreams, "mcpgate listening on {}", config.server.listen);
             *stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = built.stdio;
             built.app
         }
@@ -504,11 +649,13 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         }
         Err(e) => return Err(e),
     };
-    println!("MCP endpoint: {mcp_url}");
+    for endpoint in &endpoints {
+        println!("MCP endpoint: {endpoint}");
+    }
     let served = crate::listener::serve(listener, app, shutdown_signal()).await;
-    let stdio = stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    if let Some(stdio) = stdio {
-        stdio.shutdown().await;
+    let children = std::mem::take(&mut *stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for child in children {
+        child.shutdown().await;
     }
     served.map_err(|e| ServeError::Runtime(e.to_string()))
 }
@@ -518,11 +665,11 @@ async fn build_when_reachable(
     config: Config,
     metrics: Option<PrometheusHandle>,
     late: LateApp,
-    stdio: Arc<std::sync::Mutex<Option<StdioUpstream>>>,
+    stdio: Arc<std::sync::Mutex<Vec<StdioUpstream>>>,
 ) {
     let built =
         retry_with_backoff("reaching the identity provider", || build(&config, metrics.as_ref())).await;
-    tracing::info!(upstream = %built.upstream_name, "the identity provider answered: serving");
+    tracing::info!(routes = %built.upstreams, "the identity provider answered: serving");
     *stdio.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = built.stdio;
     late.replace(built.app);
 }

@@ -34,11 +34,13 @@ const QUEUE: usize = 65_536;
 pub struct AuditEvent {
     /// When the operation was decided (RFC 3339, UTC).
     pub time: String,
+    /// The MCP endpoint it was sent to (its resource URL): a gateway serves several.
+    pub endpoint: String,
     /// The caller's subject.
     pub subject: String,
     /// The caller's OAuth client.
     pub client_id: Option<String>,
-    /// What kind of caller: `user` or `machine`.
+    /// What kind of caller: `user`, `machine`, `api_key` or `anonymous`.
     pub client_kind: &'static str,
     /// The JSON-RPC method.
     pub method: String,
@@ -209,6 +211,7 @@ mod tests {
         for (i, decision) in ["allow", "deny"].into_iter().enumerate() {
             audit.record(AuditEvent {
                 time: rfc3339(SystemTime::now()),
+                endpoint: "https://mcp.example.com/mcp".into(),
                 subject: "alice".into(),
                 client_id: None,
                 client_kind: "user",

@@ -45,7 +45,7 @@ mod principal;
 #[cfg(feature = "proxy")]
 mod proxy;
 #[cfg(feature = "proxy")]
-mod ratelimit;
+pub mod ratelimit;
 #[cfg(feature = "proxy")]
 pub mod redirect;
 pub mod resource;

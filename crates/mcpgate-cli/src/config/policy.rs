@@ -43,8 +43,15 @@ impl Config {
 
     /// The compiled `[policy]`; the message names the rule at fault.
     pub fn policy(&self) -> Result<Policy, String> {
-        let mut rules = Vec::with_capacity(self.policy.rules.len());
-        for (index, table) in self.policy.rules.iter().enumerate() {
+        self.policy.compile(self.scope_implications()?)
+    }
+}
+
+impl PolicyConfig {
+    /// This policy compiled, honouring `implications`; the message names the rule at fault.
+    pub fn compile(&self, implications: ScopeImplications) -> Result<Policy, String> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (index, table) in self.rules.iter().enumerate() {
             let label = match table.get("id").and_then(toml::Value::as_str) {
                 Some(id) => id.to_owned(),
                 None => format!("#{}", index + 1),
@@ -54,8 +61,8 @@ impl Config {
                 .map_err(|e: toml::de::Error| format!("policy rule {label}: {}", e.message()))?;
             rules.push(rule);
         }
-        let policy = Policy::new(self.policy.default, &rules).map_err(|e| e.to_string())?;
-        Ok(policy.with_scope_implications(self.scope_implications()?))
+        let policy = Policy::new(self.default, &rules).map_err(|e| e.to_string())?;
+        Ok(policy.with_scope_implications(implications))
     }
 }
 

@@ -28,8 +28,12 @@ pub struct Config {
     /// `[server]`.
     #[serde(default)]
     pub server: ServerConfig,
-    /// `[upstream]`: the MCP server behind the gateway.
-    pub upstream: UpstreamConfig,
+    /// `[upstream]`: the MCP server behind the gateway at `server.mcp_path` (or none, when
+    /// `[[routes]]` name them all).
+    pub upstream: Option<UpstreamConfig>,
+    /// `[[routes]]`: more MCP servers, each at its own path.
+    #[serde(default)]
+    pub routes: Vec<super::routes::RouteConfig>,
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[store]`.
@@ -138,7 +142,7 @@ pub struct UpstreamConfig {
 }
 
 /// `[upstream.token_exchange]` (proxy mode): what the user's provider token is exchanged for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenExchangeConfig {
     /// The downstream API, as the provider names it (RFC 8693 `audience`).

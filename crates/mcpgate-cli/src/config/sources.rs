@@ -52,7 +52,10 @@ pub struct Source {
 
 /// The sections every configuration needs, and what each says.
 const REQUIRED_SECTIONS: [(&str, &str); 2] = [
-    ("upstream", "the MCP server behind the gateway (url = \"http://…/mcp\" or command = [\"…\"])"),
+    (
+        "upstream",
+        "the MCP server behind the gateway (url = \"http://…/mcp\" or command = [\"…\"]), or [[routes]]",
+    ),
     (
         "auth",
         "how callers sign in (client_id, client_secret_env and the provider's section; or mode = \"resource\")",
@@ -80,7 +83,10 @@ impl Source {
         let overridden = self.apply_overrides(&mut table)?;
         let missing: Vec<Problem> = REQUIRED_SECTIONS
             .iter()
-            .filter(|(name, _)| !table.contains_key(*name))
+            // `[[routes]]` may name every upstream.
+            .filter(|(name, _)| {
+                !table.contains_key(*name) && !(*name == "upstream" && table.contains_key("routes"))
+            })
             .map(|(name, what)| Problem {
                 key: (*name).to_owned(),
                 origin: Origin::File,

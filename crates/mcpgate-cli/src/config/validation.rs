@@ -21,57 +21,7 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     {
         problem("server.public_url", &why);
     }
-    let upstream = &config.upstream;
-    match (&upstream.url, &upstream.command) {
-        (Some(_), Some(_)) => problem("upstream", "give either url or command, not both"),
-        (None, None) => {
-            problem("upstream", "give url (a Streamable HTTP server) or command (a stdio server)");
-        }
-        (Some(url), None) => {
-            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-                problem("upstream.url", "must be an http or https URL");
-            }
-        }
-        (None, Some(command)) => {
-            if command.first().is_none_or(|program| program.trim().is_empty()) {
-                problem("upstream.command", "must name a program: [\"program\", \"arg\", …]");
-            }
-        }
-    }
-    if upstream.per_session && upstream.command.is_none() {
-        problem("upstream.per_session", "applies only to a stdio command");
-    }
-    if upstream.command.is_some() && upstream.forward_provider_token && !upstream.per_session {
-        problem(
-            "upstream.forward_provider_token",
-            "a stdio server gets the provider token in its environment, so it needs per_session = true",
-        );
-    }
-    if let Some(exchange) = &upstream.token_exchange {
-        if let Err((field, message)) = exchange.to_exchange(&config.auth.provider) {
-            problem(&format!("upstream.token_exchange.{field}"), &message);
-        }
-        if let Some(endpoint) = &exchange.endpoint
-            && url::Url::parse(endpoint).is_err()
-        {
-            problem("upstream.token_exchange.endpoint", "is not a URL");
-        }
-        if config.auth.mode != AuthMode::Proxy {
-            problem(
-                "upstream.token_exchange",
-                "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
-            );
-        }
-        if upstream.command.is_some() && !upstream.per_session {
-            problem(
-                "upstream.token_exchange",
-                "a stdio server gets the downstream token in its environment, so it needs per_session = true",
-            );
-        }
-    }
-    if upstream.max_children == 0 {
-        problem("upstream.max_children", "must be at least 1");
-    }
+    validate_routes(config, &mut problem);
     if let Err(e) = config.trusted_proxies() {
         problem("server.trusted_proxies", &e.to_string());
     }
@@ -92,8 +42,17 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if let Err(e) = config.scope_implications() {
         problem("auth.scope_implications", &e);
-    } else if let Err(e) = config.policy() {
-        problem("policy.rules", &e);
+    } else {
+        if let Err(e) = config.policy() {
+            problem("policy.rules", &e);
+        }
+        for (i, route) in config.routes.iter().enumerate() {
+            if let Some(policy) = &route.policy
+                && let Err(e) = policy.compile(config.scope_implications().unwrap_or_default())
+            {
+                problem(&format!("routes[{i}].policy.rules"), &e);
+            }
+        }
     }
 
     let auth = &config.auth;
@@ -262,17 +221,22 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         },
     }
     let mut api_keys: Vec<ApiKey> = Vec::new();
-    // The scopes anything offers: auth.scopes and those a policy rule requires. Without
-    // auth.scopes (resource mode may leave the vocabulary to its authorization server), any.
-    let policy = config.policy().ok();
-    let required = policy.iter().flat_map(|p| p.required_scopes()).map(str::to_owned);
-    let offered: Vec<String> = config.auth.scopes.iter().cloned().chain(required).collect();
+    // The scopes anything offers: the routes' (auth.scopes by default) and those a policy rule
+    // requires. Without any (resource mode may leave the vocabulary to its authorization
+    // server), any.
+    let routes = config.routes();
+    let implications = config.scope_implications().unwrap_or_default();
+    let policies: Vec<_> =
+        routes.iter().filter_map(|r| r.policy.compile(implications.clone()).ok()).collect();
+    let required = policies.iter().flat_map(|p| p.required_scopes()).map(str::to_owned);
+    let vocabulary: Vec<String> = routes.iter().flat_map(|r| r.scopes.iter().cloned()).collect();
+    let offered: Vec<String> = vocabulary.iter().cloned().chain(required).collect();
     for (i, entry) in config.auth.api_keys.iter().enumerate() {
         let key = |field: &str| format!("auth.api_keys[{i}].{field}");
-        if let Some(unknown) =
-            entry.scopes.iter().find(|s| !config.auth.scopes.is_empty() && !offered.contains(s))
-        {
-            let message = format!("{unknown:?} is neither in auth.scopes nor required by a policy rule");
+        if let Some(unknown) = entry.scopes.iter().find(|s| !vocabulary.is_empty() && !offered.contains(s)) {
+            let message = format!(
+                "{unknown:?} is neither in auth.scopes (or a route's scopes) nor required by a policy rule"
+            );
             problem(&key("scopes"), &message);
         }
         match entry.to_api_key() {
@@ -344,4 +308,141 @@ fn unguarded_consent_off(auth: &AuthConfig) -> Option<String> {
          documents, or limit allowed_redirect_uris to loopback, or ask for consent",
         open.join(" and ")
     ))
+}
+
+/// Paths the gateway serves itself, which no route may take.
+const OWN_PATHS: [&str; 10] = [
+    "/.well-known",
+    "/authorize",
+    "/consent",
+    "/token",
+    "/register",
+    "/revoke",
+    "/jwks.json",
+    "/auth",
+    "/healthz",
+    "/readyz",
+];
+
+/// Each route: its path, its upstream, and what it forwards.
+fn validate_routes(config: &Config, problem: &mut impl FnMut(&str, &str)) {
+    let routes = config.routes();
+    if routes.is_empty() {
+        problem("upstream", "give [upstream] or at least one [[routes]] entry");
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        for name in route.unknown.keys() {
+            problem(&format!("routes[{i}].{name}"), &format!("unknown field `{name}`"));
+        }
+    }
+    for (i, route) in routes.iter().enumerate() {
+        let path_key = match route.key.as_str() {
+            "upstream" => "server.mcp_path".to_owned(),
+            key => format!("{key}.path"),
+        };
+        let path = route.path;
+        if route.key != "upstream" && !path.starts_with('/') {
+            problem(&path_key, "must start with /");
+        }
+        let own = |p: &&str| path == *p || path.starts_with(&format!("{p}/")) || path == "/metrics";
+        if OWN_PATHS.iter().any(own) {
+            problem(&path_key, "is a path the gateway serves itself");
+        }
+        if routes[..i].iter().any(|r| r.path.trim_end_matches('/') == path.trim_end_matches('/')) {
+            problem(&path_key, "another route is served at this path");
+        }
+        validate_upstream(&route.key, route.upstream, config, problem);
+        if route.is_public() {
+            if route.upstream.forward_provider_token {
+                problem(&format!("{}.forward_provider_token", route.key), "a public route has no user");
+            }
+            if route.upstream.token_exchange.is_some() {
+                problem(&format!("{}.token_exchange", route.key), "a public route has no user");
+            }
+        }
+        if route.rate_limit.per_second <= 0.0 || route.rate_limit.burst == 0 {
+            problem(&format!("{}.rate_limit", route.key), "per_minute and burst must be at least 1");
+        }
+    }
+    // The authorization server keeps one downstream token per grant: one downstream API.
+    let mut exchanges = routes.iter().filter_map(|r| r.upstream.token_exchange.as_ref().map(|e| (r, e)));
+    if let Some((_, first)) = exchanges.next() {
+        for (route, _) in exchanges.filter(|(_, e)| *e != first) {
+            problem(
+                &format!("{}.token_exchange", route.key),
+                "differs from another route's: one gateway exchanges for one downstream API",
+            );
+        }
+    }
+    let protected = routes.iter().filter(|r| !r.is_public()).count();
+    if protected > 1
+        && config.auth.mode == AuthMode::Resource
+        && config.auth.resource.as_ref().is_some_and(|r| r.audience.is_some())
+    {
+        problem(
+            "auth.resource.audience",
+            "with several protected routes each route is its own audience (its URL): a fixed one \
+             would let a token for one route pass at the others",
+        );
+    }
+}
+
+/// One route's upstream (`[upstream]` or a `[[routes]]` entry), its keys under `key`.
+fn validate_upstream(
+    key: &str,
+    upstream: &super::schema::UpstreamConfig,
+    config: &Config,
+    problem: &mut impl FnMut(&str, &str),
+) {
+    let at = |field: &str| format!("{key}.{field}");
+    match (&upstream.url, &upstream.command) {
+        (Some(_), Some(_)) => problem(key, "give either url or command, not both"),
+        (None, None) => {
+            problem(key, "give url (a Streamable HTTP server) or command (a stdio server)");
+        }
+        (Some(url), None) => {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                problem(&at("url"), "must be an http or https URL");
+            }
+        }
+        (None, Some(command)) => {
+            if command.first().is_none_or(|program| program.trim().is_empty()) {
+                problem(&at("command"), "must name a program: [\"program\", \"arg\", …]");
+            }
+        }
+    }
+    if upstream.per_session && upstream.command.is_none() {
+        problem(&at("per_session"), "applies only to a stdio command");
+    }
+    if upstream.command.is_some() && upstream.forward_provider_token && !upstream.per_session {
+        problem(
+            &at("forward_provider_token"),
+            "a stdio server gets the provider token in its environment, so it needs per_session = true",
+        );
+    }
+    if let Some(exchange) = &upstream.token_exchange {
+        if let Err((field, message)) = exchange.to_exchange(&config.auth.provider) {
+            problem(&at(&format!("token_exchange.{field}")), &message);
+        }
+        if let Some(endpoint) = &exchange.endpoint
+            && url::Url::parse(endpoint).is_err()
+        {
+            problem(&at("token_exchange.endpoint"), "is not a URL");
+        }
+        if config.auth.mode != AuthMode::Proxy {
+            problem(
+                &at("token_exchange"),
+                "needs mode = \"proxy\" (only mcpgate's own grants hold provider tokens)",
+            );
+        }
+        if upstream.command.is_some() && !upstream.per_session {
+            problem(
+                &at("token_exchange"),
+                "a stdio server gets the downstream token in its environment, so it needs per_session = true",
+            );
+        }
+    }
+    if upstream.max_children == 0 {
+        problem(&at("max_children"), "must be at least 1");
+    }
 }

@@ -216,6 +216,7 @@ impl Shared {
         };
         self.audit.record(AuditEvent {
             time: rfc3339(SystemTime::now()),
+            endpoint: self.resource.resource().to_owned(),
             subject: caller.subject().to_owned(),
             client_id: caller.client_id().map(str::to_owned),
             client_kind: caller.client_kind().as_str(),

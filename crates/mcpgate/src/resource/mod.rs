@@ -178,6 +178,17 @@ impl ProtectedResource {
         &self.resource
     }
 
+    /// The path it is served at (`/` for a resource at the origin's root).
+    pub fn path(&self) -> &str {
+        if self.path.is_empty() { "/" } else { &self.path }
+    }
+
+    /// The `Origin` check of its routes: its allowed origins (see
+    /// [`allowed_origins`](Self::allowed_origins)).
+    pub fn origin_layer(&self) -> OriginLayer {
+        OriginLayer::new(self.allowed_origins.clone())
+    }
+
     /// The URL of this resource's metadata document (path-inserted form).
     pub fn metadata_url(&self) -> &str {
         &self.metadata_url
@@ -249,13 +260,12 @@ impl ProtectedResource {
         S::Response: IntoResponse,
         S::Future: Send + 'static,
     {
-        let path = if self.path.is_empty() { "/" } else { self.path.as_str() };
         // Outermost first: a browser page of a foreign origin is refused before any token is read.
         let guarded = tower::ServiceBuilder::new()
-            .layer(OriginLayer::new(self.allowed_origins.clone()))
+            .layer(self.origin_layer())
             .layer(bearer)
             .layer(SessionBindingLayer::default())
             .service(service);
-        Router::new().route_service(path, guarded).merge(self.metadata_router())
+        Router::new().route_service(self.path(), guarded).merge(self.metadata_router())
     }
 }
