@@ -33,7 +33,7 @@ pub struct Config {
     pub upstream: Option<UpstreamConfig>,
     /// `[[routes]]`: more MCP servers, each at its own path.
     #[serde(default)]
-    pub routes: Vec<super::routes::RouteConfig>,
+    pub routes: Vec<RouteConfig>,
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[store]`.
@@ -139,6 +139,61 @@ pub struct UpstreamConfig {
     /// `[upstream.token_exchange]`: send a token made for a downstream API as
     /// `X-Mcpgate-Downstream-Token`, exchanged from the user's provider token.
     pub token_exchange: Option<TokenExchangeConfig>,
+}
+
+/// How a route's callers are authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAuth {
+    /// By `[auth]`: a bearer token (or API key) for this route, refused at the others.
+    #[default]
+    Oauth,
+    /// Not at all: a public route. Still Origin-checked, rate-limited, policy-checked (the
+    /// caller is anonymous) and audited; credentials a client sends are neither read nor
+    /// passed on.
+    None,
+}
+
+/// `rate_limit` of a route: requests per client address.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests a minute.
+    pub per_minute: u32,
+    /// Requests at once after a quiet period.
+    pub burst: u32,
+}
+
+impl From<RateLimitConfig> for mcpgate::authz::RateLimit {
+    fn from(limit: RateLimitConfig) -> Self {
+        mcpgate::authz::RateLimit::per_minute(limit.per_minute, limit.burst)
+    }
+}
+
+/// `[[routes]]`: one MCP server behind the gateway.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteConfig {
+    /// Where it is served (`/github/mcp`): also its resource URL's path.
+    pub path: String,
+    /// `oauth` (default) or `none` (a public route).
+    #[serde(default)]
+    pub auth: RouteAuth,
+    /// The scopes its tokens carry (its metadata and challenge name them); default
+    /// `auth.scopes`.
+    pub scopes: Option<Vec<String>>,
+    /// A name for people (`resource_name` in its metadata).
+    pub name: Option<String>,
+    /// `[routes.policy]`: its own policy, in place of the top-level `[policy]`.
+    pub policy: Option<policy::PolicyConfig>,
+    /// Requests per client address (public routes; default 600 a minute, 60 at once).
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Its upstream and forwarding: the keys of `[upstream]` (`url` or `command`, …).
+    #[serde(flatten)]
+    pub upstream: UpstreamConfig,
+    /// Keys neither of the above knows: reported as unknown (serde cannot deny them through a
+    /// flattened table, so they are collected here — after `upstream` took its own).
+    #[serde(flatten)]
+    pub unknown: toml::Table,
 }
 
 /// `[upstream.token_exchange]` (proxy mode): what the user's provider token is exchanged for.

@@ -85,7 +85,9 @@ impl Source {
             .iter()
             // `[[routes]]` may name every upstream.
             .filter(|(name, _)| {
-                !table.contains_key(*name) && !(*name == "upstream" && table.contains_key("routes"))
+                let given =
+                    table.contains_key(*name) || (*name == "upstream" && table.contains_key("routes"));
+                !given
             })
             .map(|(name, what)| Problem {
                 key: (*name).to_owned(),

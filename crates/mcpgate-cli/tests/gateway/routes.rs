@@ -34,10 +34,8 @@ async fn echo_upstream(name: &'static str) -> String {
 
 /// A JSON-RPC request to `url`, with `token` when given: the status and the JSON answer.
 async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, http::HeaderMap, Value) {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
+    let mut request =
+        reqwest::Client::new().post(url).header("accept", "application/json, text/event-stream").json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -163,8 +161,13 @@ effect = "deny"
     assert_eq!(answer["result"]["authorization"], Value::Null, "nor passed on");
     let (_, _, denied) = post(&public, None, call("secret")).await;
     assert_eq!(denied["error"]["code"], -32003, "{denied}");
-    let foreign =
-        http.post(&public).header("origin", "https://evil.example").json(&call("whoami")).send().await.unwrap();
+    let foreign = http
+        .post(&public)
+        .header("origin", "https://evil.example")
+        .json(&call("whoami"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(foreign.status(), 403, "Origin-checked like the others");
     // Rate-limited per client address: the burst, then 429 with Retry-After.
     let mut limited = None;
@@ -190,4 +193,66 @@ effect = "deny"
     let secret = lines.iter().find(|l| l["tool"] == "secret").unwrap();
     assert_eq!((&secret["client_kind"], &secret["decision"]), (&json!("anonymous"), &json!("deny")));
     assert_eq!(secret["rule"], "anonymous-no-secrets");
+}
+
+/// Proxy mode: one authorization server and one sign-in page for both routes; a client signs
+/// in for the one it names, and must name one.
+#[cfg(feature = "external-tests")]
+#[tokio::test]
+async fn one_authorization_server_signs_in_for_each_route_and_binds_the_token_to_it() {
+    use crate::{idp, oauth_client, sign_in};
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = idp::TestIdp::start(&[&format!("{base}/auth/callback")]);
+    let github = echo_upstream("github").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{auth}\n\
+         [[routes]]\npath = \"/github/mcp\"\nurl = \"{github}\"\nscopes = [\"github:read\"]\n\n\
+         [[routes]]\npath = \"/search/mcp\"\ncommand = [\"{stdio}\"]\nper_session = true\nscopes = [\"search:read\"]\n",
+        auth = sign_in::proxy_config(&idp, "mcp:read", dir.path()),
+        stdio = example_path("stdio_test_server").display(),
+    );
+    let mut gateway = start_gateway(dir.path(), &config, &sign_in::PROXY_ENV, &base).await;
+
+    // The authorization server's metadata lists every route's scopes.
+    let metadata: Value = reqwest::get(format!("{base}/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for scope in ["github:read", "search:read"] {
+        assert!(metadata["scopes_supported"].as_array().unwrap().contains(&json!(scope)), "{metadata}");
+    }
+    // Naming no resource is refused: with two, either would be a guess.
+    let redirect = "http://127.0.0.1:47031/callback";
+    let client_id = oauth_client::register_public_client(&base, redirect, "No resource").await;
+    let (_, challenge) = mcpgate::crypto::pkce::new_pair();
+    let authorize = oauth_client::authorize_url(&base, &client_id, redirect, &challenge);
+    let refused = idp::browser().get(authorize).send().await.unwrap();
+    let back = url::Url::parse(refused.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(redirect), "{back}");
+    assert!(back.query_pairs().any(|(k, v)| k == "error" && v == "invalid_target"), "{back}");
+
+    let github_url = format!("{base}/github/mcp");
+    let search_url = format!("{base}/search/mcp");
+    let (_, for_github) =
+        sign_in::sign_in_with(&base, &idp, "olga", &[("resource", &github_url), ("scope", "github:read")])
+            .await;
+    let (_, for_search) = sign_in::sign_in_with(&base, &idp, "olga", &[("resource", &search_url)]).await;
+    let (status, _, answer) = post(&github_url, Some(&for_github), call("whoami")).await;
+    assert_eq!((status, &answer["result"]["subject"]), (200, &json!("olga")));
+    assert_eq!(post(&search_url, Some(&for_github), call("whoami")).await.0, 401);
+    assert_eq!(post(&github_url, Some(&for_search), call("whoami")).await.0, 401);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(search_url.as_str()).auth_header(for_search),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+    let me = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+    let me: Value = serde_json::from_str(&me.content[0].as_text().unwrap().text).unwrap();
+    assert_eq!(me["subject"], "olga");
+    client.cancel().await.unwrap();
+    terminate(&mut gateway).await;
 }

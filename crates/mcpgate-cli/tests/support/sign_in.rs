@@ -43,13 +43,22 @@ pub async fn sign_in_asking(
     user: &str,
     scope: Option<&str>,
 ) -> (String, String) {
+    let scope: Vec<(&str, &str)> = scope.map(|scope| ("scope", scope)).into_iter().collect();
+    sign_in_with(base, idp, user, &scope).await
+}
+
+/// [`sign_in`] with `parameters` added to the authorization request (`scope`, `resource`).
+pub async fn sign_in_with(
+    base: &str,
+    idp: &idp::TestIdp,
+    user: &str,
+    parameters: &[(&str, &str)],
+) -> (String, String) {
     let redirect = "http://127.0.0.1:47031/callback";
     let client_id = oauth_client::register_public_client(base, redirect, "Gateway client").await;
     let (verifier, challenge) = mcpgate::crypto::pkce::new_pair();
     let mut authorize = oauth_client::authorize_url(base, &client_id, redirect, &challenge);
-    if let Some(scope) = scope {
-        authorize.query_pairs_mut().append_pair("scope", scope);
-    }
+    authorize.query_pairs_mut().extend_pairs(parameters);
     let browser = idp::browser();
     let callback = idp::approve_and_log_in(&browser, &authorize, &idp.issuer, user).await;
     let back = browser.get(callback).send().await.unwrap();
