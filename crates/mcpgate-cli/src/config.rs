@@ -406,6 +406,17 @@ rate_limit = { per_minute = 60, burst = 5 }
     }
 
     #[test]
+    fn the_readme_s_several_servers_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Several MCP servers").unwrap()..];
+        let block = &section[section.find("```toml\n").unwrap() + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        let only_auth = GOOD.replace("[upstream]\nurl = \"http://127.0.0.1:3000/mcp\"\n", "");
+        let config = load(&format!("{only_auth}\n{block}"), &[]).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.routes().len(), 3);
+    }
+
+    #[test]
     fn route_problems_are_reported_at_the_route() {
         let route = |extra: &str| {
             format!(
