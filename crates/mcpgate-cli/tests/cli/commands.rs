@@ -212,6 +212,43 @@ fn check_finds_a_stdio_servers_program_or_names_the_key() {
     assert!(!stderr.contains("upstream.command"), "{stderr}");
 }
 
+/// Every route is checked — its program among them — and the summary has a line per route.
+#[tokio::test]
+async fn check_validates_every_route_and_lists_them() {
+    let keys = wiremock::MockServer::start().await;
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
+    wiremock::Mock::given(wiremock::matchers::path("/jwks"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [jwk]})))
+        .mount(&keys)
+        .await;
+    let config = |program: &str| {
+        format!(
+            "[auth]\nmode = \"resource\"\n\n[auth.resource]\njwks_uri = \"{}/jwks\"\nissuer = \"https://as.example.com\"\n\n\
+             [[routes]]\npath = \"/a/mcp\"\nurl = \"http://127.0.0.1:3000/mcp\"\nscopes = [\"a:read\"]\n\n\
+             [[routes]]\npath = \"/b/mcp\"\ncommand = [\"{program}\"]\n\n\
+             [[routes]]\npath = \"/open/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\nauth = \"none\"\n",
+            keys.uri()
+        )
+    };
+    let (good, missing) = (config("sh"), config("no-such-mcp-server"));
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || check(&good, &[SECRET])).await.unwrap();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "MCP at http://127.0.0.1:8000/a/mcp → http://127.0.0.1:3000/mcp (identity forwarded, scopes [\"a:read\"])",
+        "MCP at http://127.0.0.1:8000/b/mcp → stdio `sh` (shared)",
+        "MCP at http://127.0.0.1:8000/open/mcp → http://127.0.0.1:3001/mcp (public: no token, nothing forwarded)",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || check(&missing, &[SECRET])).await.unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("routes[1].command: the program \"no-such-mcp-server\" is not found on PATH"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_empty_or_sectionless_file_names_the_missing_sections_and_every_message_ends_a_line() {
     for text in ["", "# nothing here\n", "[server]\nlisten = \"127.0.0.1:8000\"\n"] {
