@@ -1,7 +1,9 @@
-//! The MCP server the Streamable HTTP transport sees for one session: every request and
-//! notification of the session is passed to the session's child (started at `initialize`, or
-//! the shared child), and the child's answers come back. rmcp's transport does the HTTP side
-//! (sessions, SSE, resumption); this is the bridge between it and the child's stdio.
+//! The MCP server the Streamable HTTP transport sees for one session — or for one sessionless
+//! request (2026-07-28), which the transport serves on a bridge of its own: every request and
+//! notification is passed to the child (started at `initialize`; the caller's or the shared
+//! one for a sessionless request, see [`super::sessionless`]), and the child's answers come
+//! back. rmcp's transport does the HTTP side (sessions, SSE, resumption, the per-request
+//! `_meta` checks); this is the bridge between it and the child's stdio.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -10,13 +12,13 @@ use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CancelledNotificationParam,
     ClientNotification, ClientRequest, CompleteRequestParams, CompleteResult, CreateTaskResult,
-    CustomNotification, CustomRequest, CustomResult, ErrorData, Extensions, GetMeta, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    Notification, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Request, RequestOptionalParam,
-    ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
-    UpdateTaskParams,
+    CustomNotification, CustomRequest, CustomResult, DiscoverResult, ErrorData, Extensions, GetMeta,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, Notification, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Request,
+    RequestOptionalParam, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::SessionId;
@@ -25,6 +27,7 @@ use serde::de::DeserializeOwned;
 use super::Inner;
 use super::child::Child;
 use super::routes::{Routes, SessionKey};
+use super::sessionless;
 
 /// One MCP session bridged to a stdio child.
 pub struct Bridge {
@@ -53,11 +56,7 @@ impl Bridge {
         let mut request = ClientRequest::InitializeRequest(Request::new(params));
         *request.get_meta_mut() = context.meta;
         let (child, info) = if self.upstream.per_session() {
-            let principal = context
-                .extensions
-                .get::<http::request::Parts>()
-                .and_then(|parts| parts.extensions.get::<mcpgate::Principal>());
-            let child = self.upstream.start_child(principal).await?;
+            let child = self.upstream.start_child(principal_of(&context.extensions)).await?;
             let info = initialize_child(&child, request, &context.ct).await?;
             // Only now: until the session has answered `initialize`, nothing can be delivered
             // to it (what a child says before that, such as a `list_changed`, is dropped).
@@ -71,6 +70,19 @@ impl Bridge {
         let _ = self.info.set(info.clone());
         let _ = self.child.set(child);
         Ok(info)
+    }
+
+    /// The child a request goes to: the session's, or for a sessionless request the one
+    /// [`Inner::sessionless_child`] chooses (this bridge serves that request alone).
+    async fn child_for(&self, context: &RequestContext<RoleServer>) -> Result<&Arc<Child>, ErrorData> {
+        if self.child.get().is_none() && sessionless::is_sessionless(&context.meta) {
+            let (child, info) = self.upstream.sessionless_child(principal_of(&context.extensions)).await?;
+            // Its progress notifications go to this request's stream.
+            child.routes().add_session(self.key, context.peer.clone());
+            let _ = self.info.set(info);
+            let _ = self.child.set(child);
+        }
+        self.running_child(&context.extensions)
     }
 
     /// The child of an initialized session whose process is still running.
@@ -109,6 +121,11 @@ pub(super) async fn initialize_child(
     })
 }
 
+/// The caller of the HTTP request a message came in (set by the bearer layer).
+fn principal_of(extensions: &Extensions) -> Option<&mcpgate::Principal> {
+    extensions.get::<http::request::Parts>().and_then(|parts| parts.extensions.get::<mcpgate::Principal>())
+}
+
 /// The `Mcp-Session-Id` of the HTTP request a message came in.
 fn session_id(extensions: &Extensions) -> Option<SessionId> {
     let parts = extensions.get::<http::request::Parts>()?;
@@ -143,8 +160,9 @@ impl Bridge {
         mut request: ClientRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        let child = self.running_child(&context.extensions)?;
+        let child = self.child_for(&context).await?;
         let routes: &Routes = child.routes();
+        let sessionless = sessionless::is_sessionless(&context.meta);
         // Subscriptions are the session's: updates of a shared child reach its subscribers only.
         let subscription = match &request {
             ClientRequest::SubscribeRequest(r) => Some((true, r.params.uri.clone())),
@@ -158,7 +176,8 @@ impl Bridge {
             return Ok(ServerResult::empty(()));
         }
         let id = child.next_id();
-        let mut meta = context.meta;
+        // Every child speaks a revision with a session: the per-request lifecycle stays here.
+        let mut meta = sessionless::for_legacy_child(context.meta);
         if let Some(ours) = routes.begin(id, self.key, context.id.clone(), meta.get_progress_token()) {
             meta.set_progress_token(ours);
         }
@@ -168,7 +187,12 @@ impl Bridge {
         if let (Some((true, uri)), Ok(_)) = (&subscription, &reply) {
             routes.subscribe(self.key, uri);
         }
-        reply
+        match reply {
+            Ok(ServerResult::CustomResult(result)) if sessionless => {
+                Ok(ServerResult::CustomResult(CustomResult(sessionless::complete_result(result.0))))
+            }
+            reply => reply,
+        }
     }
 
     async fn forward_typed<T: DeserializeOwned>(
@@ -298,10 +322,17 @@ impl ServerHandler for Bridge {
         self.info.get().cloned().unwrap_or_default()
     }
 
-    /// Versions with an `initialize`: a child is started and initialized per session, which the
-    /// sessionless 2026 lifecycle has no place for.
+    /// What the child said of itself at `initialize` (the gateway's, for a sessionless caller),
+    /// with the revisions the gateway serves it in.
+    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+        self.child_for(&context).await?;
+        Ok(DiscoverResult::from_server_info(self.supported_protocol_versions().into_owned(), self.get_info()))
+    }
+
+    /// Every revision: those with an `initialize` start (or join) a child per session, the
+    /// sessionless ones are served by the gateway's children ([`super::sessionless`]).
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Owned(ProtocolVersion::KNOWN_VERSIONS.iter().filter(|v| v.has_initialize()).cloned().collect())
+        Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
     }
 }
 

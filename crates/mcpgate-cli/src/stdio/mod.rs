@@ -1,14 +1,17 @@
 //! stdio upstreams: an MCP server started as a child process (`[upstream] command`) and offered
 //! to clients as Streamable HTTP. With `per_session`, each MCP session gets its own process,
-//! started at `initialize` with the caller's identity (and provider token) in its environment;
-//! else one process, initialized by the gateway, serves every session. Live processes are
-//! capped, a process that exits ends its sessions, and shutdown stops them all.
+//! started at `initialize` with the caller's identity (and provider token) in its environment
+//! — and each sessionless (2026-07-28) caller its own, by subject and client ([`sessionless`]);
+//! else one process, initialized by the gateway, serves every session and every sessionless
+//! request. Live processes are capped, a process that exits ends its sessions, and shutdown
+//! stops them all.
 
 // Logging (`logging/setLevel`) is deprecated by a 2026 SEP, yet today's clients use it.
 #[allow(deprecated)]
 mod bridge;
 mod child;
 mod routes;
+mod sessionless;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -78,6 +81,8 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     sessions: Weak<LocalSessionManager>,
     shared: Mutex<Option<(Arc<Child>, InitializeResult)>>,
+    /// The children of sessionless callers, with `per_session`.
+    callers: sessionless::CallerChildren,
     next_key: AtomicU64,
 }
 
@@ -97,8 +102,10 @@ impl StdioUpstream {
             shutdown,
             sessions: Arc::downgrade(&sessions),
             shared: Mutex::new(None),
+            callers: sessionless::CallerChildren::default(),
             next_key: AtomicU64::new(1),
         });
+        inner.tracker.spawn(sessionless::reap_idle(Arc::downgrade(&inner), inner.shutdown.child_token()));
         let factory = {
             let inner = inner.clone();
             move || Ok(Bridge::new(inner.clone()))
@@ -111,6 +118,7 @@ impl StdioUpstream {
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.shared.lock().await.take();
+        self.inner.callers.sweep(Duration::ZERO);
         self.inner.tracker.close();
         if tokio::time::timeout(SHUTDOWN_WAIT, self.inner.tracker.wait()).await.is_err() {
             tracing::warn!("stdio MCP servers still running after {SHUTDOWN_WAIT:?}");
@@ -195,18 +203,29 @@ impl Inner {
             return Ok((child.clone(), info.clone()));
         }
         let child = self.start_child(None).await?;
-        // The gateway speaks for every client, so it claims no client capabilities: a shared
-        // server cannot ask one user's client for sampling or elicitation.
+        let info = self.initialize_for_gateway(&child, version).await?;
+        let child = Arc::new(child);
+        *shared = Some((child.clone(), info.clone()));
+        Ok((child, info))
+    }
+
+    /// Initializes `child` in the gateway's name (at `version`): for a shared child, or one
+    /// that serves sessionless requests. The gateway speaks for clients it cannot stand for,
+    /// so it claims no client capabilities: such a server cannot ask a user's client for
+    /// sampling or elicitation.
+    async fn initialize_for_gateway(
+        &self,
+        child: &Child,
+        version: ProtocolVersion,
+    ) -> Result<InitializeResult, ErrorData> {
         let params = InitializeRequestParams::new(
             ClientCapabilities::default(),
             Implementation::new("mcpgate", env!("CARGO_PKG_VERSION")),
         )
         .with_protocol_version(version);
         let request = ClientRequest::InitializeRequest(InitializeRequest::new(params));
-        let info = bridge::initialize_child(&child, request, &self.shutdown.child_token()).await?;
+        let info = bridge::initialize_child(child, request, &self.shutdown.child_token()).await?;
         child.notify(ClientNotification::InitializedNotification(InitializedNotification::default())).await;
-        let child = Arc::new(child);
-        *shared = Some((child.clone(), info.clone()));
-        Ok((child, info))
+        Ok(info)
     }
 }

@@ -16,6 +16,7 @@ use support::{idp, interop_targets, oauth_client, sign_in};
 mod api_keys;
 mod routes;
 mod serve;
+mod sessionless;
 
 #[cfg(feature = "external-tests")]
 mod boot;
