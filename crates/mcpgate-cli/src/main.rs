@@ -2,6 +2,7 @@
 //! Streamable HTTP upstream so far; stdio upstreams follow), `check`, `keygen`.
 #![forbid(unsafe_code)]
 
+mod app;
 mod boot;
 mod check;
 mod config;
@@ -9,6 +10,7 @@ mod demo;
 mod devidp;
 mod exit;
 mod gateway;
+mod guard;
 mod headers;
 mod health;
 mod host_check;

@@ -117,7 +117,7 @@ fn default_max_children() -> usize {
 }
 
 /// `[upstream]`: an MCP server over Streamable HTTP (`url`), or a stdio command.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// The upstream's Streamable HTTP endpoint.

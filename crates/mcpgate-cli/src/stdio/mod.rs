@@ -66,6 +66,9 @@ pub struct StdioSettings {
     pub max_request_bytes: usize,
 }
 
+/// The Streamable HTTP service of a stdio upstream, to mount (a clone serves the same sessions).
+pub type StdioService = StreamableHttpService<Bridge, LocalSessionManager>;
+
 /// A running stdio upstream: the Streamable HTTP service to mount, and the handle to stop its
 /// processes.
 #[derive(Clone)]
@@ -88,7 +91,7 @@ pub(crate) struct Inner {
 
 impl StdioUpstream {
     /// The upstream and the service that serves it.
-    pub fn new(settings: StdioSettings) -> (Self, StreamableHttpService<Bridge, LocalSessionManager>) {
+    pub fn new(settings: StdioSettings) -> (Self, StdioService) {
         let sessions = Arc::new(LocalSessionManager::default());
         let shutdown = CancellationToken::new();
         let config = StreamableHttpServerConfig::default()
@@ -111,6 +114,11 @@ impl StdioUpstream {
             move || Ok(Bridge::new(inner.clone()))
         };
         (Self { inner }, StreamableHttpService::new(factory, sessions, config))
+    }
+
+    /// Whether `other` is this upstream (a clone of its handle).
+    pub fn same(&self, other: &StdioUpstream) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Ends every session and stops every process (stdin closed, killed after a grace period),

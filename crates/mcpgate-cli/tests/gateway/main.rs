@@ -14,6 +14,7 @@ use support::{gateway, process};
 use support::{idp, interop_targets, oauth_client, sign_in};
 
 mod api_keys;
+mod reload;
 mod routes;
 mod serve;
 mod sessionless;

@@ -5,7 +5,7 @@
 
 use crate::{gateway, process};
 
-use gateway::{Issuer, start_gateway, terminate};
+use gateway::{Issuer, echo_upstream, start_gateway, terminate};
 use process::{example_path, free_port};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -13,27 +13,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-/// An HTTP "MCP server" that answers every request with what it was told: its own name, the
-/// caller the gateway named and whether any credentials reached it.
-async fn echo_upstream(name: &'static str) -> String {
-    let handler = move |headers: http::HeaderMap, body: axum::Json<Value>| async move {
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        axum::Json(json!({"jsonrpc": "2.0", "id": body.0["id"], "result": {
-            "upstream": name,
-            "subject": header("x-mcpgate-subject"),
-            "kind": header("x-mcpgate-client-kind"),
-            "authorization": header("authorization"),
-        }}))
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/mcp", axum::routing::post(handler));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
 /// A JSON-RPC request to `url`, with `token` when given: the status and the JSON answer.
-async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, http::HeaderMap, Value) {
+pub(crate) async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, http::HeaderMap, Value) {
     let mut request =
         reqwest::Client::new().post(url).header("accept", "application/json, text/event-stream").json(&body);
     if let Some(token) = token {
@@ -44,7 +25,8 @@ async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, http::Header
     (status, headers, response.json().await.unwrap_or(Value::Null))
 }
 
-fn call(tool: &str) -> Value {
+/// A `tools/call` of `tool` without arguments.
+pub(crate) fn call(tool: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {}}})
 }
 

@@ -39,6 +39,31 @@ pub async fn start_demo(dir: &std::path::Path, port: u16) -> Running {
     process::running_once_up(child, &format!("http://127.0.0.1:{port}/healthz"), "the demo").await
 }
 
+/// An HTTP "MCP server" that answers every request with what it was told: its own name, the
+/// caller the gateway named and whether any credentials reached it.
+pub async fn echo_upstream(name: &'static str) -> String {
+    let handler = move |headers: http::HeaderMap, body: axum::Json<serde_json::Value>| async move {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": body.0["id"], "result": {
+            "upstream": name,
+            "subject": header("x-mcpgate-subject"),
+            "kind": header("x-mcpgate-client-kind"),
+            "authorization": header("authorization"),
+        }}))
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/mcp", axum::routing::post(handler));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Sends SIGHUP: the gateway reloads its configuration.
+pub fn hangup(gateway: &Running) {
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+}
+
 /// Sends SIGTERM and waits (up to 10 s) for the gateway to exit; its exit status.
 pub async fn terminate(gateway: &mut Running) -> std::process::ExitStatus {
     let pid = gateway.0.id().to_string();
