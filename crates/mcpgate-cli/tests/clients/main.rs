@@ -11,6 +11,7 @@ use support::{interop_targets, oauth_client, process, sign_in};
 
 mod chromium;
 mod conformance;
+mod conformance_servers;
 mod mcp_remote;
 mod python_sdk;
 mod rmcp_client;
