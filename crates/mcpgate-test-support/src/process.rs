@@ -27,15 +27,28 @@ impl Drop for Running {
     }
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, for a server a test starts on it later. Drawn
+/// at random below the kernel's ephemeral range (32768–60999 on Linux), where no port bound to
+/// `:0` — every other server and outgoing connection of the tests running beside this one —
+/// can land in between.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loop {
+        let [high, low] = mcpgate::crypto::random_bytes::<2>();
+        let port = 20_000 + u16::from_be_bytes([high, low]) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// `child`, once `url` answers (within five seconds; else the test fails naming `what`).
 pub async fn running_once_up(child: Child, url: &str, what: &str) -> Running {
-    let running = Running(child);
+    let mut running = Running(child);
     for _ in 0..100 {
+        // What answers must be this child: one that exited (its port taken) answers nothing.
+        if let Ok(Some(status)) = running.0.try_wait() {
+            panic!("{what} exited before answering at {url} ({status})");
+        }
         if reqwest::get(url).await.is_ok() {
             return running;
         }
