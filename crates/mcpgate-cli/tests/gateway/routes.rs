@@ -86,14 +86,8 @@ effect = "deny"
 
     // Each protected route: its metadata at its own path, its challenge naming it.
     for (path, scope) in [("/github/mcp", "github:read"), ("/search/mcp", "search:read")] {
-        let metadata: Value = http
-            .get(format!("{base}/.well-known/oauth-protected-resource{path}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/.well-known/oauth-protected-resource{path}");
+        let metadata: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
         assert_eq!(metadata["resource"], format!("{base}{path}"));
         assert_eq!(metadata["scopes_supported"], json!([scope]));
         let (status, headers, _) = post(&format!("{base}{path}"), None, call("whoami")).await;

@@ -5,34 +5,14 @@
 
 use crate::{gateway, process};
 
-use gateway::{Issuer, start_gateway, terminate};
+use gateway::{Issuer, demo_upstream as upstream, start_gateway, terminate};
 use process::free_port;
-use std::sync::Arc;
 
-use mcpgate::mcp::DemoServer;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-
-/// The demo MCP server on loopback, stopped when the returned handle is aborted.
-async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
-    let mcp = StreamableHttpService::new(
-        || Ok(DemoServer::default()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let app = axum::Router::new().route_service("/mcp", mcp);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, task)
-}
 
 #[tokio::test]
 async fn resource_mode_gateway_in_front_of_an_rmcp_server() {

@@ -5,18 +5,13 @@
 
 use crate::{gateway, process};
 
-use std::sync::Arc;
-
-use gateway::{Issuer, start_gateway, terminate};
-use mcpgate::mcp::DemoServer;
+use gateway::{Issuer, demo_upstream, start_gateway, terminate};
 use process::{example_path, free_port};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
 type Client = RunningService<RoleClient, ClientConfig>;
@@ -81,23 +76,10 @@ async fn raw(url: &str, token: &str, method: &str, params: Value) -> (u16, http:
     (status, headers, serde_json::from_str(&json).unwrap_or(Value::Null))
 }
 
-/// The demo MCP server (rmcp: both revisions) over Streamable HTTP on loopback.
-async fn http_upstream() -> String {
-    let mcp = StreamableHttpService::new(
-        || Ok(DemoServer::default()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route_service("/mcp", mcp)).await });
-    url
-}
-
 #[tokio::test]
 async fn sessionless_and_session_clients_side_by_side_on_every_upstream_kind() {
     let issuer = Issuer::start().await;
-    let http = http_upstream().await;
+    let (http, _upstream) = demo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");

@@ -58,6 +58,28 @@ pub async fn echo_upstream(name: &'static str) -> String {
     url
 }
 
+/// The demo MCP server (rmcp: every revision) over Streamable HTTP on loopback: its MCP URL,
+/// and the task to abort to stop it.
+pub async fn demo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use std::sync::Arc;
+
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+    let mcp = StreamableHttpService::new(
+        || Ok(mcpgate::mcp::DemoServer::default()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let app = axum::Router::new().route_service("/mcp", mcp);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
 /// Sends SIGHUP: the gateway reloads its configuration.
 pub fn hangup(gateway: &Running) {
     let pid = gateway.0.id().to_string();
