@@ -12,6 +12,7 @@ pub mod idp;
 pub mod oauth_client;
 pub mod process;
 pub mod provider_flow;
+pub mod redis_cluster;
 pub mod redis_server;
 
 use std::net::SocketAddr;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mcpgate::store::{self, Collection, Store, StoreError, StoreExt};
 #[cfg(feature = "external-tests")]
+use mcpgate_test_support::redis_cluster::RedisCluster;
+#[cfg(feature = "external-tests")]
 use mcpgate_test_support::redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
 
@@ -209,10 +211,18 @@ async fn redis() -> (Arc<dyn Store>, RedisServer) {
     (store::open(&server.url()).await.unwrap(), server)
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server and redis-cli
+async fn redis_cluster() -> (Arc<dyn Store>, RedisCluster) {
+    let cluster = RedisCluster::start().await;
+    (store::open(&cluster.url()).await.unwrap(), cluster)
+}
+
 store_suite!(memory_store, memory().await);
 store_suite!(sqlite_store, sqlite().await);
 #[cfg(feature = "external-tests")] // needs redis-server
 store_suite!(redis_store, redis().await);
+#[cfg(feature = "external-tests")] // needs redis-server and redis-cli
+store_suite!(redis_cluster_store, redis_cluster().await);
 
 #[tokio::test]
 async fn sqlite_data_survives_closing_and_reopening_the_file() {
@@ -349,6 +359,70 @@ async fn redis_instances_share_records_and_their_one_time_use() {
         .map(|i| {
             let store = instances[i % 2].clone();
             tokio::spawn(async move { store.take(CODES, "shared").await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(winners, 1);
+}
+
+/// On a Redis Cluster the records of one id share a slot (one master holds them all), and the
+/// store keeps its promises through a master failing over: operations fail clearly while the
+/// cluster elects, then the replica serves what was written, and one-time use stays one-time.
+#[cfg(feature = "external-tests")] // needs redis-server and redis-cli
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_keeps_one_grant_in_one_slot_and_survives_a_failover() {
+    const FAMILIES: Collection = Collection::new("refresh_families");
+    let mut cluster = RedisCluster::start().await;
+    let store = store::open(&cluster.url()).await.unwrap();
+    let mut versions = Vec::new();
+    for i in 0..24 {
+        versions.push(store.put(GRANTS, &format!("g{i}"), b"grant", None).await.unwrap());
+        store.put(FAMILIES, &format!("g{i}"), b"family", None).await.unwrap();
+        store.put(CODES, &format!("code-{i}"), b"code", None).await.unwrap();
+    }
+    let holders = cluster.keys_by_master();
+    assert_eq!(holders.len(), 3);
+    for i in 0..24 {
+        let (grant, family) =
+            (format!("mcpgate:grants:{{g{i}}}"), format!("mcpgate:refresh_families:{{g{i}}}"));
+        let master = holders.iter().position(|keys| keys.contains(&grant)).expect("the grant is on a master");
+        assert!(holders[master].contains(&family), "g{i}: the family is where its grant is");
+    }
+    assert!(holders.iter().all(|keys| !keys.is_empty()), "the grants spread over the masters");
+
+    // Replication is asynchronous: once the replicas have it all, fail g0's master.
+    cluster.wait_until_healthy().await;
+    cluster.kill_master_of("g0");
+    let started = std::time::Instant::now();
+    let swapped = loop {
+        match store.compare_and_swap(GRANTS, "g0", versions[0], b"rotated", None).await {
+            Ok(outcome) => break outcome,
+            Err(StoreError::Unavailable(_)) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no failover within 20 s: {e}"),
+        }
+    };
+    // g0 survived on the promoted replica and took the swap. (An attempt whose answer was lost
+    // in the failover may have made it: then the retry finds our own value — the outcome of an
+    // Unavailable operation is unknown, never a false success.)
+    let after = store.get(GRANTS, "g0").await.unwrap().expect("g0 survived the failover");
+    assert_eq!(after.value, b"rotated");
+    if let Some(version) = swapped {
+        assert_eq!(after.version, version);
+    }
+    cluster.wait_until_healthy().await;
+    for i in 0..24 {
+        assert!(store.get(FAMILIES, &format!("g{i}")).await.unwrap().is_some(), "g{i} survived");
+    }
+    // A code on the promoted master is still redeemed exactly once.
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take(CODES, "code-0").await.unwrap() })
         })
         .collect();
     let mut winners = 0;

@@ -695,7 +695,8 @@ pub struct ResourceAuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `memory://`, `sqlite://PATH` (default `sqlite://.mcpgate/mcpgate.db`) or `redis://…`.
+    /// `memory://`, `sqlite://PATH` (default `sqlite://.mcpgate/mcpgate.db`), `redis://…` or
+    /// `redis+cluster://…`.
     #[serde(default = "default_store")]
     pub url: String,
 }

@@ -252,9 +252,8 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             }
         }
     }
-    let store = &config.store.url;
-    if !["memory://", "sqlite://", "redis://", "rediss://"].iter().any(|scheme| store.starts_with(scheme)) {
-        problem("store.url", "must be memory://, sqlite://PATH or redis://HOST:PORT");
+    if let Err(e) = mcpgate::store::check_url(&config.store.url) {
+        problem("store.url", &e.to_string());
     }
     if config.secrets.secret_env.is_empty() && config.secrets.secret_file.is_none() {
         problem("secrets.secret_env", "name the variable holding the root secret (or give secret_file)");

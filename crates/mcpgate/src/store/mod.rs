@@ -9,6 +9,8 @@
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_url;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -219,9 +221,39 @@ pub(crate) fn new_version() -> Version {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The schemes of Redis store URLs: one server, or a cluster (`…s…`: over TLS).
+#[cfg(feature = "redis")]
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"];
+
+/// Checks a store URL without connecting: the scheme is one this build has, and the rest
+/// parses (a Redis cluster's node list, a SQLite path). What [`open`] would refuse before
+/// connecting, it refuses, with the same message.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    if url == "memory://" || url == "memory:" {
+        return Ok(());
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return match path.is_empty() {
+            true => Err(StoreError::Config(
+                "sqlite:// needs a file path, e.g. sqlite://./.mcpgate/mcpgate.db".into(),
+            )),
+            false => Ok(()),
+        };
+    }
+    #[cfg(feature = "redis")]
+    if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        return redis_url::RedisUrl::parse(url).map(|_| ());
+    }
+    Err(StoreError::Config(format!(
+        "unknown store URL {url:?}: use memory://, sqlite://PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT,…"
+    )))
+}
+
 /// Opens the store named by `url`: `memory://`, `sqlite://PATH` (created if missing; relative
-/// paths from the working directory), or `redis://HOST:PORT/DB` (optionally `?prefix=NAME:` to
-/// share a server between deployments).
+/// paths from the working directory), `redis://HOST:PORT/DB` or a Redis Cluster,
+/// `redis+cluster://HOST:PORT[,HOST:PORT…]` (optionally `?prefix=NAME:` to share the servers
+/// between deployments; `rediss…` over TLS).
 ///
 /// ```
 /// use mcpgate::store::{Collection, StoreExt};
@@ -237,23 +269,15 @@ pub(crate) fn new_version() -> Version {
 /// # Ok(()) }
 /// ```
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url == "memory://" || url == "memory:" {
-        return Ok(Arc::new(MemoryStore::new()));
-    }
+    check_url(url)?;
     #[cfg(feature = "sqlite")]
     if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(StoreError::Config(
-                "sqlite:// needs a file path, e.g. sqlite://./.mcpgate/mcpgate.db".into(),
-            ));
-        }
         return Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?));
     }
     #[cfg(feature = "redis")]
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
+    if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
         return Ok(Arc::new(RedisStore::open(url).await?));
     }
-    Err(StoreError::Config(format!(
-        "unknown store URL {url:?}: use memory://, sqlite://PATH or redis://HOST:PORT/DB"
-    )))
+    // What else `check_url` admits: memory://.
+    Ok(Arc::new(MemoryStore::new()))
 }

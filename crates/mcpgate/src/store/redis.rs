@@ -1,17 +1,63 @@
 //! The Redis store, for many instances sharing one state: native TTLs, `GETDEL` for take, a
-//! script for compare-and-swap, and a key prefix so deployments can share a server.
+//! script for compare-and-swap, and a key prefix so deployments can share a server — one
+//! server, or a Redis Cluster.
 //!
-//! A record is one Redis string: `version (8 bytes, big-endian) ‖ value`. The connection manager
-//! reconnects by itself when Redis comes back; while it is away every operation fails with
-//! [`StoreError::Unavailable`] after a bounded time — never a hang, never a silent success.
+//! A record is one Redis string: `version (8 bytes, big-endian) ‖ value`. Every operation, and
+//! every script, touches one key, so each is atomic on a cluster too. On a cluster the record's
+//! key in its collection is the hash tag (`mcpgate:grants:{g1}`): the records of one grant (its
+//! grant, refresh family, locks, revocation…, all keyed by the grant id) share a slot, on one
+//! master. The connection manager (one server) and the cluster client (which follows `MOVED`
+//! and `ASK`, and reloads the topology when a master fails over) reconnect by themselves; while Redis is away
+//! every operation fails with [`StoreError::Unavailable`] after a bounded time — never a hang,
+//! never a silent success.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 
+use super::redis_url::{RedisUrl, Target};
 use super::{Collection, Store, StoreError, Version, Versioned, new_version};
+
+/// How long connecting, and each answer, may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection to one server or to a cluster.
+#[derive(Clone)]
+enum Link {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Server(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Server(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Server(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
 
 /// `KEYS[1]` record, `ARGV[1]` expected version (8 bytes), `ARGV[2]` new record, `ARGV[3]` TTL
 /// in ms or empty. Swaps only when the stored version is the expected one.
@@ -40,7 +86,7 @@ return redis.call('DEL', KEYS[1])
 
 /// The Redis store.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Link,
     prefix: String,
     cas: Script,
     cad: Script,
@@ -78,45 +124,53 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]`). The default
-    /// prefix is `mcpgate:`.
+    /// Connects to `url`: one server, `redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]`, or a
+    /// cluster, `redis+cluster://[user:password@]HOST:PORT[,HOST:PORT…][?prefix=NAME:]` naming
+    /// some of its nodes (`rediss://`, `rediss+cluster://`: over TLS). The default prefix is
+    /// `mcpgate:`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let mut parsed = url::Url::parse(url).map_err(|e| StoreError::Config(format!("redis URL: {e}")))?;
-        let mut prefix = "mcpgate:".to_owned();
-        let rest: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter_map(|(k, v)| {
-                if k == "prefix" {
-                    prefix = v.into_owned();
-                    None
-                } else {
-                    Some((k.into_owned(), v.into_owned()))
-                }
-            })
-            .collect();
-        parsed.set_query(None);
-        if !rest.is_empty() {
-            parsed.query_pairs_mut().extend_pairs(rest);
-        }
-        let client = redis::Client::open(parsed.as_str())
-            .map_err(|e| StoreError::Config(format!("redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
-        Ok(Self { connection, prefix, cas: Script::new(CAS_SCRIPT), cad: Script::new(CAD_SCRIPT) })
+        let url = RedisUrl::parse(url)?;
+        let config_error = |e: redis::RedisError| StoreError::Config(format!("redis URL: {e}"));
+        let connection = match url.target {
+            Target::Server(server) => {
+                let client = redis::Client::open(server.as_str()).map_err(config_error)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_response_timeout(Some(TIMEOUT))
+                    .set_number_of_retries(2);
+                Link::Server(ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?)
+            }
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClient::builder(nodes)
+                    .connection_timeout(TIMEOUT)
+                    .response_timeout(TIMEOUT)
+                    .retries(3)
+                    .build()
+                    .map_err(config_error)?;
+                Link::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            }
+        };
+        Ok(Self {
+            connection,
+            prefix: url.prefix,
+            cas: Script::new(CAS_SCRIPT),
+            cad: Script::new(CAD_SCRIPT),
+        })
     }
 
     fn key(&self, collection: Collection, key: &str) -> String {
-        format!("{}{}:{}", self.prefix, collection.name(), key)
+        match self.connection {
+            Link::Server(_) => format!("{}{}:{}", self.prefix, collection.name(), key),
+            // The record's key is the hash tag: one slot for every record keyed by one id.
+            Link::Cluster(_) => format!("{}{}:{{{}}}", self.prefix, collection.name(), key),
+        }
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         cmd.query_async(&mut self.connection.clone()).await.map_err(unavailable)
     }
 
-    fn set(&self, key: String, record: Vec<u8>, ttl: Option<Duration>) -> redis::Cmd {
+    fn set(&self, key: String, record: Vec<u8>, ttl: Option<Duration>) -> Cmd {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(record);
         if let Some(ttl) = ttl {
