@@ -210,7 +210,6 @@ pub(crate) async fn build(
             upstream.forward_provider_token,
             upstream.token_exchange.is_some(),
         );
-        let mount = |service| mount(config, guard.as_ref(), route, &resource, service);
         let served = match (&upstream.url, &upstream.command) {
             (Some(upstream_url), _) => {
                 let uri = upstream_url.parse().map_err(|e| config_error(format!("{}.url", route.key), e))?;
@@ -227,7 +226,7 @@ pub(crate) async fn build(
                     .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
                     .service(proxy);
                 upstreams.push(format!("{} → {upstream_url}", route.path));
-                mount(RouteService::new(policy.layer(limited)))?
+                mount(config, guard.as_ref(), route, &resource, policy.layer(limited))?
             }
             (None, Some(command)) => {
                 let host = url::Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
@@ -253,7 +252,7 @@ pub(crate) async fn build(
                     service: service.clone(),
                 });
                 upstreams.push(format!("{} → {}", route.path, command.join(" ")));
-                mount(RouteService::new(policy.layer(service)))?
+                mount(config, guard.as_ref(), route, &resource, policy.layer(service))?
             }
             (None, None) => return Err(config_error(route.key.clone(), "give url or command")),
         };
@@ -263,21 +262,23 @@ pub(crate) async fn build(
     Ok(Built { app, kept, upstreams: upstreams.join(", ") })
 }
 
-/// One route's service, whatever its upstream: what [`mount`] puts behind its guards.
-type RouteService = tower::util::BoxCloneSyncService<
-    http::Request<axum::body::Body>,
-    axum::response::Response,
-    std::convert::Infallible,
->;
-
 /// `service` at `route`'s path: behind the guard's bearer layer, or public.
-fn mount(
+fn mount<S>(
     config: &Config,
     guard: Option<&Guard>,
     route: &Route<'_>,
     resource: &ProtectedResource,
-    service: RouteService,
-) -> Result<Router, ServeError> {
+    service: S,
+) -> Result<Router, ServeError>
+where
+    S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
     if route.is_public() {
         return Ok(crate::public_route::serve(resource, route.rate_limit, trusted_proxies(config), service));
     }

@@ -13,9 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::future::BoxFuture;
 use http::{HeaderValue, Request, StatusCode};
-use tower::ServiceExt;
 
 /// The first wait between attempts; doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -48,7 +46,7 @@ fn waiting_response() -> Response {
 }
 
 /// An app that can be replaced while it serves: each request goes to the app current when it
-/// arrived.
+/// arrived. It is the listener's service itself (no router around it).
 #[derive(Clone)]
 pub struct LateApp {
     current: Arc<RwLock<Router>>,
@@ -65,25 +63,21 @@ impl LateApp {
         // A poisoned lock only means a panic elsewhere mid-write; the router in it is whole.
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = app;
     }
-
-    /// As a router, to hand to the listener.
-    pub fn router(&self) -> Router {
-        Router::new().fallback_service(self.clone())
-    }
 }
 
 impl tower::Service<Request<Body>> for LateApp {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let app = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        Box::pin(app.oneshot(request))
+        let mut app = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // A router is always ready (its own `poll_ready`): called directly, no boxed future.
+        app.call(request)
     }
 }
 
@@ -110,9 +104,11 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tower::ServiceExt;
+
     use super::*;
 
-    async fn get(app: &Router, path: &str) -> (StatusCode, Option<HeaderValue>) {
+    async fn get(app: &LateApp, path: &str) -> (StatusCode, Option<HeaderValue>) {
         let response = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         (response.status(), response.headers().get("retry-after").cloned())
     }
@@ -120,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_then_replaced_without_a_new_listener() {
         let late = LateApp::new(waiting_app());
-        let app = late.router();
+        let app = late.clone();
         assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
         assert_eq!(get(&app, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
         let (status, retry_after) = get(&app, "/.well-known/oauth-authorization-server").await;

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+
 use axum::extract::{ConnectInfo, Request, connect_info::Connected};
+use axum::response::Response;
 use axum::serve::{IncomingStream, Listener};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -66,23 +68,30 @@ impl Connected<IncomingStream<'_, NoDelayListener>> for Peer {
 /// Serves `app` on `listener` until `shutdown` completes; then the requests in flight finish
 /// (within [`GRACE`](crate::shutdown::GRACE)) and the remaining connections, event streams
 /// among them, are dropped. Each request has its peer address as `ConnectInfo<SocketAddr>`.
-pub async fn serve(
+pub async fn serve<S>(
     listener: NoDelayListener,
-    app: Router,
+    app: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let in_flight = InFlight::default();
-    let app = app
-        .layer(axum::middleware::from_fn({
-            let in_flight = in_flight.clone();
-            move |request, next| in_flight.clone().track(request, next)
-        }))
+    // Layers of their own, not a router around `app`: the gateway's app is swapped whole at a
+    // reload, and one more router on every request would be paid for nothing.
+    let app = tower::ServiceBuilder::new()
         .layer(axum::middleware::map_request(|mut request: Request| async move {
             if let Some(ConnectInfo(Peer(addr))) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
                 request.extensions_mut().insert(ConnectInfo(addr));
             }
             request
-        }));
+        }))
+        .layer(axum::middleware::from_fn({
+            let in_flight = in_flight.clone();
+            move |request, next| in_flight.clone().track(request, next)
+        }))
+        .service(app);
     let signalled = Arc::new(Notify::new());
     let stop_accepting = {
         let signalled = signalled.clone();
@@ -91,9 +100,10 @@ pub async fn serve(
             signalled.notify_one();
         }
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(stop_accepting)
-        .into_future();
+    let server =
+        axum::serve(listener, axum::ServiceExt::<Request>::into_make_service_with_connect_info::<Peer>(app))
+            .with_graceful_shutdown(stop_accepting)
+            .into_future();
     let drained = async {
         signalled.notified().await;
         if tokio::time::timeout(GRACE, in_flight.drained()).await.is_err() {

@@ -97,7 +97,7 @@ async fn serve(path: PathBuf, config: Config) -> Result<(), ServeError> {
     for endpoint in &endpoints {
         println!("MCP endpoint: {endpoint}");
     }
-    let served = crate::listener::serve(listener, running.late.router(), shutdown_signal()).await;
+    let served = crate::listener::serve(listener, running.late.clone(), shutdown_signal()).await;
     let children = running.current.lock().await.kept.stdio();
     for child in children {
         child.shutdown().await;
