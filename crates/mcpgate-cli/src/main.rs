@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod devidp;
 mod exit;
+mod fd_limit;
 mod gateway;
 mod guard;
 mod headers;

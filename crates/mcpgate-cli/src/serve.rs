@@ -36,6 +36,8 @@ pub fn run(path: &Path, log_format: crate::LogFormat) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    let open_files = crate::fd_limit::raise();
+    tracing::debug!(?open_files, "open-files limit");
     match runtime.block_on(serve(path.to_owned(), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ ServeError::Config { .. }) => {
