@@ -461,7 +461,12 @@ rate_limit = { per_minute = 60, burst = 5 }
         for good in ["redis+cluster://127.0.0.1:7000,127.0.0.1:7001?prefix=gw:", "redis://127.0.0.1:6379/0"] {
             assert!(load(&with(good), &[]).is_ok(), "{good}");
         }
-        for bad in ["redis+cluster://127.0.0.1", "redis+cluster://127.0.0.1:7000/0", "sqlite://"] {
+        for bad in [
+            "redis+cluster://127.0.0.1",
+            "redis+cluster://127.0.0.1:7000/0",
+            "sqlite://",
+            "rediss://127.0.0.1:6380/0",
+        ] {
             assert_eq!(only_problem(&with(bad), &[]).key, "store.url", "{bad}");
         }
     }

@@ -126,8 +126,8 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisStore {
     /// Connects to `url`: one server, `redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]`, or a
     /// cluster, `redis+cluster://[user:password@]HOST:PORT[,HOST:PORT…][?prefix=NAME:]` naming
-    /// some of its nodes (`rediss://`, `rediss+cluster://`: over TLS). The default prefix is
-    /// `mcpgate:`.
+    /// some of its nodes. The default prefix is `mcpgate:`. (TLS, `rediss…`, is refused by
+    /// [`check_url`](super::check_url) until the client is built with it.)
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let url = RedisUrl::parse(url)?;
         let config_error = |e: redis::RedisError| StoreError::Config(format!("redis URL: {e}"));

@@ -1,7 +1,9 @@
 //! Redis store URLs: one server, `redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]` (or
 //! `rediss://` over TLS), or a cluster, `redis+cluster://[user:password@]HOST:PORT[,HOST:PORT…]
 //! [?prefix=NAME:]` (`rediss+cluster://` over TLS) naming some of its nodes — the client learns
-//! the rest. Parsed whole before anything connects, so a bad URL is a configuration error.
+//! the rest. Parsed whole before anything connects, so a bad URL is a configuration error. (The
+//! TLS forms parse, but [`check_url`](super::check_url) refuses them until the client is built
+//! with TLS.)
 
 use super::StoreError;
 
