@@ -11,6 +11,14 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// `redis-server` on loopback at `port`, keeping nothing on disk.
+pub(crate) fn command(port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    let port = port.to_string();
+    command.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    command
+}
+
 impl RedisServer {
     pub async fn start() -> Self {
         let mut server = Self { port: free_port(), child: None };
@@ -23,17 +31,7 @@ impl RedisServer {
     }
 
     async fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let child = command(self.port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
