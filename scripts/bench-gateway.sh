@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The gateway's cost: `tools/call echo` (bench/echo.lua) through `mcpgate serve` (resource mode,
 # JWT verified, cached) to the resource_server example (--no-auth) against the same server
-# directly, alternating in one run: median latency at 1 connection, throughput at 16, and the
-# gateway's idle RSS. Usage: scripts/bench-gateway.sh [rounds] [seconds-per-round]
+# directly, and through nginx from Debian doing the same plain reverse-proxy hop (HTTP/1.1
+# keepalive to the upstream, no auth) — what a user would compare with — alternating in one
+# run: median latency at 1 connection, throughput at 16, and the gateway's idle RSS.
+# Usage: scripts/bench-gateway.sh [rounds] [seconds-per-round]
 # With BASELINE=<git revision>, that revision's gateway runs too, beside this one, in the same
 # rounds (before/after a change, side by side).
 set -euo pipefail
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }
 
 . scripts/bench-gateway-setup.sh
 gateway_config 18280 "$work/gateway.toml"
@@ -19,6 +22,27 @@ if [ -n "${BASELINE:-}" ]; then
   gateway_config 18282 "$work/baseline.toml"
   RUST_LOG=warn "$work/mcpgate-baseline" serve --config "$work/baseline.toml" >/dev/null 2>&1 &
 fi
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream mcp { server 127.0.0.1:18281; keepalive 32; }
+  server {
+    listen 127.0.0.1:18283;
+    location /mcp {
+      proxy_pass http://mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 sleep 1
 echo "gateway idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$gateway_pid/status)"
 
@@ -32,6 +56,7 @@ run() { # port connections token -> "req/s median-latency-us"
 }
 run 18280 1 "$token" >/dev/null # warm-up: JWKS fetch, connections
 run 18281 1 "" >/dev/null
+run 18283 1 "" >/dev/null
 if [ -n "${BASELINE:-}" ]; then
   # The baseline's tokens name its own URL as audience.
   "$bin/examples/bench_token" "$issuer" http://127.0.0.1:18282/mcp "$work/jwks-b.json" "$work/token-b"
@@ -40,12 +65,12 @@ if [ -n "${BASELINE:-}" ]; then
   bl_lat=(); bl_rps=()
 fi
 
-gw_lat=(); di_lat=(); gw_rps=(); di_rps=()
+gw_lat=(); di_lat=(); gw_rps=(); di_rps=(); ng_lat=(); ng_rps=()
 for i in $(seq "$rounds"); do
-  read -r _ gl < <(run 18280 1 "$token"); read -r _ dl < <(run 18281 1 "")
-  read -r gr _ < <(run 18280 16 "$token"); read -r dr _ < <(run 18281 16 "")
-  gw_lat+=("$gl"); di_lat+=("$dl"); gw_rps+=("$gr"); di_rps+=("$dr")
-  echo "round $i: latency@1 gateway ${gl}us direct ${dl}us; throughput@16 gateway $gr direct $dr req/s"
+  read -r _ gl < <(run 18280 1 "$token"); read -r _ dl < <(run 18281 1 ""); read -r _ nl < <(run 18283 1 "")
+  read -r gr _ < <(run 18280 16 "$token"); read -r dr _ < <(run 18281 16 ""); read -r nr _ < <(run 18283 16 "")
+  gw_lat+=("$gl"); di_lat+=("$dl"); gw_rps+=("$gr"); di_rps+=("$dr"); ng_lat+=("$nl"); ng_rps+=("$nr")
+  echo "round $i: latency@1 gateway ${gl}us nginx ${nl}us direct ${dl}us; throughput@16 gateway $gr nginx $nr direct $dr req/s"
   if [ -n "${BASELINE:-}" ]; then
     read -r _ bl < <(run 18282 1 "$base_token"); read -r br _ < <(run 18282 16 "$base_token")
     bl_lat+=("$bl"); bl_rps+=("$br")
@@ -56,6 +81,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[
 gl=$(median "${gw_lat[@]}"); dl=$(median "${di_lat[@]}"); gr=$(median "${gw_rps[@]}"); dr=$(median "${di_rps[@]}")
 echo "median: latency@1 gateway ${gl}us direct ${dl}us (added $(awk -v g="$gl" -v d="$dl" 'BEGIN {print g-d}')us);" \
   "throughput@16 gateway $gr direct $dr req/s (ratio $(awk -v g="$gr" -v d="$dr" 'BEGIN {printf "%.3f", g/d}'))"
+nl=$(median "${ng_lat[@]}"); nr=$(median "${ng_rps[@]}")
+echo "median: nginx latency@1 ${nl}us (added $(awk -v n="$nl" -v d="$dl" 'BEGIN {print n-d}')us);" \
+  "throughput@16 nginx $nr req/s (ratio to direct $(awk -v n="$nr" -v d="$dr" 'BEGIN {printf "%.3f", n/d}'))"
 if [ -n "${BASELINE:-}" ]; then
   bl=$(median "${bl_lat[@]}"); br=$(median "${bl_rps[@]}")
   echo "median: baseline $BASELINE latency@1 ${bl}us, throughput@16 $br req/s;" \
