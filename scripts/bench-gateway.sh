@@ -37,6 +37,8 @@ http {
       proxy_pass http://mcp;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      # The upstream's own authority, as the gateway sends it (it checks Host).
+      proxy_set_header Host 127.0.0.1:18281;
       proxy_buffering off;
     }
   }
