@@ -458,14 +458,18 @@ rate_limit = { per_minute = 60, burst = 5 }
     #[test]
     fn store_urls_are_checked_without_connecting() {
         let with = |url: &str| format!("{GOOD}\n[store]\nurl = \"{url}\"\n");
-        for good in ["redis+cluster://127.0.0.1:7000,127.0.0.1:7001?prefix=gw:", "redis://127.0.0.1:6379/0"] {
+        for good in [
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001?prefix=gw:",
+            "redis://127.0.0.1:6379/0",
+            "rediss://127.0.0.1:6380/0?ca=/etc/mcpgate/redis-ca.pem",
+        ] {
             assert!(load(&with(good), &[]).is_ok(), "{good}");
         }
         for bad in [
             "redis+cluster://127.0.0.1",
             "redis+cluster://127.0.0.1:7000/0",
             "sqlite://",
-            "rediss://127.0.0.1:6380/0",
+            "redis://127.0.0.1:6379/0?ca=/etc/ca.pem",
         ] {
             assert_eq!(only_problem(&with(bad), &[]).key, "store.url", "{bad}");
         }

@@ -1,5 +1,6 @@
-//! A real `redis-server` on a free loopback port, owned by one test and killed when dropped.
-//! `scripts/test.sh` installs Redis when it is missing; a test that cannot start it fails.
+//! A real `redis-server` on a free loopback port, owned by one test and killed when dropped —
+//! in plain TCP, or over TLS with a certificate authority of the test's own. `scripts/test.sh`
+//! installs Redis when it is missing; a test that cannot start it fails.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,6 +10,8 @@ use crate::process::free_port;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Over TLS: the directory of its certificates, and the CA's PEM file in it.
+    tls: Option<(tempfile::TempDir, std::path::PathBuf)>,
 }
 
 /// `redis-server` on loopback at `port`, keeping nothing on disk.
@@ -21,17 +24,51 @@ pub(crate) fn command(port: u16) -> Command {
 
 impl RedisServer {
     pub async fn start() -> Self {
-        let mut server = Self { port: free_port(), child: None };
+        let mut server = Self { port: free_port(), child: None, tls: None };
         server.launch().await;
         server
     }
 
+    /// A server that speaks TLS only, its certificate (for 127.0.0.1) from a CA made for it.
+    pub async fn start_tls() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        let mut server = Self { port: free_port(), child: None, tls: Some((dir, ca_file)) };
+        server.launch().await;
+        server
+    }
+
+    /// The store URL (over TLS: trusting the server's CA).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.tls {
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some((_, ca)) => format!("rediss://127.0.0.1:{}/0?ca={}", self.port, ca.display()),
+        }
     }
 
     async fn launch(&mut self) {
-        let child = command(self.port)
+        let mut command = match &self.tls {
+            None => command(self.port),
+            Some((dir, ca)) => {
+                let mut command = command(0);
+                command.args(["--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"]);
+                command.arg("--tls-ca-cert-file").arg(ca);
+                command.arg("--tls-cert-file").arg(dir.path().join("server.pem"));
+                command.arg("--tls-key-file").arg(dir.path().join("server.key"));
+                command
+            }
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

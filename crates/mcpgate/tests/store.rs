@@ -211,6 +211,12 @@ async fn redis() -> (Arc<dyn Store>, RedisServer) {
     (store::open(&server.url()).await.unwrap(), server)
 }
 
+#[cfg(feature = "external-tests")] // needs redis-server
+async fn redis_tls() -> (Arc<dyn Store>, RedisServer) {
+    let server = RedisServer::start_tls().await;
+    (store::open(&server.url()).await.unwrap(), server)
+}
+
 #[cfg(feature = "external-tests")] // needs redis-server and redis-cli
 async fn redis_cluster() -> (Arc<dyn Store>, RedisCluster) {
     let cluster = RedisCluster::start().await;
@@ -221,6 +227,8 @@ store_suite!(memory_store, memory().await);
 store_suite!(sqlite_store, sqlite().await);
 #[cfg(feature = "external-tests")] // needs redis-server
 store_suite!(redis_store, redis().await);
+#[cfg(feature = "external-tests")] // needs redis-server
+store_suite!(redis_tls_store, redis_tls().await);
 #[cfg(feature = "external-tests")] // needs redis-server and redis-cli
 store_suite!(redis_cluster_store, redis_cluster().await);
 
@@ -430,4 +438,22 @@ async fn redis_cluster_keeps_one_grant_in_one_slot_and_survives_a_failover() {
         winners += usize::from(task.await.unwrap().is_some());
     }
     assert_eq!(winners, 1);
+}
+
+/// Over TLS the server's certificate is checked: against the CA the URL names, else the
+/// system's, which do not know the test's; and a CA file that cannot be read is a
+/// configuration error, not a silent fallback.
+#[cfg(feature = "external-tests")] // needs redis-server
+#[tokio::test]
+async fn redis_over_tls_trusts_the_named_ca_only() {
+    let server = RedisServer::start_tls().await;
+    let untrusted = format!("rediss://127.0.0.1:{}/0", server.port);
+    assert!(matches!(store::open(&untrusted).await, Err(StoreError::Unavailable(_))), "system CAs refuse it");
+    let plain = format!("redis://127.0.0.1:{}/0", server.port);
+    assert!(store::open(&plain).await.is_err(), "no plain text on a TLS port");
+    let missing = format!("rediss://127.0.0.1:{}/0?ca=/nonexistent/ca.pem", server.port);
+    assert!(matches!(store::open(&missing).await, Err(StoreError::Config(_))));
+    let store = store::open(&server.url()).await.unwrap();
+    store.put(CODES, "over-tls", b"x", None).await.unwrap();
+    assert_eq!(store.take(CODES, "over-tls").await.unwrap().as_deref(), Some(&b"x"[..]));
 }

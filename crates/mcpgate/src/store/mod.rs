@@ -221,7 +221,7 @@ pub(crate) fn new_version() -> Version {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The schemes of Redis store URLs: one server, or a cluster (`…s…`: over TLS, refused for now).
+/// The schemes of Redis store URLs: one server, or a cluster (`…s…`: over TLS).
 #[cfg(feature = "redis")]
 const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"];
 
@@ -243,14 +243,6 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
     }
     #[cfg(feature = "redis")]
     if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
-        // Refused here rather than failing at connect: the Redis client is built without TLS.
-        if url.starts_with("rediss") {
-            return Err(StoreError::Config(
-                "TLS to Redis (rediss://) is not built into this mcpgate yet: use redis:// on a \
-                 private network, or a TLS tunnel to the servers"
-                    .into(),
-            ));
-        }
         return redis_url::RedisUrl::parse(url).map(|_| ());
     }
     Err(StoreError::Config(format!(
@@ -261,7 +253,7 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
 /// Opens the store named by `url`: `memory://`, `sqlite://PATH` (created if missing; relative
 /// paths from the working directory), `redis://HOST:PORT/DB` or a Redis Cluster,
 /// `redis+cluster://HOST:PORT[,HOST:PORT…]` (optionally `?prefix=NAME:` to share the servers
-/// between deployments). TLS (`rediss…`) is not built in yet: refused.
+/// between deployments; `rediss…` over TLS, with `ca=PATH` for a CA of your own).
 ///
 /// ```
 /// use mcpgate::store::{Collection, StoreExt};

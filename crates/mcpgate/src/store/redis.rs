@@ -126,14 +126,29 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisStore {
     /// Connects to `url`: one server, `redis://[user:password@]HOST:PORT/DB[?prefix=NAME:]`, or a
     /// cluster, `redis+cluster://[user:password@]HOST:PORT[,HOST:PORT…][?prefix=NAME:]` naming
-    /// some of its nodes. The default prefix is `mcpgate:`. (TLS, `rediss…`, is refused by
-    /// [`check_url`](super::check_url) until the client is built with it.)
+    /// some of its nodes; `rediss://` and `rediss+cluster://` over TLS, trusting the system's
+    /// certificate authorities or the one in the PEM file `ca=PATH`. The default prefix is
+    /// `mcpgate:`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let url = RedisUrl::parse(url)?;
         let config_error = |e: redis::RedisError| StoreError::Config(format!("redis URL: {e}"));
+        let certificates = match &url.ca {
+            None => None,
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(
+                    std::fs::read(path)
+                        .map_err(|e| StoreError::Config(format!("redis URL: ca {}: {e}", path.display())))?,
+                ),
+            }),
+        };
         let connection = match url.target {
             Target::Server(server) => {
-                let client = redis::Client::open(server.as_str()).map_err(config_error)?;
+                let client = match certificates {
+                    None => redis::Client::open(server.as_str()),
+                    Some(certificates) => redis::Client::build_with_tls(server.as_str(), certificates),
+                }
+                .map_err(config_error)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(TIMEOUT))
                     .set_response_timeout(Some(TIMEOUT))
@@ -141,12 +156,14 @@ impl RedisStore {
                 Link::Server(ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?)
             }
             Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClient::builder(nodes)
+                let mut builder = redis::cluster::ClusterClient::builder(nodes)
                     .connection_timeout(TIMEOUT)
                     .response_timeout(TIMEOUT)
-                    .retries(3)
-                    .build()
-                    .map_err(config_error)?;
+                    .retries(3);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder.build().map_err(config_error)?;
                 Link::Cluster(client.get_async_connection().await.map_err(unavailable)?)
             }
         };
