@@ -231,7 +231,7 @@ fn summary(config: &Config) -> String {
         },
     };
     let routes: Vec<String> = config.routes().iter().map(|route| route_summary(config, route)).collect();
-    format!("{mode}; store {}\n{}", config.store.url, routes.join("\n"))
+    format!("{mode}; store {}\n{}", mcpgate::store::redacted_url(&config.store.url), routes.join("\n"))
 }
 
 /// One route, in a line.

@@ -227,7 +227,8 @@ async fn check_validates_every_route_and_lists_them() {
             "[auth]\nmode = \"resource\"\n\n[auth.resource]\njwks_uri = \"{}/jwks\"\nissuer = \"https://as.example.com\"\n\n\
              [[routes]]\npath = \"/a/mcp\"\nurl = \"http://127.0.0.1:3000/mcp\"\nscopes = [\"a:read\"]\n\n\
              [[routes]]\npath = \"/b/mcp\"\ncommand = [\"{program}\"]\n\n\
-             [[routes]]\npath = \"/open/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\nauth = \"none\"\n",
+             [[routes]]\npath = \"/open/mcp\"\nurl = \"http://127.0.0.1:3001/mcp\"\nauth = \"none\"\n\n\
+             [store]\nurl = \"redis://gw:hunter2@127.0.0.1:1/0\"\n",
             keys.uri()
         )
     };
@@ -241,6 +242,7 @@ async fn check_validates_every_route_and_lists_them() {
     ] {
         assert!(stdout.contains(line), "{line} in {stdout}");
     }
+    assert!(stdout.contains("store redis://gw:***@127.0.0.1:1/0") && !stdout.contains("hunter2"), "{stdout}");
     let (code, _, stderr) = tokio::task::spawn_blocking(move || check(&missing, &[SECRET])).await.unwrap();
     assert_eq!(code, 2, "{stderr}");
     assert!(

@@ -250,6 +250,27 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
     )))
 }
 
+/// `url` fit to show (a log line, `mcpgate check`): a password in it replaced by `***`.
+///
+/// ```
+/// assert_eq!(mcpgate::store::redacted_url("redis://gw:hunter2@10.0.0.5:6379/0"), "redis://gw:***@10.0.0.5:6379/0");
+/// assert_eq!(
+///     mcpgate::store::redacted_url("redis+cluster://:hunter2@a:7000,b:7001"),
+///     "redis+cluster://:***@a:7000,b:7001"
+/// );
+/// assert_eq!(mcpgate::store::redacted_url("sqlite://.mcpgate/mcpgate.db"), "sqlite://.mcpgate/mcpgate.db");
+/// ```
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    // The credentials end at the last `@` before the path (a password may hold an `@`).
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Opens the store named by `url`: `memory://`, `sqlite://PATH` (created if missing; relative
 /// paths from the working directory), `redis://HOST:PORT/DB` or a Redis Cluster,
 /// `redis+cluster://HOST:PORT[,HOST:PORT…]` (optionally `?prefix=NAME:` to share the servers
