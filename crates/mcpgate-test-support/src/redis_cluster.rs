@@ -1,11 +1,13 @@
 //! A real Redis Cluster on loopback, owned by one test: three masters with a replica each
 //! (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster create`), killed when
-//! dropped. A master can be killed to watch its replica take over.
+//! dropped — in plain TCP, or all over TLS (clients, the cluster bus and replication). A master
+//! can be killed to watch its replica take over.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::process::free_port;
+use crate::redis_server::TestTls;
 
 /// One node: its port and its process.
 struct Node {
@@ -16,6 +18,7 @@ struct Node {
 /// The cluster.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    tls: Option<TestTls>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,21 +35,32 @@ fn node_port() -> u16 {
     }
 }
 
-fn redis_cli(args: &[&str]) -> String {
-    let output =
-        Command::new("redis-cli").args(args).output().expect("redis-cli (redis-tools) must be installed");
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
 impl RedisCluster {
     /// Starts six nodes and joins them: three masters, one replica each; returns once every
     /// slot is served.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// [`start`](Self::start), every node speaking TLS only, with a CA made for the test.
+    pub async fn start_tls() -> Self {
+        Self::start_with(Some(TestTls::new())).await
+    }
+
+    async fn start_with(tls: Option<TestTls>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = node_port();
-            let child = crate::redis_server::command(port)
+            let mut command = match &tls {
+                None => crate::redis_server::command(port),
+                Some(tls) => {
+                    let mut command = tls.command(port);
+                    command.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                    command
+                }
+            };
+            let child = command
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .current_dir(dir.path())
@@ -56,7 +70,7 @@ impl RedisCluster {
                 .expect("redis-server must be installed (scripts/test.sh installs it)");
             nodes.push(Node { port, child: Some(child) });
         }
-        let cluster = Self { nodes, _dir: dir };
+        let cluster = Self { nodes, tls, _dir: dir };
         for node in &cluster.nodes {
             wait_for(|| async { tokio::net::TcpStream::connect(("127.0.0.1", node.port)).await.is_ok() })
                 .await;
@@ -65,16 +79,30 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addresses.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        let created = redis_cli(&args);
+        let created = cluster.redis_cli(&args);
         assert!(created.contains("All 16384 slots covered"), "redis-cli --cluster create: {created}");
         cluster.wait_until_healthy().await;
         cluster
     }
 
-    /// The store URL naming every node.
+    /// The store URL naming every node (over TLS: trusting the cluster's CA).
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        format!("redis+cluster://{}", nodes.join(","))
+        match &self.tls {
+            None => format!("redis+cluster://{}", nodes.join(",")),
+            Some(tls) => format!("rediss+cluster://{}?ca={}", nodes.join(","), tls.ca.display()),
+        }
+    }
+
+    /// `redis-cli` with `args` (over TLS when the cluster is), its output.
+    fn redis_cli(&self, args: &[&str]) -> String {
+        let tls = self.tls.as_ref().map(TestTls::cli_args).unwrap_or_default();
+        let output = Command::new("redis-cli")
+            .args(tls)
+            .args(args)
+            .output()
+            .expect("redis-cli (redis-tools) must be installed");
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
     }
 
     /// Waits until every live node sees the cluster as whole (`cluster_state:ok`) and every
@@ -85,8 +113,8 @@ impl RedisCluster {
         wait_for(|| async {
             live.iter().all(|port| {
                 let port = port.to_string();
-                let synced = in_sync(&redis_cli(&["-p", &port, "info", "replication"]));
-                synced && redis_cli(&["-p", &port, "cluster", "info"]).contains("cluster_state:ok")
+                let synced = in_sync(&self.redis_cli(&["-p", &port, "info", "replication"]));
+                synced && self.redis_cli(&["-p", &port, "cluster", "info"]).contains("cluster_state:ok")
             })
         })
         .await;
@@ -97,9 +125,9 @@ impl RedisCluster {
         self.nodes
             .iter()
             .filter(|n| n.child.is_some())
-            .filter(|n| redis_cli(&["-p", &n.port.to_string(), "role"]).starts_with("master"))
+            .filter(|n| self.redis_cli(&["-p", &n.port.to_string(), "role"]).starts_with("master"))
             .map(|n| {
-                redis_cli(&["-p", &n.port.to_string(), "--raw", "keys", "*"])
+                self.redis_cli(&["-p", &n.port.to_string(), "--raw", "keys", "*"])
                     .lines()
                     .map(str::to_owned)
                     .collect()
@@ -111,9 +139,9 @@ impl RedisCluster {
     /// others have not heard from it for the node timeout.
     pub fn kill_master_of(&mut self, key: &str) -> u16 {
         let any = self.nodes.iter().find(|n| n.child.is_some()).expect("a live node").port;
-        let slot = redis_cli(&["-p", &any.to_string(), "cluster", "keyslot", key]);
+        let slot = self.redis_cli(&["-p", &any.to_string(), "cluster", "keyslot", key]);
         let slot: u16 = slot.trim().parse().unwrap_or_else(|_| panic!("cluster keyslot: {slot}"));
-        let nodes = redis_cli(&["-p", &any.to_string(), "cluster", "nodes"]);
+        let nodes = self.redis_cli(&["-p", &any.to_string(), "cluster", "nodes"]);
         // `<id> <ip:port@bus> <flags> <master> … <slot ranges>`
         let port = nodes
             .lines()

@@ -10,8 +10,8 @@ use crate::process::free_port;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-    /// Over TLS: the directory of its certificates, and the CA's PEM file in it.
-    tls: Option<(tempfile::TempDir, std::path::PathBuf)>,
+    /// Over TLS: its certificates.
+    tls: Option<TestTls>,
 }
 
 /// `redis-server` on loopback at `port`, keeping nothing on disk.
@@ -20,6 +20,50 @@ pub(crate) fn command(port: u16) -> Command {
     let port = port.to_string();
     command.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     command
+}
+
+/// A certificate authority made for one test, and a server certificate for 127.0.0.1 from it.
+pub(crate) struct TestTls {
+    dir: tempfile::TempDir,
+    /// The CA's PEM file, for the client to trust.
+    pub ca: std::path::PathBuf,
+}
+
+impl TestTls {
+    pub(crate) fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "mcpgate test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        // Named apart from the CA: OpenSSL (redis-server, redis-cli) takes a certificate whose
+        // subject is its issuer's for a self-signed one.
+        let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        leaf_params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        let leaf = leaf_params.signed_by(&key, &ca).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Self { dir, ca: ca_file }
+    }
+
+    /// `redis-server` speaking TLS only, at `port`, with these certificates (clients need none).
+    pub(crate) fn command(&self, port: u16) -> Command {
+        let mut command = command(0);
+        command.args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"]);
+        command.arg("--tls-ca-cert-file").arg(&self.ca);
+        command.arg("--tls-cert-file").arg(self.dir.path().join("server.pem"));
+        command.arg("--tls-key-file").arg(self.dir.path().join("server.key"));
+        command
+    }
+
+    /// What `redis-cli` needs to talk to such a server.
+    pub(crate) fn cli_args(&self) -> Vec<String> {
+        vec!["--tls".into(), "--cacert".into(), self.ca.display().to_string()]
+    }
 }
 
 impl RedisServer {
@@ -31,19 +75,7 @@ impl RedisServer {
 
     /// A server that speaks TLS only, its certificate (for 127.0.0.1) from a CA made for it.
     pub async fn start_tls() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let leaf =
-            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-        let mut server = Self { port: free_port(), child: None, tls: Some((dir, ca_file)) };
+        let mut server = Self { port: free_port(), child: None, tls: Some(TestTls::new()) };
         server.launch().await;
         server
     }
@@ -52,21 +84,14 @@ impl RedisServer {
     pub fn url(&self) -> String {
         match &self.tls {
             None => format!("redis://127.0.0.1:{}/0", self.port),
-            Some((_, ca)) => format!("rediss://127.0.0.1:{}/0?ca={}", self.port, ca.display()),
+            Some(tls) => format!("rediss://127.0.0.1:{}/0?ca={}", self.port, tls.ca.display()),
         }
     }
 
     async fn launch(&mut self) {
         let mut command = match &self.tls {
             None => command(self.port),
-            Some((dir, ca)) => {
-                let mut command = command(0);
-                command.args(["--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"]);
-                command.arg("--tls-ca-cert-file").arg(ca);
-                command.arg("--tls-cert-file").arg(dir.path().join("server.pem"));
-                command.arg("--tls-key-file").arg(dir.path().join("server.key"));
-                command
-            }
+            Some(tls) => tls.command(self.port),
         };
         let child = command
             .stdout(Stdio::null())

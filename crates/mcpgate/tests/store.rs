@@ -457,3 +457,15 @@ async fn redis_over_tls_trusts_the_named_ca_only() {
     store.put(CODES, "over-tls", b"x", None).await.unwrap();
     assert_eq!(store.take(CODES, "over-tls").await.unwrap().as_deref(), Some(&b"x"[..]));
 }
+
+/// A cluster over TLS (clients, the cluster bus and replication): the store's promises hold
+/// through the TLS client, which trusts the cluster's CA on every node it learns of.
+#[cfg(feature = "external-tests")] // needs redis-server and redis-cli
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_over_tls_keeps_the_stores_promises() {
+    let cluster = RedisCluster::start_tls().await;
+    assert!(cluster.url().starts_with("rediss+cluster://"));
+    round_trip(store::open(&cluster.url()).await.unwrap()).await;
+    race_take(store::open(&cluster.url()).await.unwrap()).await;
+    race_cas(store::open(&cluster.url()).await.unwrap()).await;
+}
