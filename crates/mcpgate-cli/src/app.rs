@@ -19,7 +19,7 @@ use tower::Layer as _;
 use crate::config::{Config, Route, UpstreamConfig};
 use crate::exit::{ServeError, config_error};
 use crate::gateway::{Forwarding, McpProxy};
-use crate::guard::{Guard, GuardedRoute, guard};
+use crate::guard::{Guard, GuardedRoute, McpService, guard};
 use crate::headers::ForwardedHeaders;
 use crate::host_check::AllowedHosts;
 use crate::stdio::{StdioService, StdioSettings, StdioUpstream};
@@ -263,22 +263,13 @@ pub(crate) async fn build(
 }
 
 /// `service` at `route`'s path: behind the guard's bearer layer, or public.
-fn mount<S>(
+fn mount<S: McpService>(
     config: &Config,
     guard: Option<&Guard>,
     route: &Route<'_>,
     resource: &ProtectedResource,
     service: S,
-) -> Result<Router, ServeError>
-where
-    S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
-{
+) -> Result<Router, ServeError> {
     if route.is_public() {
         return Ok(crate::public_route::serve(resource, route.rate_limit, trusted_proxies(config), service));
     }

@@ -184,16 +184,11 @@ impl Guard {
     }
 
     /// `mcp` behind the bearer layer at `resource`, taking only tokens for it.
-    pub(crate) fn protect<S>(&self, resource: &ProtectedResource, mcp: S) -> Result<Router, ServeError>
-    where
-        S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Future: Send + 'static,
-    {
+    pub(crate) fn protect<S: McpService>(
+        &self,
+        resource: &ProtectedResource,
+        mcp: S,
+    ) -> Result<Router, ServeError> {
         match self {
             Guard::Proxy(proxy) => {
                 proxy.protect_resource(resource, mcp).map_err(|e| config_error("routes", e))
@@ -211,6 +206,33 @@ impl Guard {
             Guard::Resource(..) => None,
         }
     }
+}
+
+/// A route's MCP service, as the guards and the router take it: what every route's upstream
+/// (HTTP or stdio, behind its policy) is.
+pub(crate) trait McpService:
+    tower::Service<
+        http::Request<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Response: axum::response::IntoResponse,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> McpService for S
+where
+    S: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
 }
 
 /// A protected route as the guard needs it: where it is, its scopes and its step-up scopes.

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,8 @@ use mcpgate::client_address::{TrustedProxies, client_address, rate_limit_key};
 use mcpgate::ratelimit::RateLimiter;
 use mcpgate::resource::ProtectedResource;
 
+use crate::guard::McpService;
+
 /// The limiter of one public route.
 #[derive(Clone)]
 struct Limit {
@@ -27,17 +28,12 @@ struct Limit {
 
 /// `service` at `resource`'s path, public: Origin-checked, rate-limited by `limit` per client
 /// address (behind `trusted_proxies`, the address they forward), every caller anonymous.
-pub fn serve<S>(
+pub fn serve<S: McpService>(
     resource: &ProtectedResource,
     limit: RateLimit,
     trusted_proxies: TrustedProxies,
     service: S,
-) -> Router
-where
-    S: tower::Service<http::Request<Body>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
+) -> Router {
     let limit = Limit { limiter: Arc::new(RateLimiter::new(limit, 100_000)), trusted_proxies };
     let guarded = tower::ServiceBuilder::new()
         .layer(resource.origin_layer())
