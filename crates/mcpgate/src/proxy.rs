@@ -217,8 +217,9 @@ impl OAuthProxyBuilder {
         let keyring = self.keyring.ok_or(ProxyBuildError::MissingKeyring)?;
         let store = self.store.ok_or(ProxyBuildError::MissingStore)?;
         let resource_urls = self.settings.resources.clone();
+        let canonical = crate::authz::resources::canonical_resource;
         for (i, url) in resource_urls.iter().enumerate() {
-            if resource_urls[..i].contains(url) {
+            if resource_urls[..i].iter().any(|earlier| canonical(earlier) == canonical(url)) {
                 let path = url.strip_prefix(&self.settings.issuer).unwrap_or(url);
                 return Err(ProxyBuildError::PathTwice(path.to_owned()));
             }

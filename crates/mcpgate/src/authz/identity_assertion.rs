@@ -151,7 +151,7 @@ impl IdentityAssertions {
             return Err(IdentityAssertionError::WrongClient);
         }
         let resource =
-            claims.claim("resource").and_then(Value::as_str).map(|r| r.strip_suffix('/').unwrap_or(r));
+            claims.claim("resource").and_then(Value::as_str).map(super::resources::canonical_resource);
         let resource = self
             .resources
             .iter()

@@ -30,7 +30,7 @@ mod metadata;
 mod pages;
 mod provider_token;
 mod register;
-mod resources;
+pub(crate) mod resources;
 mod revocation;
 mod revoked;
 mod spent_assertions;
@@ -345,7 +345,7 @@ impl AuthServer {
         resource: &str,
     ) -> Result<AccessTokenVerifier, crate::verify::JwtConfigError> {
         let settings = &self.inner.settings;
-        let audience = [resource.trim_end_matches('/').to_owned()];
+        let audience = [resources::canonical_resource(resource).to_owned()];
         let jwt = self.inner.signer.verifier(&settings.issuer, &audience, &settings.clock)?;
         Ok(AccessTokenVerifier::new(jwt, self.inner.grants.revoked().clone()))
     }

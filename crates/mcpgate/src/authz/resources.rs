@@ -5,8 +5,13 @@
 use super::{Inner, SettingsError};
 use crate::error::{ErrorCode, OAuthError};
 
-/// The canonical forms of `resources` (a lone trailing slash dropped, as the MCP specification's
-/// canonical server URI has it), or why they are unusable.
+/// A resource URL in canonical form: a lone trailing slash dropped, as the MCP specification's
+/// canonical server URI has it. Every comparison of resources goes through it.
+pub(crate) fn canonical_resource(resource: &str) -> &str {
+    resource.strip_suffix('/').unwrap_or(resource)
+}
+
+/// The canonical forms of `resources`, or why they are unusable.
 pub(crate) fn canonical(resources: &[String]) -> Result<Vec<String>, SettingsError> {
     if resources.is_empty() {
         return Err(SettingsError::BadResource(String::new()));
@@ -19,7 +24,7 @@ pub(crate) fn canonical(resources: &[String]) -> Result<Vec<String>, SettingsErr
             {
                 return Err(SettingsError::BadResource(resource.clone()));
             }
-            Ok(resource.strip_suffix('/').unwrap_or(resource).to_owned())
+            Ok(canonical_resource(resource).to_owned())
         })
         .collect()
 }
@@ -58,7 +63,7 @@ impl Inner {
         let resources = &self.settings.resources;
         match asked {
             Some(asked) => {
-                let asked = asked.strip_suffix('/').unwrap_or(asked);
+                let asked = canonical_resource(asked);
                 resources.iter().find(|r| *r == asked).map(String::as_str).ok_or(TargetError::NotServed)
             }
             None if resources.len() == 1 => Ok(&resources[0]),

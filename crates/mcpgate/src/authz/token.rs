@@ -26,6 +26,7 @@ use super::failure::Failure;
 use super::grant::Grant;
 use super::grants::{GrantError, unstored_grant_id};
 use super::identity_assertion::IdentityAssertionError;
+use super::resources::canonical_resource;
 use crate::crypto::{pkce, random_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::upstream::UpstreamIdentity;
@@ -285,7 +286,7 @@ impl Inner {
         // A grant's tokens are for its resource, whichever a refresh names (RFC 8707 §2.2 lets
         // a server refuse another).
         if let Some(asked) = params.get("resource")
-            && asked.strip_suffix('/').unwrap_or(asked) != refresh.grant.value.resource
+            && canonical_resource(asked) != canonical_resource(&refresh.grant.value.resource)
         {
             return Err(invalid(ErrorCode::InvalidTarget, "resource is not the one this grant is for"));
         }
@@ -338,7 +339,7 @@ impl Inner {
             return Err(invalid(ErrorCode::InvalidGrant, "code_verifier does not match"));
         }
         if let Some(resource) = params.get("resource")
-            && resource.trim_end_matches('/') != code_record.resource.trim_end_matches('/')
+            && canonical_resource(resource) != canonical_resource(&code_record.resource)
         {
             return Err(invalid(
                 ErrorCode::InvalidTarget,

@@ -111,4 +111,8 @@ async fn only_its_own_resources_are_protected_and_each_path_once() {
     let twice =
         builder().store(mcpgate::store::open("memory://").await.unwrap()).resource_path("/mcp").build();
     assert!(matches!(twice, Err(ProxyBuildError::PathTwice(p)) if p == "/mcp"));
+    // Compared as canonical resource URLs: a trailing slash makes no other endpoint.
+    let slashed =
+        builder().store(mcpgate::store::open("memory://").await.unwrap()).resource_path("/mcp/").build();
+    assert!(matches!(slashed, Err(ProxyBuildError::PathTwice(p)) if p == "/mcp/"));
 }
