@@ -26,8 +26,9 @@ use crate::stdio::{StdioService, StdioSettings, StdioUpstream};
 use crate::user_tokens::UserTokens;
 
 /// What outlives a rebuild when the configuration keeps it: the store (same URL), and the stdio
-/// upstream of each route whose path and upstream settings are unchanged — its sessions and
-/// processes go on.
+/// upstream of each route whose path and upstream settings — and the gateway settings its
+/// processes see — are unchanged: its sessions and processes go on (with the new configuration's
+/// source of user tokens).
 #[derive(Clone, Default)]
 pub(crate) struct Kept {
     store: Option<(String, Arc<dyn Store>)>,
@@ -36,10 +37,20 @@ pub(crate) struct Kept {
 
 #[derive(Clone)]
 struct KeptStdio {
-    path: String,
-    upstream: UpstreamConfig,
+    made_of: StdioMadeOf,
     handle: StdioUpstream,
     service: StdioService,
+}
+
+/// Everything a stdio upstream was made from but the user tokens (renewed in place): the same
+/// again means the same upstream.
+#[derive(Clone, PartialEq)]
+struct StdioMadeOf {
+    path: String,
+    upstream: UpstreamConfig,
+    withheld_env: Vec<String>,
+    allowed_hosts: Vec<String>,
+    max_request_bytes: usize,
 }
 
 impl Kept {
@@ -240,17 +251,21 @@ pub(crate) async fn build(
                     allowed_hosts: host.into_iter().chain(["localhost".into(), "127.0.0.1".into()]).collect(),
                     max_request_bytes: config.server.max_request_bytes,
                 };
-                let same = |k: &&KeptStdio| k.path == route.path && k.upstream == *upstream;
-                let (handle, service) = match previous.stdio.iter().find(same) {
-                    Some(k) => (k.handle.clone(), k.service.clone()),
-                    None => StdioUpstream::new(settings),
-                };
-                kept.stdio.push(KeptStdio {
+                let made_of = StdioMadeOf {
                     path: route.path.to_owned(),
                     upstream: upstream.clone(),
-                    handle,
-                    service: service.clone(),
-                });
+                    withheld_env: settings.withheld_env.clone(),
+                    allowed_hosts: settings.allowed_hosts.clone(),
+                    max_request_bytes: settings.max_request_bytes,
+                };
+                let (handle, service) = match previous.stdio.iter().find(|k| k.made_of == made_of) {
+                    Some(k) => {
+                        k.handle.renew_user_tokens(settings.user_tokens);
+                        (k.handle.clone(), k.service.clone())
+                    }
+                    None => StdioUpstream::new(settings),
+                };
+                kept.stdio.push(KeptStdio { made_of, handle, service: service.clone() });
                 upstreams.push(format!("{} → {}", route.path, command.join(" ")));
                 mount(config, guard.as_ref(), route, &resource, policy.layer(service))?
             }

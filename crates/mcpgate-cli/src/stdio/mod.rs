@@ -58,7 +58,8 @@ pub struct StdioSettings {
     /// Give per-session children the caller's identity (`MCPGATE_SUBJECT`, `_CLIENT_ID`, `_SCOPES`).
     pub identity: bool,
     /// Give per-session children the user's provider and downstream tokens
-    /// (`MCPGATE_PROVIDER_TOKEN`, `MCPGATE_DOWNSTREAM_TOKEN`).
+    /// (`MCPGATE_PROVIDER_TOKEN`, `MCPGATE_DOWNSTREAM_TOKEN`); replaced by
+    /// [`StdioUpstream::renew_user_tokens`] when a reload keeps the upstream.
     pub user_tokens: Option<UserTokens>,
     /// Host names clients reach the gateway by (the transport checks `Host`).
     pub allowed_hosts: Vec<String>,
@@ -84,6 +85,9 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     sessions: Weak<LocalSessionManager>,
     shared: Mutex<Option<(Arc<Child>, InitializeResult)>>,
+    /// Where children get the user's tokens: the current authorization server's (a reload
+    /// builds a new one; `settings.user_tokens` is only the first).
+    user_tokens: std::sync::RwLock<Option<UserTokens>>,
     /// The children of sessionless callers, with `per_session`.
     callers: sessionless::CallerChildren,
     next_key: AtomicU64,
@@ -100,6 +104,7 @@ impl StdioUpstream {
             .with_cancellation_token(shutdown.child_token());
         let inner = Arc::new(Inner {
             permits: Arc::new(Semaphore::new(settings.max_children)),
+            user_tokens: std::sync::RwLock::new(settings.user_tokens.clone()),
             settings,
             tracker: TaskTracker::new(),
             shutdown,
@@ -114,6 +119,12 @@ impl StdioUpstream {
             move || Ok(Bridge::new(inner.clone()))
         };
         (Self { inner }, StreamableHttpService::new(factory, sessions, config))
+    }
+
+    /// From now on, children get the user's tokens from `tokens` (the authorization server of
+    /// the configuration a reload swapped in, which kept this upstream).
+    pub fn renew_user_tokens(&self, tokens: Option<UserTokens>) {
+        *self.inner.user_tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
     }
 
     /// Whether `other` is this upstream (a clone of its handle).
@@ -181,7 +192,8 @@ impl Inner {
                     extra.push((field.env, SecretString::from(field.value)));
                 }
             }
-            if let Some(tokens) = &self.settings.user_tokens {
+            let tokens = self.user_tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            if let Some(tokens) = &tokens {
                 let handed = tokens.for_caller(principal).await.map_err(|e| {
                     ErrorData::internal_error(format!("the user's provider token is unavailable: {e}"), None)
                 })?;

@@ -115,5 +115,23 @@ async fn a_reload_changes_routes_policy_and_keys_and_keeps_what_is_in_flight() {
     assert_eq!(post(&b_url, Some(&b_token), call("whoami")).await.0, 200, "still the reloaded configuration");
     assert_eq!(pid(session.call_tool(CallToolRequestParams::new("pid")).await.unwrap()), before);
     session.cancel().await.unwrap();
+
+    // A gateway setting the stdio processes depend on changes: the route gets a new upstream
+    // (a new process), not the kept one with stale settings.
+    let s_url = format!("{base}/s/mcp");
+    let s_token = issuer.token("alice", &s_url);
+    let bigger = config("").replace("[server]\n", "[server]\nmax_request_bytes = 2097152\n");
+    std::fs::write(&path, bigger).unwrap();
+    hangup(&gateway);
+    until("route b gone with the reload", || async {
+        post(&b_url, Some(&b_token), call("whoami")).await.0 == 404
+    })
+    .await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s_url.as_str()).auth_header(s_token),
+    );
+    let fresh = ClientConfig::default().serve(transport).await.unwrap();
+    assert_ne!(pid(fresh.call_tool(CallToolRequestParams::new("pid")).await.unwrap()), before);
+    fresh.cancel().await.unwrap();
     terminate(&mut gateway).await;
 }
