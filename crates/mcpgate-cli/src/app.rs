@@ -12,6 +12,7 @@ use mcpgate::authz::AuthServer;
 use mcpgate::client_address::TrustedProxies;
 use mcpgate::policy::{Policy, PolicyLayer};
 use mcpgate::resource::{AllowedOrigins, ProtectedResource};
+use mcpgate::scope::ScopeImplications;
 use mcpgate::store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::Layer as _;
@@ -90,6 +91,7 @@ fn route_resource(
     url: &str,
     servers: &[String],
     step_ups: &[String],
+    implications: &ScopeImplications,
     alone: bool,
 ) -> Result<ProtectedResource, ServeError> {
     let mut resource = ProtectedResource::new(url).map_err(|e| config_error("server.public_url", e))?;
@@ -111,9 +113,7 @@ fn route_resource(
     let baseline = route.scopes.iter().filter(|s| *s != "offline_access").cloned();
     Ok(resource
         .challenge_scopes(baseline.collect::<Vec<_>>())
-        .scope_implications(
-            config.scope_implications().map_err(|e| config_error("auth.scope_implications", e))?,
-        )
+        .scope_implications(implications.clone())
         .metadata_at_root(alone))
 }
 
@@ -212,7 +212,8 @@ pub(crate) async fn build(
     let mut upstreams = Vec::new();
     for ((route, policy), step_ups) in routes.iter().zip(policies).zip(&step_ups) {
         let url = format!("{public_url}{}", route.path);
-        let resource = route_resource(config, route, &url, &servers, step_ups, guarded.len() == 1)?;
+        let resource =
+            route_resource(config, route, &url, &servers, step_ups, &implications, guarded.len() == 1)?;
         let server = guard.as_ref().and_then(Guard::auth_server);
         let policy = policy_layer(config, policy, &resource, server, audit.clone());
         let upstream = route.upstream;
