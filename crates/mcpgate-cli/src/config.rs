@@ -428,6 +428,7 @@ rate_limit = { per_minute = 60, burst = 5 }
             (route("").replace("/search/mcp", "/mcp"), "routes[0].path"),
             (route("").replace("/search/mcp", "/token"), "routes[0].path"),
             (route("").replace("/search/mcp", "/.well-known/x"), "routes[0].path"),
+            (route("").replace("/search/mcp", "/metrics"), "routes[0].path"),
             (route("").replace("/search/mcp", "search"), "routes[0].path"),
             (route("command = [\"x\"]"), "routes[0]"),
             (route("per_session = true"), "routes[0].per_session"),

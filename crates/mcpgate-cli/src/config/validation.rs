@@ -310,7 +310,7 @@ fn unguarded_consent_off(auth: &AuthConfig) -> Option<String> {
 }
 
 /// Paths the gateway serves itself, which no route may take.
-const OWN_PATHS: [&str; 10] = [
+const OWN_PATHS: [&str; 11] = [
     "/.well-known",
     "/authorize",
     "/consent",
@@ -321,6 +321,7 @@ const OWN_PATHS: [&str; 10] = [
     "/auth",
     "/healthz",
     "/readyz",
+    "/metrics",
 ];
 
 /// Each route: its path, its upstream, and what it forwards.
@@ -343,7 +344,7 @@ fn validate_routes(config: &Config, problem: &mut impl FnMut(&str, &str)) {
         if route.key != "upstream" && !path.starts_with('/') {
             problem(&path_key, "must start with /");
         }
-        let own = |p: &&str| path == *p || path.starts_with(&format!("{p}/")) || path == "/metrics";
+        let own = |p: &&str| path == *p || path.starts_with(&format!("{p}/"));
         if OWN_PATHS.iter().any(own) {
             problem(&path_key, "is a path the gateway serves itself");
         }
