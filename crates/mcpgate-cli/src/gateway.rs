@@ -67,7 +67,7 @@ impl McpProxy {
 }
 
 /// A JSON-RPC-shaped error answer (the client's request id is not known here: `null`).
-fn json_rpc_error(status: StatusCode, message: &str) -> Response<Body> {
+pub(crate) fn json_rpc_error(status: StatusCode, message: &str) -> Response<Body> {
     let body =
         serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}});
     let mut response = Response::new(Body::from(body.to_string()));

@@ -3,28 +3,18 @@
 //! address, the route's policy (the caller is [`Principal::anonymous`]) and the audit trail.
 //! Credentials a client sends are not read; the proxy drops them before the upstream.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderValue, StatusCode};
 use mcpgate::Principal;
 use mcpgate::authz::RateLimit;
-use mcpgate::client_address::{TrustedProxies, client_address, rate_limit_key};
-use mcpgate::ratelimit::RateLimiter;
+use mcpgate::client_address::TrustedProxies;
+use mcpgate::ratelimit::{Admission, ClientRateLimit};
 use mcpgate::resource::ProtectedResource;
 
 use crate::guard::McpService;
-
-/// The limiter of one public route.
-#[derive(Clone)]
-struct Limit {
-    limiter: Arc<RateLimiter>,
-    trusted_proxies: TrustedProxies,
-}
 
 /// `service` at `resource`'s path, public: Origin-checked, rate-limited by `limit` per client
 /// address (behind `trusted_proxies`, the address they forward), every caller anonymous.
@@ -34,7 +24,7 @@ pub fn serve<S: McpService>(
     trusted_proxies: TrustedProxies,
     service: S,
 ) -> Router {
-    let limit = Limit { limiter: Arc::new(RateLimiter::new(limit, 100_000)), trusted_proxies };
+    let limit = ClientRateLimit::new(limit, trusted_proxies);
     let guarded = tower::ServiceBuilder::new()
         .layer(resource.origin_layer())
         .layer(axum::middleware::from_fn_with_state(limit, anonymous))
@@ -43,28 +33,14 @@ pub fn serve<S: McpService>(
 }
 
 /// Admits the request as [`Principal::anonymous`], or answers 429 with `Retry-After`.
-async fn anonymous(State(limit): State<Limit>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+async fn anonymous(State(limit): State<ClientRateLimit>, mut request: Request, next: Next) -> Response {
     // Without connection info (in-process tests) there is no address to count by.
-    if let Some(address) = client_address(&limit.trusted_proxies, peer, request.headers())
-        && let Err(wait) = limit.limiter.check(&rate_limit_key(address))
-    {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return too_many(seconds);
+    if let Admission::TooMany { retry_after_secs } = limit.check(&request) {
+        let mut response =
+            crate::gateway::json_rpc_error(StatusCode::TOO_MANY_REQUESTS, "too many requests: slow down");
+        response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        return response;
     }
     request.extensions_mut().insert(Principal::anonymous());
     next.run(request).await
-}
-
-/// 429 with a JSON-RPC-shaped body (the request's id is not read here).
-fn too_many(retry_after: u64) -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": null,
-        "error": {"code": -32000, "message": "too many requests: slow down"},
-    });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-        response.headers_mut().insert(http::header::RETRY_AFTER, value);
-    }
-    response
 }

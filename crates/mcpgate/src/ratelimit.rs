@@ -4,10 +4,14 @@
 //! Limits are per instance: behind a load balancer spreading over N instances a client gets up
 //! to N times the rate, which is the usual trade for not paying a store round trip per request.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use moka::sync::Cache;
+
+use crate::client_address::{TrustedProxies, client_address, rate_limit_key};
 
 /// How many requests a key may make: `burst` at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +74,50 @@ impl RateLimiter {
         }
         *next = arrival + self.interval;
         Ok(())
+    }
+}
+
+/// A limit per client address: requests are counted under their peer's address, or behind
+/// trusted proxies under the address those forward (see [`crate::client_address`]).
+#[derive(Debug, Clone)]
+pub struct ClientRateLimit {
+    limiter: Arc<RateLimiter>,
+    trusted_proxies: TrustedProxies,
+}
+
+/// Whether a request is within its client's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within it.
+    Admitted,
+    /// The server runs without connection info, so the client is unknown: admitted, since one
+    /// bucket for everyone would let one client lock out all.
+    UnknownClient,
+    /// Over it: try again after this many seconds (`Retry-After`).
+    TooMany {
+        /// Whole seconds until a request would be admitted, rounded up.
+        retry_after_secs: u64,
+    },
+}
+
+impl ClientRateLimit {
+    /// `limit` per client address, behind `trusted_proxies`.
+    pub fn new(limit: RateLimit, trusted_proxies: TrustedProxies) -> Self {
+        Self { limiter: Arc::new(RateLimiter::new(limit, 100_000)), trusted_proxies }
+    }
+
+    /// Counts `request` under its client, and says whether it is admitted.
+    pub fn check<B>(&self, request: &http::Request<B>) -> Admission {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let Some(address) = client_address(&self.trusted_proxies, peer, request.headers()) else {
+            return Admission::UnknownClient;
+        };
+        match self.limiter.check(&rate_limit_key(address)) {
+            Ok(()) => Admission::Admitted,
+            Err(wait) => {
+                Admission::TooMany { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
+            }
+        }
     }
 }
 

@@ -2,16 +2,13 @@
 //! and the token endpoint, per client address. Over the limit: 429 with `Retry-After` — an
 //! OAuth-shaped JSON error for the API endpoints, a page for the browser's `/authorize`.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::failure::Failure;
-use crate::client_address::{TrustedProxies, client_address, rate_limit_key};
-use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::client_address::TrustedProxies;
+use crate::ratelimit::{Admission, ClientRateLimit, RateLimit};
 
 /// The limits per client address; `None` turns one off.
 #[derive(Debug, Clone)]
@@ -78,20 +75,13 @@ pub(crate) enum Audience {
 /// One endpoint's limiter, for [`enforce`].
 #[derive(Clone)]
 pub(crate) struct EndpointLimit {
-    limiter: Arc<RateLimiter>,
+    limit: ClientRateLimit,
     audience: Audience,
-    trusted_proxies: TrustedProxies,
 }
 
 impl EndpointLimit {
     pub(crate) fn new(limit: RateLimit, audience: Audience, trusted_proxies: TrustedProxies) -> Self {
-        Self { limiter: Arc::new(RateLimiter::new(limit, 100_000)), audience, trusted_proxies }
-    }
-
-    /// Who is asking, as a rate-limit key; `None` when served without connection info.
-    fn client_key(&self, request: &Request) -> Option<String> {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        client_address(&self.trusted_proxies, peer, request.headers()).map(rate_limit_key)
+        Self { limit: ClientRateLimit::new(limit, trusted_proxies), audience }
     }
 }
 
@@ -101,19 +91,21 @@ impl EndpointLimit {
 /// addresses: its requests are not limited — one bucket for everyone would let one client lock
 /// out all — and a warning says so, once.
 pub(crate) async fn enforce(State(limit): State<EndpointLimit>, request: Request, next: Next) -> Response {
-    let Some(key) = limit.client_key(&request) else {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
-            tracing::warn!(
-                "rate limits are off: the server runs without connection info, so client addresses \
-                 are unknown (serve with into_make_service_with_connect_info::<SocketAddr>())"
-            );
-        });
-        return next.run(request).await;
-    };
-    let Err(wait) = limit.limiter.check(&key) else {
-        return next.run(request).await;
-    };
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Failure::TooMany { browser: limit.audience == Audience::Browser, retry_after: seconds }.into_response()
+    match limit.limit.check(&request) {
+        Admission::Admitted => next.run(request).await,
+        Admission::UnknownClient => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "rate limits are off: the server runs without connection info, so client addresses \
+                     are unknown (serve with into_make_service_with_connect_info::<SocketAddr>())"
+                );
+            });
+            next.run(request).await
+        }
+        Admission::TooMany { retry_after_secs } => {
+            let browser = limit.audience == Audience::Browser;
+            Failure::TooMany { browser, retry_after: retry_after_secs }.into_response()
+        }
+    }
 }
