@@ -1,8 +1,9 @@
 //! Sessionless callers (MCP 2026-07-28: no `initialize`, every request self-contained) of a
 //! stdio upstream. The child behind them is one the gateway started and initialized itself,
 //! claiming no client capabilities: the shared child, or — with `per_session` — one child per
-//! caller, keyed by subject and client, started at the caller's first request with its identity
-//! in the environment, and stopped after [`IDLE`] without a request.
+//! caller, keyed by subject and client (and by the issuer and kind of its credential, as
+//! subjects of different issuers may coincide), started at the caller's first request with its
+//! identity in the environment, and stopped after [`IDLE`] without a request.
 //!
 //! What a 2026-07-28 request carries for the lifecycle (`io.modelcontextprotocol/…` keys of
 //! `_meta`) is the client's conversation with the gateway, not with a child initialized under
@@ -55,8 +56,29 @@ pub(crate) fn complete_result(mut result: serde_json::Value) -> serde_json::Valu
     result
 }
 
-/// Who a caller is, for its own child: subject and client.
-type CallerKey = (String, Option<String>);
+/// Who a caller is, for its own child: the kind and issuer of its credential, its subject and
+/// its client. Two issuers may both have a user `12345`; each gets its own process (with its own
+/// identity and tokens in the environment).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CallerKey {
+    kind: &'static str,
+    issuer: Option<String>,
+    subject: String,
+    client_id: Option<String>,
+}
+
+impl CallerKey {
+    fn of(principal: Option<&Principal>) -> Self {
+        let anonymous = Principal::anonymous();
+        let caller = principal.unwrap_or(&anonymous);
+        Self {
+            kind: caller.client_kind().as_str(),
+            issuer: caller.issuer().map(str::to_owned),
+            subject: caller.subject().to_owned(),
+            client_id: caller.client_id().map(str::to_owned),
+        }
+    }
+}
 
 /// One caller's child (or the start of it, under the slot's lock).
 #[derive(Default)]
@@ -126,11 +148,7 @@ impl Inner {
         if !self.per_session() {
             return self.shared_child(ProtocolVersion::LATEST_WITH_INITIALIZE).await;
         }
-        let key = principal.map_or_else(
-            || (String::new(), None),
-            |p| (p.subject().to_owned(), p.client_id().map(str::to_owned)),
-        );
-        let slot = self.callers.slot(key);
+        let slot = self.callers.slot(CallerKey::of(principal));
         slot.touch();
         let mut child = slot.child.lock().await;
         if let Some((running, info)) = child.as_ref()
@@ -170,11 +188,21 @@ mod tests {
     #[test]
     fn only_idle_slots_are_swept() {
         let callers = CallerChildren::default();
-        callers.slot(("alice".into(), None)).touch();
-        let bob = callers.slot(("bob".into(), Some("c".into())));
+        callers.slot(CallerKey::of(Some(&Principal::new("alice")))).touch();
+        let bob = callers.slot(CallerKey::of(Some(&Principal::new("bob").with_client_id("c"))));
         bob.touch();
         *bob.last_used.lock().unwrap() = Some(Instant::now() - Duration::from_secs(600));
         callers.sweep(IDLE);
         assert_eq!(callers.len(), 1, "bob's was idle, alice's not");
+    }
+
+    #[test]
+    fn callers_are_told_apart_by_issuer_kind_subject_and_client() {
+        let ours = Principal::new("12345").with_issuer("https://gw.example").with_client_id("c");
+        let theirs = Principal::new("12345").with_issuer("https://corp.example").with_client_id("c");
+        assert_ne!(CallerKey::of(Some(&ours)), CallerKey::of(Some(&theirs)), "same subject, other issuer");
+        assert_ne!(CallerKey::of(Some(&ours)), CallerKey::of(Some(&ours.clone().with_client_id("d"))));
+        assert_ne!(CallerKey::of(Some(&Principal::new(""))), CallerKey::of(None), "a user is not anonymous");
+        assert_eq!(CallerKey::of(Some(&ours)), CallerKey::of(Some(&ours.clone())));
     }
 }
