@@ -338,6 +338,12 @@ async fn unknown_store_urls_are_configuration_errors() {
     for url in ["postgres://x", "sqlite://", "", "memory"] {
         assert!(matches!(store::open(url).await, Err(StoreError::Config(_))), "{url}");
     }
+    // The message names the URL, never its password.
+    let Err(StoreError::Config(message)) = store::open("redis-cluster://gw:hunter2@10.0.0.5:7000").await
+    else {
+        panic!("a mistyped scheme is a configuration error")
+    };
+    assert!(message.contains("gw:***@10.0.0.5") && !message.contains("hunter2"), "{message}");
 }
 
 #[tokio::test]

@@ -246,7 +246,9 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
         return redis_url::RedisUrl::parse(url).map(|_| ());
     }
     Err(StoreError::Config(format!(
-        "unknown store URL {url:?}: use memory://, sqlite://PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT,…"
+        "unknown store URL {:?}: use memory://, sqlite://PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT,…",
+        // A mistyped scheme does not make a password in the URL fit for the log.
+        redacted_url(url)
     )))
 }
 
