@@ -123,20 +123,26 @@ async fn delete_if_version(store: Arc<dyn Store>) {
     assert!(!store.delete_if_version(GRANTS, "brief", brief).await.unwrap());
 }
 
+/// `takes` concurrent takes of the code `key`, spread over `stores` in turn: how many got it.
+async fn concurrent_takes(stores: &[Arc<dyn Store>], key: &str, takes: usize) -> usize {
+    let tasks: Vec<_> = (0..takes)
+        .map(|i| {
+            let (store, key) = (stores[i % stores.len()].clone(), key.to_owned());
+            tokio::spawn(async move { store.take(CODES, &key).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap().is_some());
+    }
+    winners
+}
+
 async fn race_take(store: Arc<dyn Store>) {
     for round in 0..5 {
         let key = format!("race-{round}");
         store.put(CODES, &key, b"prize", None).await.unwrap();
-        let tasks: Vec<_> = (0..64)
-            .map(|_| {
-                let (store, key) = (store.clone(), key.clone());
-                tokio::spawn(async move { store.take(CODES, &key).await.unwrap() })
-            })
-            .collect();
-        let mut winners = 0;
-        for task in tasks {
-            winners += usize::from(task.await.unwrap().is_some());
-        }
+        let winners = concurrent_takes(std::slice::from_ref(&store), &key, 64).await;
         assert_eq!(winners, 1, "64 concurrent takes: exactly one gets the record");
     }
 }
@@ -369,17 +375,7 @@ async fn redis_instances_share_records_and_their_one_time_use() {
     instances[0].put(CODES, "shared", b"from-0", None).await.unwrap();
     assert_eq!(instances[1].get(CODES, "shared").await.unwrap().unwrap().value, b"from-0");
     // A code written on one instance is redeemed once across both.
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let store = instances[i % 2].clone();
-            tokio::spawn(async move { store.take(CODES, "shared").await.unwrap() })
-        })
-        .collect();
-    let mut winners = 0;
-    for task in tasks {
-        winners += usize::from(task.await.unwrap().is_some());
-    }
-    assert_eq!(winners, 1);
+    assert_eq!(concurrent_takes(&instances, "shared", 64).await, 1);
 }
 
 /// On a Redis Cluster the records of one id share a slot (one master holds them all), and the
@@ -433,17 +429,7 @@ async fn redis_cluster_keeps_one_grant_in_one_slot_and_survives_a_failover() {
         assert!(store.get(FAMILIES, &format!("g{i}")).await.unwrap().is_some(), "g{i} survived");
     }
     // A code on the promoted master is still redeemed exactly once.
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.take(CODES, "code-0").await.unwrap() })
-        })
-        .collect();
-    let mut winners = 0;
-    for task in tasks {
-        winners += usize::from(task.await.unwrap().is_some());
-    }
-    assert_eq!(winners, 1);
+    assert_eq!(concurrent_takes(&[store], "code-0", 32).await, 1);
 }
 
 /// Over TLS the server's certificate is checked: against the CA the URL names, else the
