@@ -129,20 +129,24 @@ fn check_exits_1_when_the_provider_cannot_be_reached() {
     assert!(stderr.contains("auth.oidc.discovery_url: cannot fetch the discovery document"), "{stderr}");
 }
 
+/// A JWK set holding RFC 7517's example P-256 public key, at `path` on `server`.
+async fn serve_example_keys(server: &wiremock::MockServer, path: &str) {
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
+    wiremock::Mock::given(wiremock::matchers::path(path))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [jwk]})))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn check_fetches_the_resource_mode_keys_and_tells_unusable_from_unreachable() {
     let keys = wiremock::MockServer::start().await;
-    // RFC 7517's example P-256 public key.
-    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
-        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
-    for (path, body) in
-        [("/good", serde_json::json!({"keys": [jwk]})), ("/empty", serde_json::json!({"keys": []}))]
-    {
-        wiremock::Mock::given(wiremock::matchers::path(path))
-            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(body))
-            .mount(&keys)
-            .await;
-    }
+    serve_example_keys(&keys, "/good").await;
+    wiremock::Mock::given(wiremock::matchers::path("/empty"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": []})))
+        .mount(&keys)
+        .await;
     let resource = |path: &str| {
         format!(
             "[upstream]\nurl = \"http://127.0.0.1:3000/mcp\"\n\n[auth]\nmode = \"resource\"\n\n[auth.resource]\n\
@@ -165,12 +169,7 @@ async fn check_fetches_the_resource_mode_keys_and_tells_unusable_from_unreachabl
 #[tokio::test]
 async fn check_fetches_every_trusted_key_set() {
     let (idp, issuer) = provider_with_discovery().await;
-    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
-        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
-    wiremock::Mock::given(wiremock::matchers::path("/keys"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [jwk]})))
-        .mount(&idp)
-        .await;
+    serve_example_keys(&idp, "/keys").await;
     let trusting = |client_keys: &str, idp_keys: &str| {
         format!(
             "{}\n[[auth.clients]]\nclient_id = \"agent\"\njwks_uri = \"{issuer}{client_keys}\"\n\
@@ -216,12 +215,7 @@ fn check_finds_a_stdio_servers_program_or_names_the_key() {
 #[tokio::test]
 async fn check_validates_every_route_and_lists_them() {
     let keys = wiremock::MockServer::start().await;
-    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
-        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"});
-    wiremock::Mock::given(wiremock::matchers::path("/jwks"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [jwk]})))
-        .mount(&keys)
-        .await;
+    serve_example_keys(&keys, "/jwks").await;
     let config = |program: &str| {
         format!(
             "[auth]\nmode = \"resource\"\n\n[auth.resource]\njwks_uri = \"{}/jwks\"\nissuer = \"https://as.example.com\"\n\n\
