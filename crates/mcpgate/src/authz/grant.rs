@@ -33,6 +33,12 @@ pub(crate) struct Grant {
     #[serde(default)]
     pub upstream_obtained_at: u64,
     pub created_at: u64,
+    /// When the record goes (seconds since the epoch): with its code while unredeemed, then
+    /// after the refresh-token lifetime and a margin, renewed by refreshes (so a grant always
+    /// outlives its family). `None` in records written before grants expired: renewed at their
+    /// next refresh.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 /// A grant's refresh-token family (D4): the current token, and the one it replaced, which

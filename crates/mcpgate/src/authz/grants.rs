@@ -41,6 +41,9 @@ pub(crate) fn is_unstored(grant_id: &str) -> bool {
 
 /// Lifetime of our refresh tokens (at least the access token's, D4).
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How much longer than its refresh family a grant is kept. A refresh renews the grant (one
+/// more write) only when less than [`REFRESH_TOKEN_TTL`] is left, so at most once per margin.
+const GRANT_MARGIN: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a code or refresh token gave nothing. The endpoint answers `invalid_grant` for each;
 /// the variants say what happened to the grant.
@@ -182,8 +185,10 @@ impl Grants {
             upstream_expires_at: tokens.expires_at,
             upstream_obtained_at: self.clock.unix_now(),
             created_at: self.clock.unix_now(),
+            // Unredeemed, a grant is reachable only through its code: it goes with it.
+            expires_at: Some(self.clock.unix_now() + CODE_TTL.as_secs()),
         };
-        self.store.put_json(GRANTS, &id, &grant, None).await?;
+        self.store.put_json(GRANTS, &id, &grant, self.ttl(&grant)).await?;
 
         let code = random_token();
         let record = AuthorizationCode {
@@ -238,7 +243,34 @@ impl Grants {
             self.revoke(&code.grant_id).await;
             return Err(GrantError::Concurrent);
         }
-        Ok(grant.value)
+        // Redeemed, the grant lives as long as the tokens it will issue. Nothing else writes a
+        // grant before its redemption, so a failed swap means a replay revoked it just now.
+        Ok(self.renew(&grant).await?.unwrap_or(grant.value))
+    }
+
+    /// The store TTL matching the grant's `expires_at`.
+    fn ttl(&self, grant: &Grant) -> Option<Duration> {
+        let now = self.clock.unix_now();
+        grant.expires_at.map(|at| Duration::from_secs(at.saturating_sub(now).max(1)))
+    }
+
+    /// Extends the grant's life to the refresh-token lifetime and the margin, over the version
+    /// read; the renewed grant, or `None` when it changed or went meanwhile.
+    async fn renew(&self, grant: &Versioned<Grant>) -> Result<Option<Grant>, StoreError> {
+        let life = REFRESH_TOKEN_TTL + GRANT_MARGIN;
+        let renewed =
+            Grant { expires_at: Some(self.clock.unix_now() + life.as_secs()), ..grant.value.clone() };
+        let swapped = self
+            .store
+            .compare_and_swap_json(GRANTS, &renewed.id, grant.version, &renewed, Some(life))
+            .await?;
+        Ok(swapped.map(|_| renewed))
+    }
+
+    /// Whether less than a refresh token's lifetime is left to the grant.
+    fn needs_renewal(&self, grant: &Grant) -> bool {
+        let due = self.clock.unix_now() + REFRESH_TOKEN_TTL.as_secs();
+        grant.expires_at.is_none_or(|at| at < due)
     }
 
     /// Starts the grant's refresh-token family with `scopes`: its first refresh token.
@@ -314,6 +346,16 @@ impl Grants {
             .compare_and_swap_json(FAMILIES, grant_id, refresh.family.version, &next, Some(REFRESH_TOKEN_TTL))
             .await?;
         swapped.ok_or(GrantError::Concurrent)?;
+        // The family now lives a refresh token's lifetime: the grant must outlive it. The
+        // rotation has happened, so a failed renewal (the grant changed or went meanwhile, the
+        // store failed) does not fail the refresh: it is left to the next one.
+        if self.needs_renewal(&refresh.grant.value) {
+            match self.renew(&refresh.grant).await {
+                Ok(Some(_)) => {}
+                Ok(None) => tracing::debug!("the grant changed during a refresh; renewing it waits"),
+                Err(e) => tracing::warn!(error = %e, "renewing a grant failed; the next refresh retries"),
+            }
+        }
         Ok(self.refresh_token(grant_id, &next, next.current))
     }
 
@@ -338,7 +380,8 @@ impl Grants {
     /// Writes `grant` over the version read; `false` when it changed meanwhile (or was revoked,
     /// which this never undoes).
     pub(crate) async fn replace(&self, version: u64, grant: &Grant) -> Result<bool, StoreError> {
-        Ok(self.store.compare_and_swap_json(GRANTS, &grant.id, version, grant, None).await?.is_some())
+        let ttl = self.ttl(grant);
+        Ok(self.store.compare_and_swap_json(GRANTS, &grant.id, version, grant, ttl).await?.is_some())
     }
 
     /// Ends a grant: its record and its refresh family go, so its refresh tokens and codes
@@ -422,7 +465,10 @@ mod tests {
     const GRACE: Duration = Duration::from_millis(300);
 
     fn grants() -> Grants {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        grants_in(Arc::new(MemoryStore::new()))
+    }
+
+    fn grants_in(store: Arc<dyn Store>) -> Grants {
         let keyring = Keyring::new(RootSecret::generate(), vec![]);
         let clock = Clock::adjustable();
         let hold = (Duration::from_secs(3600), Duration::from_secs(60));
@@ -592,5 +638,152 @@ mod tests {
         let (grant, _) = with_family(&grants).await;
         let moved = Grant { id: "another-grant".into(), ..grant.clone() };
         assert!(grants.open_upstream(&moved).is_none());
+    }
+
+    /// A memory store that remembers the TTL of each record's last write.
+    #[derive(Default)]
+    struct TtlRecorder {
+        inner: MemoryStore,
+        ttls: std::sync::Mutex<std::collections::HashMap<(&'static str, String), Option<Duration>>>,
+        writes: std::sync::atomic::AtomicUsize,
+    }
+
+    impl TtlRecorder {
+        fn note(&self, collection: Collection, key: &str, ttl: Option<Duration>) {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ttls.lock().unwrap().insert((collection.name(), key.to_owned()), ttl);
+        }
+
+        fn ttl(&self, collection: Collection, key: &str) -> Option<Duration> {
+            self.ttls.lock().unwrap()[&(collection.name(), key.to_owned())]
+        }
+
+        fn writes(&self) -> usize {
+            self.writes.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for TtlRecorder {
+        async fn get(&self, c: Collection, k: &str) -> Result<Option<Versioned<Vec<u8>>>, StoreError> {
+            self.inner.get(c, k).await
+        }
+        async fn put(
+            &self,
+            c: Collection,
+            k: &str,
+            v: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<u64, StoreError> {
+            self.note(c, k, ttl);
+            self.inner.put(c, k, v, ttl).await
+        }
+        async fn put_if_absent(
+            &self,
+            c: Collection,
+            k: &str,
+            v: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<Option<u64>, StoreError> {
+            self.note(c, k, ttl);
+            self.inner.put_if_absent(c, k, v, ttl).await
+        }
+        async fn delete(&self, c: Collection, k: &str) -> Result<bool, StoreError> {
+            self.inner.delete(c, k).await
+        }
+        async fn delete_if_version(&self, c: Collection, k: &str, expected: u64) -> Result<bool, StoreError> {
+            self.inner.delete_if_version(c, k, expected).await
+        }
+        async fn take(&self, c: Collection, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.take(c, k).await
+        }
+        async fn compare_and_swap(
+            &self,
+            c: Collection,
+            k: &str,
+            expected: u64,
+            v: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<Option<u64>, StoreError> {
+            self.note(c, k, ttl);
+            self.inner.compare_and_swap(c, k, expected, v, ttl).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unredeemed_grant_goes_with_its_code_and_a_redeemed_one_outlives_its_family() {
+        let store = Arc::new(TtlRecorder::default());
+        let grants = grants_in(store.clone());
+        let code = granted(&grants).await;
+        let found = grants.find_code(code.expose_secret(), "cli").await.unwrap();
+        let grant_id = found.record().grant_id.clone();
+        assert_eq!(store.ttl(GRANTS, &grant_id), Some(CODE_TTL), "abandoned sign-ins do not pile up");
+        let unredeemed = grants.get(&grant_id).await.unwrap().unwrap().value;
+        assert_eq!(unredeemed.expires_at, Some(grants.clock.unix_now() + CODE_TTL.as_secs()));
+
+        let grant = grants.redeem(found).await.unwrap();
+        grants.start_family(&grant, &grant.scopes).await.unwrap();
+        let (grant_ttl, family_ttl) =
+            (store.ttl(GRANTS, &grant_id).unwrap(), store.ttl(FAMILIES, &grant_id).unwrap());
+        assert_eq!(grant_ttl, REFRESH_TOKEN_TTL + GRANT_MARGIN);
+        assert!(grant_ttl > family_ttl);
+        let stored = grants.get(&grant_id).await.unwrap().unwrap().value;
+        assert_eq!(stored.expires_at, grant.expires_at, "redeem answers the renewed grant");
+        assert_eq!(stored.expires_at, Some(grants.clock.unix_now() + grant_ttl.as_secs()));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_renews_its_grant_only_when_less_than_a_refresh_lifetime_is_left() {
+        let store = Arc::new(TtlRecorder::default());
+        let grants = grants_in(store.clone());
+        let (grant, first) = with_family(&grants).await;
+
+        let before = store.writes();
+        let refresh = grants.refresh(first.expose_secret(), "cli").await.unwrap();
+        let second = grants.rotate(&refresh, &grant.scopes).await.unwrap();
+        assert_eq!(store.writes(), before + 1, "only the family is written");
+        assert_eq!(grants.get(&grant.id).await.unwrap().unwrap().value.expires_at, grant.expires_at);
+
+        // A day and a second later the grant has less than a refresh lifetime left.
+        grants.clock.advance(GRANT_MARGIN + Duration::from_secs(1));
+        let refresh = grants.refresh(second.expose_secret(), "cli").await.unwrap();
+        grants.rotate(&refresh, &grant.scopes).await.unwrap();
+        assert_eq!(store.writes(), before + 3, "the family and the grant");
+        let renewed = grants.get(&grant.id).await.unwrap().unwrap().value;
+        let life = (REFRESH_TOKEN_TTL + GRANT_MARGIN).as_secs();
+        assert_eq!(renewed.expires_at, Some(grants.clock.unix_now() + life));
+        assert_eq!(store.ttl(GRANTS, &grant.id), Some(REFRESH_TOKEN_TTL + GRANT_MARGIN));
+    }
+
+    #[tokio::test]
+    async fn a_grant_stored_without_expiry_gets_one_at_its_next_refresh() {
+        let store = Arc::new(TtlRecorder::default());
+        let grants = grants_in(store.clone());
+        let (grant, first) = with_family(&grants).await;
+        // As an older release wrote it: no expiry field, no TTL.
+        let mut old = serde_json::to_value(&grant).unwrap();
+        old.as_object_mut().unwrap().remove("expires_at");
+        store.put_json(GRANTS, &grant.id, &old, None).await.unwrap();
+        assert_eq!(grants.get(&grant.id).await.unwrap().unwrap().value.expires_at, None);
+
+        let refresh = grants.refresh(first.expose_secret(), "cli").await.unwrap();
+        grants.rotate(&refresh, &grant.scopes).await.unwrap();
+        assert_eq!(store.ttl(GRANTS, &grant.id), Some(REFRESH_TOKEN_TTL + GRANT_MARGIN));
+        assert!(grants.get(&grant.id).await.unwrap().unwrap().value.expires_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_provider_token_refresh_keeps_the_grants_expiry() {
+        let store = Arc::new(TtlRecorder::default());
+        let grants = grants_in(store.clone());
+        let (grant, _) = with_family(&grants).await;
+        let read = grants.get(&grant.id).await.unwrap().unwrap();
+        grants.clock.advance(Duration::from_secs(3600));
+        assert!(grants.replace(read.version, &read.value).await.unwrap());
+        let left = REFRESH_TOKEN_TTL + GRANT_MARGIN - Duration::from_secs(3600);
+        assert_eq!(store.ttl(GRANTS, &grant.id), Some(left));
     }
 }
