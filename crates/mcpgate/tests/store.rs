@@ -292,6 +292,59 @@ async fn sqlite_reclaims_expired_rows_in_the_background() {
     assert_eq!(store.reclaim_expired().await.unwrap(), 0, "the background task already deleted them");
 }
 
+#[tokio::test]
+async fn sqlite_reclaims_a_large_expiry_in_batches_and_every_row_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = Arc::new(store);
+    write_many(&store, "gone", 2_345, Some(Duration::from_millis(50))).await;
+    write_many(&store, "kept", 100, None).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.reclaim_expired().await.unwrap(), 2_345, "more than one batch, all of them");
+    assert_eq!(store.reclaim_expired().await.unwrap(), 0);
+    assert!(store.get(CODES, "kept-99").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_file_stops_growing_once_expiry_keeps_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(
+        store::SqliteStore::open_with_reclaim_interval(&path, Duration::from_millis(100)).await.unwrap(),
+    );
+    let size = |name: &str| std::fs::metadata(dir.path().join(name)).map(|m| m.len()).unwrap_or(0);
+    // Eight rounds of 2,000 records of 1 KiB living 200 ms: 16 MiB pass through the store.
+    let (mut database, mut log) = (Vec::new(), Vec::new());
+    for round in 0..8 {
+        write_many(&store, &format!("r{round}"), 2_000, Some(Duration::from_millis(200))).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        database.push(size("state.db"));
+        log.push(size("state.db-wal"));
+    }
+    // Unswept, each round would add its 2,000 rows (several MiB) to the database file.
+    assert!(database[7] <= database[2] + database[2] / 10, "the database kept growing: {database:?}");
+    // The write-ahead log holds a round's pages until a checkpoint; it does not grow beyond.
+    let early = log[..3].iter().max().copied().unwrap_or(0);
+    assert!(log[7] <= early + early / 2, "the write-ahead log kept growing: {log:?}");
+}
+
+/// Writes `count` records of 1 KiB named `<prefix>-<i>` from 16 tasks.
+async fn write_many(store: &Arc<store::SqliteStore>, prefix: &str, count: usize, ttl: Option<Duration>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (store, prefix) = (store.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                for i in (t..count).step_by(16) {
+                    store.put(CODES, &format!("{prefix}-{i}"), &[7; 1024], ttl).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 #[cfg(feature = "external-tests")] // needs redis-server
 #[tokio::test]
 async fn redis_prefixes_keep_deployments_apart() {

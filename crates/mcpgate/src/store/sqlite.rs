@@ -29,6 +29,12 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(60);
 const MAX_BATCH: usize = 128;
 /// Read-only connections, each on its own thread.
 const READERS: usize = 2;
+/// Most expired rows one reclaiming write deletes. A sweep is many such writes, queued like
+/// any other, so writes waiting behind one wait for this many deletions, not for all of them.
+const RECLAIM_BATCH: u64 = 500;
+/// The size the write-ahead log is cut back to after a checkpoint empties it (a burst of
+/// writes, such as a sweep, otherwise leaves the file at its largest).
+const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 
 /// One write, with every value it binds computed by the caller.
 enum Write {
@@ -70,6 +76,7 @@ enum Write {
         expires_at: Option<i64>,
         now: i64,
     },
+    /// Deletes up to [`RECLAIM_BATCH`] rows expired at `now`.
     Reclaim {
         now: i64,
     },
@@ -244,9 +251,17 @@ impl SqliteStore {
         outcome.await.map_err(|_| closed())?
     }
 
-    /// Deletes every expired row now; how many.
+    /// Deletes every expired row now, a batch at a time; how many.
     pub async fn reclaim_expired(&self) -> Result<u64, StoreError> {
-        Ok(self.write(Write::Reclaim { now: now_ms() }).await?.rows)
+        let now = now_ms();
+        let mut total = 0;
+        loop {
+            let rows = self.write(Write::Reclaim { now }).await?.rows;
+            total += rows;
+            if rows < RECLAIM_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     /// Closes the database: writes already queued are done, later ones fail.
@@ -279,6 +294,7 @@ fn open_connections(path: &Path) -> Result<(Connection, Vec<Connection>, Connect
     migrate(&mut writer)?;
     // Checkpoints run on their own thread (see `checkpoint_loop`), never inside a commit.
     writer.pragma_update(None, "wal_autocheckpoint", 0).map_err(unavailable)?;
+    writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(unavailable)?;
     let readers = (0..READERS)
         .map(|_| connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(unavailable))
         .collect::<Result<_, _>>()?;
@@ -344,9 +360,14 @@ fn apply(conn: &Connection, write: &Write) -> Result<Applied, rusqlite::Error> {
                 now
             ])
             .map(done),
+        // The inner query walks the expiry index: each batch finds its rows without a scan.
         Write::Reclaim { now } => conn
-            .prepare_cached("DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?")?
-            .execute(params![now])
+            .prepare_cached(
+                "DELETE FROM records WHERE (collection, key) IN
+                 (SELECT collection, key FROM records
+                  WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)",
+            )?
+            .execute(params![now, RECLAIM_BATCH as i64])
             .map(done),
     }
 }
@@ -439,14 +460,22 @@ fn read_loop(conn: Connection, queue: &Mutex<std::sync::mpsc::Receiver<Read>>) {
 async fn reclaim_forever(writes: mpsc::WeakSender<Job>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let Some(writes) = writes.upgrade() else { return };
-        let (reply, outcome) = oneshot::channel();
-        if writes.send(Job { write: Write::Reclaim { now: now_ms() }, reply }).await.is_err() {
-            return;
-        }
-        drop(writes);
-        if let Ok(Err(e)) = outcome.await {
-            tracing::warn!(error = %e, "reclaiming expired records failed");
+        let now = now_ms();
+        // Batch after batch until one comes back short; each waits in the queue with the
+        // other writes, so a large sweep spreads out instead of holding the writer.
+        loop {
+            let Some(writes) = writes.upgrade() else { return };
+            let (reply, outcome) = oneshot::channel();
+            if writes.send(Job { write: Write::Reclaim { now }, reply }).await.is_err() {
+                return;
+            }
+            drop(writes);
+            match outcome.await {
+                Ok(Ok(applied)) if applied.rows == RECLAIM_BATCH => continue,
+                Ok(Err(e)) => tracing::warn!(error = %e, "reclaiming expired records failed"),
+                _ => {}
+            }
+            break;
         }
     }
 }
