@@ -9,7 +9,7 @@ rounds=${1:-3}
 secs=${2:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-cargo build --release -q -p mcpgate --example bench_authz
+cargo build --release -q -p mcpgate --features bench-support --example bench_authz
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 store=${3:-sqlite://$work/bench.db}

@@ -1,19 +1,27 @@
-//! The authorization server alone, for load tests of its endpoints (`scripts/bench-authz.sh`):
-//! on the given store, rate limits off, in front of a stand-in provider served by this process
-//! (its tokens last a day, so no provider refresh happens during a run).
+//! The authorization server and one MCP endpoint it protects, for load tests
+//! (`scripts/bench-authz.sh`, `scripts/bench-scale.sh`): on the given store, rate limits off, in
+//! front of a stand-in provider served by this process (its tokens last a day, so no provider
+//! refresh happens during a run). The MCP endpoint answers every call with a fixed result: what
+//! is measured is the path to it (the bearer layer, the token's checks).
 //!
-//! Before serving it prepares, through the real endpoints, what the load scripts need and writes
-//! it to `--out DIR`: `client_id` (a registered public client for `/authorize`) and
-//! `refresh_tokens` (one per line, each of its own grant, for the refresh grant).
+//! Before serving it bulk-loads the store when asked (`--clients`, `--live-grants`,
+//! `--unconfirmed`: through the record owners, as the endpoints write them), then prepares,
+//! through the real endpoints, what the load scripts need and writes it to `--out DIR`:
+//! `client_id` (a registered public client for `/authorize`), `refresh_tokens` (one per line,
+//! each of its own grant, for the refresh grant) and `access_token` (for the MCP endpoint).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, post};
 use clap::Parser;
-use mcpgate::authz::{AuthServer, AuthServerSettings, ConsentMode, RateLimits};
+use mcpgate::OAuthProxy;
+use mcpgate::authz::{BulkLoad, ConsentMode, RateLimits};
 use mcpgate::crypto::{Keyring, RootSecret, pkce};
+use mcpgate::store::Store;
 use mcpgate::upstream::{IdentitySource, Upstream, UpstreamConfig};
 use mcpgate::verify::ClientAuthMethod;
 use secrecy::{ExposeSecret, SecretString};
@@ -28,12 +36,29 @@ struct Args {
     /// Where records are kept.
     #[arg(long)]
     store: String,
-    /// Where to write the prepared client id and refresh tokens.
+    /// Where to write the prepared client id, refresh tokens and access token.
     #[arg(long)]
     out: PathBuf,
     /// How many grants (refresh tokens) to prepare.
     #[arg(long, default_value_t = 64)]
     grants: usize,
+    /// Registered, confirmed clients to bulk-load first.
+    #[arg(long, default_value_t = 0)]
+    clients: usize,
+    /// Live grants (each with its refresh family) to bulk-load, spread over those clients.
+    #[arg(long, default_value_t = 0)]
+    live_grants: usize,
+    /// Unconfirmed registrations to bulk-load: they all expire `--unconfirmed-ttl` seconds
+    /// after they are written, for measuring a sweep.
+    #[arg(long, default_value_t = 0)]
+    unconfirmed: usize,
+    /// How long an unconfirmed registration is kept (seconds).
+    #[arg(long, default_value_t = 24 * 3600)]
+    unconfirmed_ttl: u64,
+    /// For a `sqlite://` store: seconds between sweeps of expired rows (the store's default
+    /// otherwise).
+    #[arg(long)]
+    sweep_every: Option<u64>,
 }
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -53,6 +78,25 @@ async fn provider() -> String {
         .route("/userinfo", get(|| async { axum::Json(json!({"sub": "bench-user"})) }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
+}
+
+/// The MCP endpoint: one fixed `tools/call` result.
+async fn mcp() -> axum::Json<Value> {
+    axum::Json(json!({"jsonrpc": "2.0", "id": 1,
+                      "result": {"content": [{"type": "text", "text": "hi"}], "isError": false}}))
+}
+
+async fn open_store(args: &Args) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
+    match (args.store.strip_prefix("sqlite://"), args.sweep_every) {
+        (Some(path), Some(every)) => Ok(Arc::new(
+            mcpgate::store::SqliteStore::open_with_reclaim_interval(
+                path.as_ref(),
+                Duration::from_secs(every),
+            )
+            .await?,
+        )),
+        _ => Ok(mcpgate::store::open(&args.store).await?),
+    }
 }
 
 #[tokio::main]
@@ -77,18 +121,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             timeouts: Default::default(),
         })
     };
-    let mut settings = AuthServerSettings::new(issuer.clone(), format!("{issuer}/mcp"));
-    settings.scopes_supported = vec!["mcp:read".into()];
-    settings.rate_limits = RateLimits::off();
-    let keyring = Keyring::new(RootSecret::from_bytes(vec![42; 32])?, vec![]);
-    let store = mcpgate::store::open(&args.store).await?;
+    let keyring = || Keyring::new(RootSecret::from_bytes(vec![42; 32]).expect("32 bytes"), vec![]);
+    let store = open_store(&args).await?;
+    let unconfirmed_ttl = Duration::from_secs(args.unconfirmed_ttl);
+    let proxy = |consent: ConsentMode| {
+        OAuthProxy::builder(issuer.clone())
+            .upstream(upstream())
+            .keyring(keyring())
+            .store(store.clone())
+            .scopes(["mcp:read"])
+            .consent(consent)
+            .configure(|settings| {
+                settings.rate_limits = RateLimits::off();
+                settings.unconfirmed_client_ttl = unconfirmed_ttl;
+            })
+            .build()
+    };
 
     // Preparation: consent off so a browser-less client can go straight through.
-    let mut preparing = settings.clone();
-    preparing.consent = ConsentMode::Off;
-    let preparer = AuthServer::new(preparing, store.clone(), &keyring, upstream())?;
+    let preparer = proxy(ConsentMode::Off)?;
+    let load = BulkLoad {
+        clients: args.clients,
+        grants: args.live_grants,
+        unconfirmed_clients: args.unconfirmed,
+        concurrency: 64,
+    };
+    if args.clients + args.live_grants + args.unconfirmed > 0 {
+        let started = Instant::now();
+        preparer.auth_server().bulk_load(load).await?;
+        println!("loaded {load:?} in {:.1} s", started.elapsed().as_secs_f64());
+    }
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
-    let served = tokio::spawn(axum::serve(listener, preparer.router()).into_future());
+    let served = tokio::spawn(axum::serve(listener, preparer.protect(post(mcp))).into_future());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let registered: Value = http
         .post(format!("{issuer}/register"))
@@ -102,20 +166,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let client_id = registered["client_id"].as_str().ok_or("registration failed")?.to_owned();
     let mut refresh_tokens = Vec::new();
-    for _ in 0..args.grants {
-        refresh_tokens.push(sign_in(&http, &issuer, &client_id).await?);
+    let mut access_token = String::new();
+    for _ in 0..args.grants.max(1) {
+        let tokens = sign_in(&http, &issuer, &client_id).await?;
+        refresh_tokens.push(tokens["refresh_token"].as_str().ok_or("no refresh token")?.to_owned());
+        access_token = tokens["access_token"].as_str().ok_or("no access token")?.to_owned();
     }
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("client_id"), &client_id)?;
     std::fs::write(args.out.join("refresh_tokens"), refresh_tokens.join("\n") + "\n")?;
+    std::fs::write(args.out.join("access_token"), &access_token)?;
     served.abort();
     let _ = served.await;
 
     // The server under test: the same store and keys, consent on (as deployed).
-    let server = AuthServer::new(settings, store, &keyring, upstream())?;
+    let server = proxy(ConsentMode::Always)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     println!("ready");
-    axum::serve(listener, server.router()).await?;
+    axum::serve(listener, server.protect(post(mcp))).await?;
     Ok(())
 }
 
@@ -124,7 +192,7 @@ async fn sign_in(
     http: &reqwest::Client,
     issuer: &str,
     client_id: &str,
-) -> Result<String, Box<dyn std::error::Error>> {
+) -> Result<Value, Box<dyn std::error::Error>> {
     let (verifier, challenge) = pkce::new_pair();
     let mut authorize = url::Url::parse(&format!("{issuer}/authorize"))?;
     authorize
@@ -157,5 +225,5 @@ async fn sign_in(
         .await?
         .json()
         .await?;
-    Ok(tokens["refresh_token"].as_str().ok_or("no refresh token")?.to_owned())
+    Ok(tokens)
 }

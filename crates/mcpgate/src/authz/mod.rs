@@ -10,6 +10,8 @@
 
 mod allowed_users;
 mod authorize;
+#[cfg(feature = "bench-support")]
+mod bulk_load;
 mod callback;
 mod cimd;
 mod client;
@@ -48,6 +50,9 @@ use axum::routing::{get, post};
 pub use crate::policy::StepUpNotice;
 pub use crate::ratelimit::RateLimit;
 pub use allowed_users::AllowedUsers;
+#[cfg(feature = "bench-support")]
+#[doc(hidden)]
+pub use bulk_load::{BulkLoad, BulkLoadError};
 pub use cimd::{MetadataDocumentError, MetadataDocumentPolicy};
 pub use client::{
     ClientKeys, ClientRecord, ClientSource, ConfiguredClient, GrantType, JWT_BEARER, TokenEndpointAuthMethod,

@@ -11,6 +11,7 @@
 //! per-statement hand-off to a worker thread cost ≈ 7× SQLite's own work here (BENCHMARKS.md).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +36,9 @@ const RECLAIM_BATCH: u64 = 500;
 /// The size the write-ahead log is cut back to after a checkpoint empties it (a burst of
 /// writes, such as a sweep, otherwise leaves the file at its largest).
 const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+/// Frames (pages) in the write-ahead log beyond which the writer itself checkpoints, so that
+/// the log starts again (16 MiB of 4 KiB pages).
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 /// One write, with every value it binds computed by the caller.
 enum Write {
@@ -214,9 +218,11 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))??;
 
         let (writes, jobs) = mpsc::channel(1024);
+        let restart_wanted = Arc::new(AtomicBool::new(false));
+        let restart = restart_wanted.clone();
         let writer = std::thread::Builder::new()
             .name("mcpgate-sqlite-writer".into())
-            .spawn(move || write_loop(writer_conn, jobs))
+            .spawn(move || write_loop(writer_conn, jobs, &restart))
             .map_err(|e| StoreError::Unavailable(format!("sqlite writer thread: {e}")))?;
         let (reads, queue) = std::sync::mpsc::channel::<Read>();
         let queue = Arc::new(Mutex::new(queue));
@@ -230,9 +236,10 @@ impl SqliteStore {
             readers.push(reader);
         }
         let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        let restart = restart_wanted.clone();
         let checkpointer = std::thread::Builder::new()
             .name("mcpgate-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoint_conn, &stop))
+            .spawn(move || checkpoint_loop(checkpoint_conn, &stop, &restart))
             .map_err(|e| StoreError::Unavailable(format!("sqlite checkpoint thread: {e}")))?;
         let reclaimer = tokio::spawn(reclaim_forever(writes.downgrade(), interval));
         Ok(Self { writes, writer, reads, readers, checkpoints, checkpointer, reclaimer })
@@ -380,9 +387,16 @@ fn apply_batch(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Applied>, rus
 }
 
 /// Owns the write connection until every sender is gone.
-fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, restart_wanted: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
+        if restart_wanted.swap(false, Ordering::Relaxed) {
+            // Between batches no write of ours is open; the few frames the background
+            // checkpoint left are copied, and the next commit starts the log again from its start.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "sqlite checkpoint by the writer failed");
+            }
+        }
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -420,10 +434,22 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Copies the write-ahead log into the database every half second, beside the writer rather
 /// than inside its commits (where SQLite's automatic checkpoints would stall every write
 /// behind page copies and an fsync). PASSIVE: it never waits for, nor blocks, the writer.
-fn checkpoint_loop(conn: Connection, stop: &std::sync::mpsc::Receiver<()>) {
+///
+/// SQLite starts the log again from its beginning only when a write transaction begins with
+/// every frame already copied; under a steady stream of writes the next one always begins
+/// before this thread has caught up, and the log grows without end (gigabytes during a bulk
+/// load). So once the log is large, the writer is asked to checkpoint between two batches
+/// (RESTART: the frames left, then until no reader is still in the log), after which its next
+/// commit starts the log again.
+fn checkpoint_loop(conn: Connection, stop: &std::sync::mpsc::Receiver<()>, restart_wanted: &AtomicBool) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite checkpoint failed; retrying");
+        let frames = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?));
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], frames) {
+            Ok((logged, _)) if logged > WAL_RESTART_FRAMES => {
+                restart_wanted.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed; retrying"),
         }
     }
     // A last full checkpoint at close leaves the database file complete on its own.
