@@ -103,8 +103,13 @@ impl AuthServer {
     }
 
     /// Grant `n` of loaded client `c`: created at the callback, its code redeemed, its family
-    /// started.
-    async fn load_grant(&self, n: usize, c: usize, clients: &[String]) -> Result<(), BulkLoadError> {
+    /// started. Its first refresh token.
+    async fn load_grant(
+        &self,
+        n: usize,
+        c: usize,
+        clients: &[String],
+    ) -> Result<SecretString, BulkLoadError> {
         let client_id = clients[c].as_str();
         let grants = &self.inner.grants;
         let identity = UpstreamIdentity {
@@ -137,7 +142,70 @@ impl AuthServer {
         let code: SecretString = grants.create(request, identity, &tokens).await?;
         let found = grants.find_code(code.expose_secret(), client_id).await?;
         let grant = grants.redeem(found).await?;
-        grants.start_family(&grant, &scopes).await?;
-        Ok(())
+        Ok(grants.start_family(&grant, &scopes).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::authz::AuthServerSettings;
+    use crate::authz::grants::REFRESH_TOKEN_TTL;
+    use crate::crypto::{Keyring, RootSecret};
+    use crate::store::MemoryStore;
+    use crate::upstream::{IdentitySource, Upstream, UpstreamConfig};
+    use crate::verify::ClientAuthMethod;
+
+    fn server() -> AuthServer {
+        let upstream = Upstream::new(UpstreamConfig {
+            authorization_endpoint: "https://idp.example/authorize".into(),
+            token_endpoint: "https://idp.example/token".into(),
+            revocation_endpoint: None,
+            client_id: "mcpgate".into(),
+            client_secret: SecretString::from("unused"),
+            client_auth: ClientAuthMethod::ClientSecretBasic,
+            scopes: vec![],
+            extra_authorize_params: vec![],
+            identity: IdentitySource::UserInfo {
+                url: "https://idp.example/me".into(),
+                subject_claim: "sub".into(),
+            },
+            timeouts: Default::default(),
+        });
+        let mut settings = AuthServerSettings::new("https://auth.example.com", "https://mcp.example.com/mcp");
+        settings.scopes_supported = vec!["mcp:read".into()];
+        let keyring = Keyring::new(RootSecret::generate(), vec![]);
+        AuthServer::new(settings, Arc::new(MemoryStore::new()), &keyring, upstream).unwrap()
+    }
+
+    #[tokio::test]
+    async fn loaded_records_are_the_ones_the_endpoints_find_and_use() {
+        let server = server();
+        let clients = &server.inner.clients;
+        let kept = server.load_client(0, true).await.unwrap();
+        let pending = server.load_client(1, false).await.unwrap();
+        let found = clients.find(&kept).await.unwrap().unwrap();
+        assert!(found.confirmed);
+        assert_eq!(found.client_name.as_deref(), Some("bulk-0"));
+        assert!(!clients.find(&pending).await.unwrap().unwrap().confirmed);
+
+        // The grant's refresh token works at its client, as one from a real sign-in does.
+        let token = server.load_grant(7, 0, std::slice::from_ref(&kept)).await.unwrap();
+        let refresh = server.inner.grants.refresh(token.expose_secret(), &kept).await.unwrap();
+        assert_eq!(refresh.grant.value.subject, "bulk-user-7");
+        assert_eq!(refresh.grant.value.resource, "https://mcp.example.com/mcp");
+        let now = server.inner.settings.clock.unix_now();
+        assert!(refresh.grant.value.expires_at.unwrap() > now + REFRESH_TOKEN_TTL.as_secs());
+    }
+
+    #[tokio::test]
+    async fn a_whole_load_completes_and_grants_without_clients_are_refused() {
+        let server = server();
+        let load = BulkLoad { clients: 12, grants: 30, unconfirmed_clients: 3, concurrency: 4 };
+        server.bulk_load(load).await.unwrap();
+        let orphans = BulkLoad { grants: 1, ..BulkLoad::default() };
+        assert!(matches!(server.bulk_load(orphans).await, Err(BulkLoadError::Refused(_))));
     }
 }
