@@ -140,13 +140,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Preparation: consent off so a browser-less client can go straight through.
     let preparer = proxy(ConsentMode::Off)?;
-    let load = BulkLoad {
-        clients: args.clients,
-        grants: args.live_grants,
-        unconfirmed_clients: args.unconfirmed,
-        concurrency: 64,
-    };
-    if args.clients + args.live_grants + args.unconfirmed > 0 {
+    let load =
+        BulkLoad { clients: args.clients, grants: args.live_grants, concurrency: 64, ..Default::default() };
+    if args.clients + args.live_grants > 0 {
         let started = Instant::now();
         preparer.auth_server().bulk_load(load).await?;
         println!("loaded {load:?} in {:.1} s", started.elapsed().as_secs_f64());
@@ -179,12 +175,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     served.abort();
     let _ = served.await;
 
+    // Last, so that they expire while the server is measured: the registrations no sign-in
+    // confirms, and when they expire (Unix milliseconds of the first and the last).
+    if args.unconfirmed > 0 {
+        let load = BulkLoad { unconfirmed_clients: args.unconfirmed, concurrency: 64, ..Default::default() };
+        let from = unix_ms() + unconfirmed_ttl.as_millis();
+        preparer.auth_server().bulk_load(load).await?;
+        println!("expiring {from} {}", unix_ms() + unconfirmed_ttl.as_millis());
+    }
+
     // The server under test: the same store and keys, consent on (as deployed).
     let server = proxy(ConsentMode::Always)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     println!("ready");
     axum::serve(listener, server.protect(post(mcp))).await?;
     Ok(())
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 /// One grant through the real endpoints: authorize → provider → callback → code → tokens.
