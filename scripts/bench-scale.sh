@@ -4,7 +4,7 @@
 # 1,000,000 registered clients and 100,000 live grants (bulk-loaded through the record owners),
 # in alternating rounds (wrk -t2 -c16); then a sweep: 100,000 registrations that all expire at
 # once, with the refresh grant's p99 in one-second windows before and while they are swept.
-# Usage: scripts/bench-scale.sh [rounds] [seconds-per-round] [sqlite|redis|both]
+# Usage: scripts/bench-scale.sh [rounds] [seconds-per-round] [sqlite|redis|both]  (0 rounds: the sweep only)
 # CLIENTS and GRANTS override the sizes (for a quick try).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,12 @@ which=${3:-both}
 clients=${CLIENTS:-1000000}
 grants=${GRANTS:-100000}
 expiring=${EXPIRING:-100000}
-ttl=20 # seconds from the expiring registrations' writing to their expiry
+ttl=30 # seconds from the expiring registrations' writing to their expiry
+settle=10 # seconds after the restart before windows count (the load's own log is checkpointed)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+if [ "$which" != sqlite ] && ! command -v redis-server >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 
 cargo build --release -q -p mcpgate --features bench-support --example bench_authz
 bin=target/release/examples/bench_authz
@@ -81,35 +85,37 @@ bench_store() { # KIND
   [ "$kind" = sqlite ] && echo "$kind: database $(du -sh "$work/loaded.db" | cut -f1), log $(du -sh "$work/loaded.db-wal" 2>/dev/null | cut -f1)"
   [ "$kind" = redis ] && echo "$kind: $(redis-cli -p 16392 dbsize) keys, $(redis-cli -p 16392 info memory | awk -F: '/^used_memory_human/ {print $2}' | tr -d '\r')"
 
-  declare -A rps p
-  for endpoint in authorize refresh mcp; do run empty 18090 "$endpoint" "$rounds" 1 >/dev/null; run loaded 18091 "$endpoint" "$rounds" 1 >/dev/null; done # warm-up
-  for i in $(seq 0 $((rounds - 1))); do
-    local line="$kind round $((i + 1)):"
-    for endpoint in authorize refresh mcp; do
-      # Alternate which store goes first.
-      local order="empty loaded"
-      [ $((i % 2)) = 1 ] && order="loaded empty"
-      for name in $order; do
-        local port=18090
-        [ "$name" = loaded ] && port=18091
-        read -r r q < <(run "$name" "$port" "$endpoint" "$i" "$secs")
-        rps[$name.$endpoint]+="$r "
-        p[$name.$endpoint]+="$q "
-        line+=" $endpoint/$name $r req/s p99 ${q} ms;"
+  if [ "$rounds" -gt 0 ]; then
+    declare -A rps p
+    for endpoint in authorize refresh mcp; do run empty 18090 "$endpoint" "$rounds" 1 >/dev/null; run loaded 18091 "$endpoint" "$rounds" 1 >/dev/null; done # warm-up
+    for i in $(seq 0 $((rounds - 1))); do
+      local line="$kind round $((i + 1)):"
+      for endpoint in authorize refresh mcp; do
+        # Alternate which store goes first.
+        local order="empty loaded"
+        [ $((i % 2)) = 1 ] && order="loaded empty"
+        for name in $order; do
+          local port=18090
+          [ "$name" = loaded ] && port=18091
+          read -r r q < <(run "$name" "$port" "$endpoint" "$i" "$secs")
+          rps[$name.$endpoint]+="$r "
+          p[$name.$endpoint]+="$q "
+          line+=" $endpoint/$name $r req/s p99 ${q} ms;"
+        done
       done
+      echo "$line"
     done
-    echo "$line"
-  done
-  for endpoint in authorize refresh mcp; do
-    local e l
-    # shellcheck disable=SC2086
-    e=$(median ${rps[empty.$endpoint]})
-    # shellcheck disable=SC2086
-    l=$(median ${rps[loaded.$endpoint]})
-    # shellcheck disable=SC2086
-    echo "$kind median $endpoint: empty $e req/s (p99 $(median ${p[empty.$endpoint]}) ms)," \
-      "loaded $l req/s (p99 $(median ${p[loaded.$endpoint]}) ms), ratio $(awk -v a="$l" -v b="$e" 'BEGIN {printf "%.3f", a / b}')"
-  done
+    for endpoint in authorize refresh mcp; do
+      local e l
+      # shellcheck disable=SC2086
+      e=$(median ${rps[empty.$endpoint]})
+      # shellcheck disable=SC2086
+      l=$(median ${rps[loaded.$endpoint]})
+      # shellcheck disable=SC2086
+      echo "$kind median $endpoint: empty $e req/s (p99 $(median ${p[empty.$endpoint]}) ms)," \
+        "loaded $l req/s (p99 $(median ${p[loaded.$endpoint]}) ms), ratio $(awk -v a="$l" -v b="$e" 'BEGIN {printf "%.3f", a / b}')"
+    done
+  fi
   stop empty
 
   # The sweep: the loaded store again, with registrations expiring together $ttl s after
@@ -120,13 +126,14 @@ bench_store() { # KIND
   wait_ready sweep
   local from until before="" during="" w=0
   read -r from until < <(awk '$1 == "expiring" {print $2, $3}' "$work/sweep/server.out")
+  local ready_at=$(($(date +%s%3N) + settle * 1000))
   # Windows until the last registration has expired and a sweep interval (and some) has passed.
   while [ "$(date +%s%3N)" -lt $((until + 8000)) ]; do
     local began ended
     began=$(date +%s%3N)
     read -r r q < <(run sweep 18091 refresh "$w" 1)
     ended=$(date +%s%3N)
-    if [ "$w" = 0 ]; then :; # warm-up
+    if [ "$began" -lt "$ready_at" ]; then :; # settling after the restart and the load
     elif [ "$ended" -lt "$from" ]; then before+="$q "; elif [ "$began" -le $((until + 6000)) ]; then during+="$q "; fi
     w=$((w + 1))
   done
