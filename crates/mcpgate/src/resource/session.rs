@@ -113,7 +113,8 @@ where
         let owners = self.owners.clone();
         Box::pin(async move {
             // Without a principal there is no one to bind to: the bearer layer must be outside.
-            let Some(owner) = request.extensions().get::<Principal>().map(SessionOwner::from) else {
+            // Its owner is made only when a session is involved (not on a stateless request).
+            let Some(principal) = request.extensions().get::<Principal>().cloned() else {
                 return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
             };
             let presented =
@@ -123,7 +124,7 @@ where
                 Err(_) => return Ok(session_not_found()),
             };
             if let Some(id) = &presented
-                && owners.get(id).is_none_or(|bound| bound != owner)
+                && owners.get(id).is_none_or(|bound| bound != SessionOwner::from(&principal))
             {
                 tracing::debug!("refused a session id not created by this identity");
                 return Ok(session_not_found());
@@ -136,7 +137,7 @@ where
                 None => {
                     let created = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
                     if let Some(id) = created {
-                        owners.insert(id.to_owned(), owner);
+                        owners.insert(id.to_owned(), SessionOwner::from(&principal));
                     }
                 }
             }
