@@ -12,8 +12,13 @@ rounds=${1:-7}
 secs=${2:-3}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-cargo build --release -q -p mcpgate --example resource_server --example bench_token
+cargo build --release -q -p mcpgate --example bench_token
 bin=target/release/examples
+# The executable this build made, from cargo's own report: a binary another checkout built in
+# this target directory may sit at the usual path and pass for fresh.
+server=$(cargo build --release -q --message-format=json -p mcpgate --example resource_server |
+  python3 -c 'import json, sys
+print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -27,7 +32,7 @@ serve() { # binary auth-port no-auth-port
     >/dev/null 2>&1 &
   "$1" --port "$3" --no-auth >/dev/null 2>&1 &
 }
-serve "$bin/resource_server" 18081 18082
+serve "$server" 18081 18082
 declare -A ports=([current]="18081 18082")
 if [ -n "${BASELINE_BIN:-}" ]; then
   serve "$BASELINE_BIN" 18083 18084
