@@ -230,7 +230,8 @@ pub(crate) async fn build(
                     user_tokens,
                     forwarded: ForwardedHeaders::new(&public_url, trusted_proxies(config)),
                 };
-                let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding);
+                let proxy = McpProxy::new(uri, Duration::from_secs(5), Duration::from_secs(60), forwarding)
+                    .map_err(|e| config_error(format!("{}.url", route.key), e))?;
                 // A declared length over the limit is refused at once (413); a longer streamed body is
                 // cut off where it passes the limit.
                 let limited = tower::ServiceBuilder::new()

@@ -20,13 +20,11 @@ use std::time::Duration;
 use axum::body::Body;
 use http::header::{self, HeaderName};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use mcpgate::Principal;
 use secrecy::ExposeSecret;
 
 use crate::headers::{ForwardedHeaders, strip_client_headers, strip_hop_by_hop};
+use crate::hop::{LocalConnections, NotHttp, UpstreamPool};
 use crate::user_tokens::UserTokens;
 
 /// What the gateway tells the upstream about the caller.
@@ -48,21 +46,28 @@ pub struct McpProxy {
 }
 
 struct Inner {
-    client: Client<HttpConnector, Body>,
+    pool: UpstreamPool,
     upstream: Uri,
+    /// The upstream's path and query, as a request line has it.
+    origin_form: Uri,
     head_timeout: Duration,
     forwarding: Forwarding,
 }
 
 impl McpProxy {
     /// A proxy to the MCP endpoint `upstream` (an http URL), waiting at most `connect` to
-    /// connect and `head` for the response head.
-    pub fn new(upstream: Uri, connect: Duration, head: Duration, forwarding: Forwarding) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { inner: Arc::new(Inner { client, upstream, head_timeout: head, forwarding }) }
+    /// connect and `head` for the response head. Requests go out on the upstream connections
+    /// of the inbound connection they came on ([`crate::hop`]) when it has them.
+    pub fn new(
+        upstream: Uri,
+        connect: Duration,
+        head: Duration,
+        forwarding: Forwarding,
+    ) -> Result<Self, NotHttp> {
+        let pool = UpstreamPool::new(&upstream, connect)?;
+        let origin_form =
+            upstream.path_and_query().map_or_else(|| Uri::from_static("/"), |p| p.clone().into());
+        Ok(Self { inner: Arc::new(Inner { pool, upstream, origin_form, head_timeout: head, forwarding }) })
     }
 }
 
@@ -112,25 +117,26 @@ impl Inner {
                 }
             }
         }
-        // The upstream's own path and query, whatever path the gateway serves it at.
-        let mut uri = self.upstream.clone().into_parts();
-        if let Some(query) = parts.uri.query() {
-            let path = self.upstream.path();
-            uri.path_and_query = format!("{path}?{query}").parse().ok();
-        }
-        parts.uri =
-            Uri::from_parts(uri).map_err(|_| json_rpc_error(StatusCode::BAD_REQUEST, "bad request URI"))?;
+        // The upstream's own path and query, whatever path the gateway serves it at, in origin
+        // form (the `Host` header names the upstream).
+        parts.uri = match parts.uri.query() {
+            Some(query) => format!("{}?{query}", self.upstream.path())
+                .parse()
+                .map_err(|_| json_rpc_error(StatusCode::BAD_REQUEST, "bad request URI"))?,
+            None => self.origin_form.clone(),
+        };
         parts.version = http::Version::HTTP_11;
         Ok(Request::from_parts(parts, body))
     }
 
-    async fn forward(&self, request: Request<Body>) -> Response<Body> {
+    async fn forward(&self, mut request: Request<Body>) -> Response<Body> {
+        let local = request.extensions_mut().remove::<LocalConnections>();
         let request = match self.upstream_request(request).await {
             Ok(request) => request,
             Err(response) => return response,
         };
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.head_timeout, self.client.request(request)).await;
+        let answer = tokio::time::timeout(self.head_timeout, self.pool.send(local.as_ref(), request)).await;
         crate::metrics::upstream_mcp("http", started.elapsed(), matches!(answer, Ok(Ok(_))));
         match answer {
             Err(_) => {
@@ -222,7 +228,8 @@ mod tests {
                 user_tokens: None,
                 forwarded: ForwardedHeaders::new("https://gw.example.com", Default::default()),
             },
-        );
+        )
+        .unwrap();
         let verifier: Arc<dyn TokenVerifier> = Arc::new(FixedVerifier::new().with_token(
             &secrecy::SecretString::from("alice-token"),
             Principal::new("alice").with_client_id("cli").with_scopes(["mcp:read"]),

@@ -1,21 +1,25 @@
-//! The gateway's listener: every accepted connection gets TCP_NODELAY, and the peer address
-//! reaches the handlers as `ConnectInfo<SocketAddr>` (the rate limits key on it).
+//! The gateway's listener and its connections' tasks: every accepted connection gets
+//! TCP_NODELAY, the peer address reaches the handlers as `ConnectInfo<SocketAddr>` (the rate
+//! limits key on it), and each connection's task also runs the upstream connections its
+//! requests use ([`crate::hop`]).
 //!
 //! Without TCP_NODELAY a response written in parts (an SSE event, then the end of the chunked
 //! body) waits for the client's delayed ACK: ~40 ms a request through the gateway, measured.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::convert::Infallible;
+use std::task::Poll;
 
-use axum::extract::{ConnectInfo, Request, connect_info::Connected};
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use axum::serve::{IncomingStream, Listener};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
+use crate::hop::LocalConnections;
 use crate::shutdown::{GRACE, InFlight};
 
 /// A TCP listener whose connections send small writes at once.
@@ -26,13 +30,10 @@ impl NoDelayListener {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         Ok(Self(TcpListener::bind(addr).await?))
     }
-}
 
-impl Listener for NoDelayListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+    /// The next connection; a failure to accept (out of file descriptors and the like) is
+    /// logged and waited out rather than spun on.
+    async fn accept(&self) -> (TcpStream, SocketAddr) {
         loop {
             match self.0.accept().await {
                 Ok((stream, peer)) => {
@@ -41,7 +42,6 @@ impl Listener for NoDelayListener {
                     }
                     return (stream, peer);
                 }
-                // Out of file descriptors and the like: wait rather than spin.
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -50,18 +50,10 @@ impl Listener for NoDelayListener {
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    /// The address listened on.
+    #[cfg(test)]
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.0.local_addr()
-    }
-}
-
-/// The peer of a connection accepted by [`NoDelayListener`].
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(SocketAddr);
-
-impl Connected<IncomingStream<'_, NoDelayListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, NoDelayListener>) -> Self {
-        Self(*stream.remote_addr())
     }
 }
 
@@ -78,40 +70,72 @@ where
     S::Future: Send + 'static,
 {
     let in_flight = InFlight::default();
-    // Layers of their own, not a router around `app`: the gateway's app is swapped whole at a
-    // reload, and one more router on every request would be paid for nothing.
     let app = tower::ServiceBuilder::new()
-        .layer(axum::middleware::map_request(|mut request: Request| async move {
-            if let Some(ConnectInfo(Peer(addr))) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
-                request.extensions_mut().insert(ConnectInfo(addr));
-            }
-            request
-        }))
         .layer(axum::middleware::from_fn({
             let in_flight = in_flight.clone();
             move |request, next| in_flight.clone().track(request, next)
         }))
         .service(app);
-    let signalled = Arc::new(Notify::new());
-    let stop_accepting = {
-        let signalled = signalled.clone();
-        async move {
-            shutdown.await;
-            signalled.notify_one();
+    let stopping = CancellationToken::new();
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (stream, peer) = listener.accept() => {
+                connections.spawn(connection(stream, peer, app.clone(), stopping.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
         }
-    };
-    let server =
-        axum::serve(listener, axum::ServiceExt::<Request>::into_make_service_with_connect_info::<Peer>(app))
-            .with_graceful_shutdown(stop_accepting)
-            .into_future();
-    let drained = async {
-        signalled.notified().await;
-        if tokio::time::timeout(GRACE, in_flight.drained()).await.is_err() {
-            tracing::warn!("requests still in flight after {GRACE:?}: stopping anyway");
-        }
-    };
-    tokio::select! {
-        served = server => served,
-        () = drained => Ok(()),
     }
+    drop(listener);
+    stopping.cancel();
+    let all_closed = async { while connections.join_next().await.is_some() {} };
+    tokio::select! {
+        () = all_closed => {}
+        drained = tokio::time::timeout(GRACE, in_flight.drained()) => {
+            if drained.is_err() {
+                tracing::warn!("requests still in flight after {GRACE:?}: stopping anyway");
+            }
+        }
+    }
+    // Dropping the set aborts the connections left, event streams among them.
+    Ok(())
+}
+
+/// One inbound connection's task: HTTP/1.1 with keep-alive, and beside it the upstream
+/// connections its requests opened. At `stopping` it finishes the request in flight and closes.
+async fn connection<S>(stream: TcpStream, peer: SocketAddr, app: S, stopping: CancellationToken)
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let (local, mut drivers) = LocalConnections::new();
+    let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(local.clone());
+        tower::ServiceExt::oneshot(app.clone(), request)
+    });
+    let served = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut served = std::pin::pin!(served);
+    let mut stop = std::pin::pin!(stopping.cancelled());
+    let mut closing = false;
+    let ended = std::future::poll_fn(|cx| {
+        if !closing && stop.as_mut().poll(cx).is_ready() {
+            served.as_mut().graceful_shutdown();
+            closing = true;
+        }
+        if let Poll::Ready(result) = served.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        // The upstream connections run in this task; they never end it.
+        let Poll::Pending = drivers.poll_drive(cx);
+        Poll::Pending
+    })
+    .await;
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended");
+    }
+    drivers.hand_over();
 }

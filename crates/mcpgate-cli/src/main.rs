@@ -14,6 +14,7 @@ mod gateway;
 mod guard;
 mod headers;
 mod health;
+mod hop;
 mod host_check;
 mod identity;
 mod listener;

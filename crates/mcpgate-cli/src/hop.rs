@@ -1,0 +1,483 @@
+//! The gateway's connections to an HTTP upstream, driven in the task of the inbound connection
+//! they serve.
+//!
+//! A pooled client (hyper's legacy `Client`) runs each upstream connection in a task of its own
+//! and hands every request to it through a channel: two cross-task hand-offs, often cross-thread
+//! wake-ups, per request, and a channel and a task kept per connection. Here each inbound
+//! connection has its own few upstream connections ([`LocalConnections`]), polled by its own
+//! task ([`Drivers`]), so that a request and its answer move within one task. When the inbound
+//! connection ends, its idle upstream connections go to the upstream's shared pool
+//! ([`UpstreamPool`]) and keep running in a task of their own: a client that opens a connection
+//! per request still finds one open, and the gateway does not leave a closed socket behind for
+//! every request it forwards.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use http::header::HOST;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::Body as _;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+/// Idle upstream connections one inbound connection keeps (for its upstreams together).
+const LOCAL_IDLE: usize = 4;
+/// Idle upstream connections an upstream's shared pool keeps.
+const SHARED_IDLE: usize = 32;
+/// How long a connection waits in the shared pool before it is closed rather than reused.
+const SHARED_IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// A running upstream connection: polled until it closes.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why a request did not get an answer from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum HopError {
+    /// The TCP connection was not made within the connect timeout.
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(String),
+    /// The TCP connection failed.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed (the handshake, the request or the answer's head).
+    #[error("the exchange with the upstream failed: {0}")]
+    Exchange(#[from] hyper::Error),
+}
+
+/// The upstream URL is not one the gateway can connect to.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an http:// URL with a host (TLS to the upstream is not supported)")]
+pub struct NotHttp(String);
+
+/// One HTTP upstream: where it is, and its shared pool of idle connections.
+#[derive(Clone)]
+pub struct UpstreamPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `host:port`, as the TCP connection is made.
+    addr: String,
+    /// The `Host` header the upstream gets.
+    host: HeaderValue,
+    connect_timeout: Duration,
+    idle: Mutex<VecDeque<(Instant, SendRequest<Body>)>>,
+}
+
+impl UpstreamPool {
+    /// The pool of the upstream at `uri` (an http URL; its path is not used here).
+    pub fn new(uri: &Uri, connect_timeout: Duration) -> Result<Self, NotHttp> {
+        let not_http = || NotHttp(uri.to_string());
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(not_http());
+        }
+        let authority: &Authority = uri.authority().ok_or_else(not_http)?;
+        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| not_http())?;
+        let idle = Mutex::new(VecDeque::new());
+        Ok(Self { shared: Arc::new(Shared { addr, host, connect_timeout, idle }) })
+    }
+
+    /// Sends `request` (origin-form URI; the `Host` header is set here) on an idle connection
+    /// of `local`'s, else of the shared pool's, else on a new one — run by `local`'s task, or
+    /// by a task of its own without `local`. The connection is reused once the answer's body
+    /// has ended.
+    pub async fn send(
+        &self,
+        local: Option<&LocalConnections>,
+        mut request: Request<Body>,
+    ) -> Result<Response<ReturnOnEnd>, HopError> {
+        request.headers_mut().insert(HOST, self.shared.host.clone());
+        let reused = local.and_then(|local| local.take(&self.shared)).or_else(|| self.shared.take());
+        if let Some(mut sender) = reused {
+            // A reused connection may have been closed by the upstream meanwhile: a request
+            // it did not take is sent once more, on a new connection.
+            if sender.ready().await.is_ok() {
+                match sender.try_send_request(request).await {
+                    Ok(response) => return Ok(self.returning(response, sender, local)),
+                    Err(mut failed) => match failed.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(HopError::Exchange(failed.into_error())),
+                    },
+                }
+            }
+        }
+        let mut sender = self.connect(local).await?;
+        let response = sender.send_request(request).await?;
+        Ok(self.returning(response, sender, local))
+    }
+
+    /// A new connection, its driver handed to `local` (or spawned).
+    async fn connect(&self, local: Option<&LocalConnections>) -> Result<SendRequest<Body>, HopError> {
+        let addr = &self.shared.addr;
+        let stream = tokio::time::timeout(self.shared.connect_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| HopError::ConnectTimeout(addr.clone()))?
+            .map_err(|source| HopError::Connect { addr: addr.clone(), source })?;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on the upstream connection");
+        }
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let driver: Driver = Box::pin(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        match local {
+            Some(local) => local.drive(driver),
+            None => {
+                tokio::spawn(driver);
+            }
+        }
+        Ok(sender)
+    }
+
+    fn returning(
+        &self,
+        response: Response<Incoming>,
+        sender: SendRequest<Body>,
+        local: Option<&LocalConnections>,
+    ) -> Response<ReturnOnEnd> {
+        let home = Home { pool: self.shared.clone(), local: local.cloned() };
+        response.map(|body| ReturnOnEnd { body, returning: Some((home, sender)) })
+    }
+}
+
+impl Shared {
+    fn take(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((since, sender)) = idle.pop_back() {
+            if !sender.is_closed() && since.elapsed() < SHARED_IDLE_FOR {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // Those that waited longest go first; a dropped sender closes its connection.
+        idle.retain(|(since, sender)| !sender.is_closed() && since.elapsed() < SHARED_IDLE_FOR);
+        if idle.len() >= SHARED_IDLE {
+            idle.pop_front();
+        }
+        idle.push_back((Instant::now(), sender));
+    }
+}
+
+/// The upstream connections of one inbound connection (a handle: clones share them).
+#[derive(Clone)]
+pub struct LocalConnections {
+    inner: Arc<Local>,
+}
+
+struct Local {
+    idle: Mutex<Vec<(Arc<Shared>, SendRequest<Body>)>>,
+    drive: mpsc::UnboundedSender<Driver>,
+}
+
+impl LocalConnections {
+    /// The connections of a new inbound connection, and what its task must poll to run them.
+    pub fn new() -> (Self, Drivers) {
+        let (drive, incoming) = mpsc::unbounded_channel();
+        let inner = Arc::new(Local { idle: Mutex::new(Vec::new()), drive });
+        let drivers = Drivers { local: inner.clone(), incoming, running: FuturesUnordered::new() };
+        (Self { inner }, drivers)
+    }
+
+    fn take(&self, pool: &Arc<Shared>) -> Option<SendRequest<Body>> {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(_, sender)| !sender.is_closed());
+        let at = idle.iter().position(|(home, _)| Arc::ptr_eq(home, pool))?;
+        Some(idle.swap_remove(at).1)
+    }
+
+    fn put(&self, pool: Arc<Shared>, sender: SendRequest<Body>) {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() >= LOCAL_IDLE {
+            idle.remove(0);
+        }
+        idle.push((pool, sender));
+    }
+
+    fn drive(&self, driver: Driver) {
+        // The inbound connection's task is gone (it cannot be while it serves a request, but
+        // nothing need rest on that): the connection runs in a task of its own.
+        if let Err(mpsc::error::SendError(driver)) = self.inner.drive.send(driver) {
+            tokio::spawn(driver);
+        }
+    }
+}
+
+/// The upstream connections an inbound connection's task polls beside the inbound connection.
+pub struct Drivers {
+    local: Arc<Local>,
+    incoming: mpsc::UnboundedReceiver<Driver>,
+    running: FuturesUnordered<Driver>,
+}
+
+impl Drivers {
+    /// Runs the connections; never completes (poll it beside the inbound connection).
+    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<std::convert::Infallible> {
+        while let Poll::Ready(Some(driver)) = self.incoming.poll_recv(cx) {
+            self.running.push(driver);
+        }
+        // Ready(None) once none is left; the channel above wakes the task for the next one.
+        while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
+        Poll::Pending
+    }
+
+    /// The inbound connection has ended: its idle upstream connections go to their shared
+    /// pools, and those still open run on in a task of their own until they close.
+    pub fn hand_over(mut self) {
+        self.incoming.close();
+        while let Ok(driver) = self.incoming.try_recv() {
+            self.running.push(driver);
+        }
+        let idle = std::mem::take(&mut *self.local.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        for (pool, sender) in idle {
+            if !sender.is_closed() {
+                pool.put(sender);
+            }
+        }
+        if !self.running.is_empty() {
+            let mut running = self.running;
+            tokio::spawn(async move { while running.next().await.is_some() {} });
+        }
+    }
+}
+
+/// Where a connection goes back to once its answer has been read.
+struct Home {
+    pool: Arc<Shared>,
+    local: Option<LocalConnections>,
+}
+
+/// An upstream answer's body; when it ends, its connection is idle again and goes back to the
+/// pool it came from. A body dropped before its end takes the connection with it: hyper closes
+/// a connection whose answer was not read to the end.
+pub struct ReturnOnEnd {
+    body: Incoming,
+    returning: Option<(Home, SendRequest<Body>)>,
+}
+
+impl ReturnOnEnd {
+    fn give_back(&mut self) {
+        if let Some((home, sender)) = self.returning.take() {
+            match home.local {
+                Some(local) => local.put(home.pool, sender),
+                None => home.pool.put(sender),
+            }
+        }
+    }
+}
+
+impl Drop for ReturnOnEnd {
+    fn drop(&mut self) {
+        // An empty answer (202, 204, `Content-Length: 0`) may never be polled.
+        if self.body.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
+impl http_body::Body for ReturnOnEnd {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.give_back(),
+            // A failed answer leaves the connection in no state to reuse.
+            Poll::Ready(Some(Err(_))) => self.returning = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use axum::serve::ListenerExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::gateway::{Forwarding, McpProxy};
+    use crate::listener::NoDelayListener;
+
+    /// An upstream counting the connections made to it: `/mcp` answers JSON, `/empty` a bare
+    /// 202, `/sse` an event stream that stays open.
+    async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
+        let app = Router::new()
+            .route("/mcp", post(|| async { axum::Json(serde_json::json!({"ok": true})) }))
+            .route("/empty", post(|| async { http::StatusCode::ACCEPTED }))
+            .route(
+                "/sse",
+                get(|| async {
+                    let open = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+                    ([("content-type", "text/event-stream")], Body::from_stream(open)).into_response()
+                }),
+            );
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let counter = accepted.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, accepted)
+    }
+
+    /// The gateway's listener serving a proxy to `upstream` (no authentication in front).
+    async fn gateway(upstream: &str) -> String {
+        let proxy = McpProxy::new(
+            upstream.parse().unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Forwarding::default(),
+        )
+        .unwrap();
+        let listener = NoDelayListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::listener::serve(listener, proxy, std::future::pending()));
+        format!("http://{addr}")
+    }
+
+    /// A client keeping one connection to the gateway.
+    fn one_connection() -> reqwest::Client {
+        reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_inbound_connection_uses_one_upstream_connection_empty_answers_included() {
+        let (upstream, accepted) = counting_upstream().await;
+        let gw = gateway(&format!("{upstream}/mcp")).await;
+        let client = one_connection();
+        for _ in 0..5 {
+            let answer = client.post(format!("{gw}/mcp")).body("{}").send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.text().await.unwrap(), r#"{"ok":true}"#);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        let gw = gateway(&format!("{upstream}/empty")).await;
+        for _ in 0..5 {
+            let answer = client.post(format!("{gw}/mcp")).body("{}").send().await.unwrap();
+            assert_eq!(answer.status(), 202);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a bodiless answer gave its connection back");
+    }
+
+    #[tokio::test]
+    async fn a_closed_inbound_connection_leaves_its_upstream_connection_to_the_next() {
+        let (upstream, accepted) = counting_upstream().await;
+        let gw = gateway(&format!("{upstream}/mcp")).await;
+        for _ in 0..4 {
+            // A new client each time: a new inbound connection, closed when it is dropped.
+            let answer = one_connection().post(format!("{gw}/mcp")).body("{}").send().await.unwrap();
+            assert_eq!(answer.text().await.unwrap(), r#"{"ok":true}"#);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "the upstream connection was not reused");
+    }
+
+    #[tokio::test]
+    async fn an_open_event_stream_keeps_its_connection_and_others_get_their_own() {
+        let (upstream, accepted) = counting_upstream().await;
+        let sse = gateway(&format!("{upstream}/sse")).await;
+        let streaming = one_connection().get(format!("{sse}/mcp")).send().await.unwrap();
+        assert_eq!(streaming.status(), 200);
+        let other = one_connection();
+        for _ in 0..3 {
+            let answer = other.get(format!("{sse}/mcp")).timeout(Duration::from_millis(300)).send().await;
+            assert_eq!(answer.unwrap().status(), 200, "a second stream waited for the first");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 4, "one upstream connection per open stream");
+        drop(streaming);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_closes_idle_connections_unannounced_is_reconnected_to() {
+        // Answers one request per connection and closes it, as after a keep-alive timeout.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = stream.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                    }
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    stream.write_all(answer.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        let gw = gateway(&upstream).await;
+        let client = one_connection();
+        for _ in 0..3 {
+            let answer = client.get(format!("{gw}/mcp")).send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.text().await.unwrap(), "ok");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn only_plain_http_upstreams_with_a_host_are_taken() {
+        for bad in ["https://mcp.example.com/mcp", "/mcp", "unix:/run/mcp"] {
+            let uri: Uri = match bad.parse() {
+                Ok(uri) => uri,
+                Err(_) => continue,
+            };
+            assert!(UpstreamPool::new(&uri, Duration::from_secs(1)).is_err(), "{bad}");
+        }
+        let ok: Uri = "http://[::1]/mcp".parse().unwrap();
+        assert_eq!(UpstreamPool::new(&ok, Duration::from_secs(1)).unwrap().shared.addr, "[::1]:80");
+    }
+}
