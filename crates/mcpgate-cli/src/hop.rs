@@ -3,24 +3,23 @@
 //!
 //! A pooled client (hyper's legacy `Client`) runs each upstream connection in a task of its own
 //! and hands every request to it through a channel: two cross-task hand-offs, often cross-thread
-//! wake-ups, per request, and a channel and a task kept per connection. Here each inbound
-//! connection has its own few upstream connections ([`LocalConnections`]), polled by its own
-//! task ([`Drivers`]), so that a request and its answer move within one task. When the inbound
-//! connection ends, its idle upstream connections go to the upstream's shared pool
-//! ([`UpstreamPool`]) and keep running in a task of their own: a client that opens a connection
-//! per request still finds one open, and the gateway does not leave a closed socket behind for
-//! every request it forwards.
+//! wake-ups, per request, and a task kept per connection. Here each inbound connection has its
+//! own few upstream connections ([`LocalConnections`]), polled by its own task ([`Drivers`]), so
+//! that a request and its answer move within one task. When the inbound connection ends, its
+//! idle upstream connections are parked in the upstream's shared pool ([`UpstreamPool`]),
+//! unpolled, and the next inbound connection to need one takes it over, driver and all: a
+//! client that opens a connection per request still finds one open, and the gateway does not
+//! leave a closed socket behind for every request it forwards.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use http::header::HOST;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
@@ -37,8 +36,12 @@ const SHARED_IDLE: usize = 32;
 /// How long a connection waits in the shared pool before it is closed rather than reused.
 const SHARED_IDLE_FOR: Duration = Duration::from_secs(90);
 
-/// A running upstream connection: polled until it closes.
+/// What runs an upstream connection: polled until the connection closes.
 type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Which of an inbound connection's [`Drivers`] runs an upstream connection (`None`: a task of
+/// its own does).
+type DriverId = Option<u64>;
 
 /// Why a request did not get an answer from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,16 @@ struct Shared {
     /// The `Host` header the upstream gets.
     host: HeaderValue,
     connect_timeout: Duration,
-    idle: Mutex<VecDeque<(Instant, SendRequest<Body>)>>,
+    parked: Mutex<VecDeque<Parked>>,
+    /// Whether the task closing long-parked connections runs.
+    reaping: AtomicBool,
+}
+
+/// An idle connection in the shared pool, with its driver when no task runs it.
+struct Parked {
+    since: Instant,
+    sender: SendRequest<Body>,
+    driver: Option<Driver>,
 }
 
 impl UpstreamPool {
@@ -89,27 +101,37 @@ impl UpstreamPool {
         let authority: &Authority = uri.authority().ok_or_else(not_http)?;
         let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| not_http())?;
-        let idle = Mutex::new(VecDeque::new());
-        Ok(Self { shared: Arc::new(Shared { addr, host, connect_timeout, idle }) })
+        let shared = Shared {
+            addr,
+            host,
+            connect_timeout,
+            parked: Mutex::new(VecDeque::new()),
+            reaping: AtomicBool::new(false),
+        };
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     /// Sends `request` (origin-form URI; the `Host` header is set here) on an idle connection
-    /// of `local`'s, else of the shared pool's, else on a new one — run by `local`'s task, or
-    /// by a task of its own without `local`. The connection is reused once the answer's body
-    /// has ended.
+    /// of `local`'s, else of the shared pool's, else on a new one, run by `local`'s task (or, without
+    /// `local`, by a task of its own). The connection is reused once the answer's body has ended.
     pub async fn send(
         &self,
         local: Option<&LocalConnections>,
         mut request: Request<Body>,
     ) -> Result<Response<ReturnOnEnd>, HopError> {
         request.headers_mut().insert(HOST, self.shared.host.clone());
-        let reused = local.and_then(|local| local.take(&self.shared)).or_else(|| self.shared.take());
-        if let Some(mut sender) = reused {
+        let reused = match local.and_then(|local| local.take(&self.shared)) {
+            Some(reused) => Some(reused),
+            None => {
+                self.shared.take().map(|parked| (parked.sender, parked.driver.and_then(|d| drive(local, d))))
+            }
+        };
+        if let Some((mut sender, id)) = reused {
             // A reused connection may have been closed by the upstream meanwhile: a request
             // it did not take is sent once more, on a new connection.
             if sender.ready().await.is_ok() {
                 match sender.try_send_request(request).await {
-                    Ok(response) => return Ok(self.returning(response, sender, local)),
+                    Ok(response) => return Ok(self.returning(response, sender, id, local)),
                     Err(mut failed) => match failed.take_message() {
                         Some(unsent) => request = unsent,
                         None => return Err(HopError::Exchange(failed.into_error())),
@@ -117,13 +139,16 @@ impl UpstreamPool {
                 }
             }
         }
-        let mut sender = self.connect(local).await?;
+        let (mut sender, id) = self.connect(local).await?;
         let response = sender.send_request(request).await?;
-        Ok(self.returning(response, sender, local))
+        Ok(self.returning(response, sender, id, local))
     }
 
     /// A new connection, its driver handed to `local` (or spawned).
-    async fn connect(&self, local: Option<&LocalConnections>) -> Result<SendRequest<Body>, HopError> {
+    async fn connect(
+        &self,
+        local: Option<&LocalConnections>,
+    ) -> Result<(SendRequest<Body>, DriverId), HopError> {
         let addr = &self.shared.addr;
         let stream = tokio::time::timeout(self.shared.connect_timeout, tokio::net::TcpStream::connect(addr))
             .await
@@ -138,45 +163,71 @@ impl UpstreamPool {
                 tracing::debug!(error = %e, "upstream connection ended");
             }
         });
-        match local {
-            Some(local) => local.drive(driver),
-            None => {
-                tokio::spawn(driver);
-            }
-        }
-        Ok(sender)
+        Ok((sender, drive(local, driver)))
     }
 
     fn returning(
         &self,
         response: Response<Incoming>,
         sender: SendRequest<Body>,
+        id: DriverId,
         local: Option<&LocalConnections>,
     ) -> Response<ReturnOnEnd> {
-        let home = Home { pool: self.shared.clone(), local: local.cloned() };
-        response.map(|body| ReturnOnEnd { body, returning: Some((home, sender)) })
+        let home = Home { pool: self.shared.clone(), local: local.cloned(), sender, id };
+        response.map(|body| ReturnOnEnd { body, home: Some(home) })
+    }
+}
+
+/// Runs `driver` in `local`'s task, or in one of its own.
+fn drive(local: Option<&LocalConnections>, driver: Driver) -> DriverId {
+    match local {
+        Some(local) => local.drive(driver),
+        None => {
+            tokio::spawn(driver);
+            None
+        }
     }
 }
 
 impl Shared {
-    fn take(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((since, sender)) = idle.pop_back() {
-            if !sender.is_closed() && since.elapsed() < SHARED_IDLE_FOR {
-                return Some(sender);
+    fn take(&self) -> Option<Parked> {
+        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        // The most recently parked first: the likeliest to be open still.
+        while let Some(idle) = parked.pop_back() {
+            if !idle.sender.is_closed() && idle.since.elapsed() < SHARED_IDLE_FOR {
+                return Some(idle);
             }
         }
         None
     }
 
-    fn put(&self, sender: SendRequest<Body>) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // Those that waited longest go first; a dropped sender closes its connection.
-        idle.retain(|(since, sender)| !sender.is_closed() && since.elapsed() < SHARED_IDLE_FOR);
-        if idle.len() >= SHARED_IDLE {
-            idle.pop_front();
+    fn park(self: &Arc<Self>, sender: SendRequest<Body>, driver: Option<Driver>) {
+        {
+            let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+            retain_fresh(&mut parked);
+            if parked.len() >= SHARED_IDLE {
+                parked.pop_front();
+            }
+            parked.push_back(Parked { since: Instant::now(), sender, driver });
         }
-        idle.push_back((Instant::now(), sender));
+        if !self.reaping.swap(true, Ordering::AcqRel) {
+            tokio::spawn(reap(Arc::downgrade(self)));
+        }
+    }
+}
+
+/// Drops what no longer may be reused; a dropped connection closes.
+fn retain_fresh(parked: &mut VecDeque<Parked>) {
+    parked.retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < SHARED_IDLE_FOR);
+}
+
+/// Closes connections parked too long, while the pool lives: an unpolled connection does not
+/// notice that the upstream has closed its end.
+async fn reap(pool: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(SHARED_IDLE_FOR / 3).await;
+        let Some(pool) = pool.upgrade() else { return };
+        retain_fresh(&mut pool.parked.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
 
@@ -187,39 +238,47 @@ pub struct LocalConnections {
 }
 
 struct Local {
-    idle: Mutex<Vec<(Arc<Shared>, SendRequest<Body>)>>,
-    drive: mpsc::UnboundedSender<Driver>,
+    /// Idle connections, with the pool each belongs to.
+    idle: Mutex<Vec<(Arc<Shared>, SendRequest<Body>, DriverId)>>,
+    drive: mpsc::UnboundedSender<(u64, Driver)>,
+    next_id: AtomicU64,
 }
 
 impl LocalConnections {
     /// The connections of a new inbound connection, and what its task must poll to run them.
     pub fn new() -> (Self, Drivers) {
         let (drive, incoming) = mpsc::unbounded_channel();
-        let inner = Arc::new(Local { idle: Mutex::new(Vec::new()), drive });
-        let drivers = Drivers { local: inner.clone(), incoming, running: FuturesUnordered::new() };
+        let inner = Arc::new(Local { idle: Mutex::new(Vec::new()), drive, next_id: AtomicU64::new(0) });
+        let drivers = Drivers { local: inner.clone(), incoming, running: Vec::new() };
         (Self { inner }, drivers)
     }
 
-    fn take(&self, pool: &Arc<Shared>) -> Option<SendRequest<Body>> {
+    fn take(&self, pool: &Arc<Shared>) -> Option<(SendRequest<Body>, DriverId)> {
         let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|(_, sender)| !sender.is_closed());
-        let at = idle.iter().position(|(home, _)| Arc::ptr_eq(home, pool))?;
-        Some(idle.swap_remove(at).1)
+        idle.retain(|(_, sender, _)| !sender.is_closed());
+        let at = idle.iter().position(|(home, _, _)| Arc::ptr_eq(home, pool))?;
+        let (_, sender, id) = idle.swap_remove(at);
+        Some((sender, id))
     }
 
-    fn put(&self, pool: Arc<Shared>, sender: SendRequest<Body>) {
+    fn put(&self, pool: Arc<Shared>, sender: SendRequest<Body>, id: DriverId) {
         let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() >= LOCAL_IDLE {
             idle.remove(0);
         }
-        idle.push((pool, sender));
+        idle.push((pool, sender, id));
     }
 
-    fn drive(&self, driver: Driver) {
-        // The inbound connection's task is gone (it cannot be while it serves a request, but
-        // nothing need rest on that): the connection runs in a task of its own.
-        if let Err(mpsc::error::SendError(driver)) = self.inner.drive.send(driver) {
-            tokio::spawn(driver);
+    fn drive(&self, driver: Driver) -> DriverId {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        match self.inner.drive.send((id, driver)) {
+            Ok(()) => Some(id),
+            // The inbound connection's task is gone (it cannot be while it serves a request,
+            // but nothing need rest on that): the connection runs in a task of its own.
+            Err(mpsc::error::SendError((_, driver))) => {
+                tokio::spawn(driver);
+                None
+            }
         }
     }
 }
@@ -227,8 +286,9 @@ impl LocalConnections {
 /// The upstream connections an inbound connection's task polls beside the inbound connection.
 pub struct Drivers {
     local: Arc<Local>,
-    incoming: mpsc::UnboundedReceiver<Driver>,
-    running: FuturesUnordered<Driver>,
+    incoming: mpsc::UnboundedReceiver<(u64, Driver)>,
+    /// A handful at most: polled together whenever the task wakes.
+    running: Vec<(u64, Driver)>,
 }
 
 impl Drivers {
@@ -237,51 +297,58 @@ impl Drivers {
         while let Poll::Ready(Some(driver)) = self.incoming.poll_recv(cx) {
             self.running.push(driver);
         }
-        // Ready(None) once none is left; the channel above wakes the task for the next one.
-        while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
+        self.running.retain_mut(|(_, driver)| driver.as_mut().poll(cx).is_pending());
         Poll::Pending
     }
 
-    /// The inbound connection has ended: its idle upstream connections go to their shared
-    /// pools, and those still open run on in a task of their own until they close.
+    /// The inbound connection has ended: its idle upstream connections are parked in their
+    /// pools with their drivers, and the others (closing) finish in a task of their own.
     pub fn hand_over(mut self) {
         self.incoming.close();
         while let Ok(driver) = self.incoming.try_recv() {
             self.running.push(driver);
         }
         let idle = std::mem::take(&mut *self.local.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for (pool, sender) in idle {
-            if !sender.is_closed() {
-                pool.put(sender);
-            }
+        for (pool, sender, id) in idle {
+            let driver = match id {
+                None => None,
+                Some(id) => match self.running.iter().position(|(running, _)| *running == id) {
+                    Some(at) => Some(self.running.swap_remove(at).1),
+                    // Its driver has finished: the connection is closed.
+                    None => continue,
+                },
+            };
+            pool.park(sender, driver);
         }
         if !self.running.is_empty() {
-            let mut running = self.running;
-            tokio::spawn(async move { while running.next().await.is_some() {} });
+            let closing = self.running.into_iter().map(|(_, driver)| driver);
+            tokio::spawn(futures::future::join_all(closing));
         }
     }
 }
 
-/// Where a connection goes back to once its answer has been read.
+/// Where a connection goes once its answer has been read.
 struct Home {
     pool: Arc<Shared>,
     local: Option<LocalConnections>,
+    sender: SendRequest<Body>,
+    id: DriverId,
 }
 
 /// An upstream answer's body; when it ends, its connection is idle again and goes back to the
-/// pool it came from. A body dropped before its end takes the connection with it: hyper closes
-/// a connection whose answer was not read to the end.
+/// inbound connection it served (or the shared pool). A body dropped before its end takes the
+/// connection with it: hyper closes a connection whose answer was not read to the end.
 pub struct ReturnOnEnd {
     body: Incoming,
-    returning: Option<(Home, SendRequest<Body>)>,
+    home: Option<Home>,
 }
 
 impl ReturnOnEnd {
     fn give_back(&mut self) {
-        if let Some((home, sender)) = self.returning.take() {
+        if let Some(home) = self.home.take() {
             match home.local {
-                Some(local) => local.put(home.pool, sender),
-                None => home.pool.put(sender),
+                Some(local) => local.put(home.pool, home.sender, home.id),
+                None => home.pool.park(home.sender, None),
             }
         }
     }
@@ -309,7 +376,7 @@ impl http_body::Body for ReturnOnEnd {
             Poll::Ready(None) => self.give_back(),
             Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.give_back(),
             // A failed answer leaves the connection in no state to reuse.
-            Poll::Ready(Some(Err(_))) => self.returning = None,
+            Poll::Ready(Some(Err(_))) => self.home = None,
             _ => {}
         }
         polled
@@ -466,6 +533,15 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        drop(client);
+        // Parked connections are not polled: that the upstream closed one is found out when
+        // the next inbound connection takes it.
+        for _ in 0..3 {
+            let answer = one_connection().get(format!("{gw}/mcp")).send().await.unwrap();
+            assert_eq!(answer.text().await.unwrap(), "ok");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
     }
 
     #[test]
