@@ -6,7 +6,9 @@
 # run: median latency at 1 connection, throughput at 16, and the gateway's idle RSS.
 # Usage: scripts/bench-gateway.sh [rounds] [seconds-per-round]
 # With BASELINE=<git revision>, that revision's gateway runs too, beside this one, in the same
-# rounds (before/after a change, side by side).
+# rounds (before/after a change, side by side). BASELINE_ENV="VAR=value …" runs the baseline with
+# that environment; without BASELINE, the baseline is this revision's gateway (one build, two
+# settings, e.g. BASELINE_ENV=TOKIO_WORKER_THREADS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -15,12 +17,14 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }
 
 . scripts/bench-gateway-setup.sh
+compare=${BASELINE:-${BASELINE_ENV:+this revision}}
+[ -n "${BASELINE:-}" ] || [ -z "$compare" ] || cp "$work/mcpgate-current" "$work/mcpgate-baseline"
 gateway_config 18280 "$work/gateway.toml"
 RUST_LOG=warn "$work/mcpgate-current" serve --config "$work/gateway.toml" >/dev/null 2>&1 &
 gateway_pid=$!
-if [ -n "${BASELINE:-}" ]; then
+if [ -n "$compare" ]; then
   gateway_config 18282 "$work/baseline.toml"
-  RUST_LOG=warn "$work/mcpgate-baseline" serve --config "$work/baseline.toml" >/dev/null 2>&1 &
+  env ${BASELINE_ENV:-} RUST_LOG=warn "$work/mcpgate-baseline" serve --config "$work/baseline.toml" >/dev/null 2>&1 &
 fi
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
@@ -59,7 +63,7 @@ run() { # port connections token -> "req/s median-latency-us"
 run 18280 1 "$token" >/dev/null # warm-up: JWKS fetch, connections
 run 18281 1 "" >/dev/null
 run 18283 1 "" >/dev/null
-if [ -n "${BASELINE:-}" ]; then
+if [ -n "$compare" ]; then
   # The baseline's tokens name its own URL as audience.
   "$bin/examples/bench_token" "$issuer" http://127.0.0.1:18282/mcp "$work/jwks-b.json" "$work/token-b"
   base_token=$(cat "$work/token-b")
@@ -73,10 +77,10 @@ for i in $(seq "$rounds"); do
   read -r gr _ < <(run 18280 16 "$token"); read -r dr _ < <(run 18281 16 ""); read -r nr _ < <(run 18283 16 "")
   gw_lat+=("$gl"); di_lat+=("$dl"); gw_rps+=("$gr"); di_rps+=("$dr"); ng_lat+=("$nl"); ng_rps+=("$nr")
   echo "round $i: latency@1 gateway ${gl}us nginx ${nl}us direct ${dl}us; throughput@16 gateway $gr nginx $nr direct $dr req/s"
-  if [ -n "${BASELINE:-}" ]; then
+  if [ -n "$compare" ]; then
     read -r _ bl < <(run 18282 1 "$base_token"); read -r br _ < <(run 18282 16 "$base_token")
     bl_lat+=("$bl"); bl_rps+=("$br")
-    echo "round $i: baseline $BASELINE latency@1 ${bl}us; throughput@16 $br req/s"
+    echo "round $i: baseline $compare ${BASELINE_ENV:-} latency@1 ${bl}us; throughput@16 $br req/s"
   fi
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -86,9 +90,9 @@ echo "median: latency@1 gateway ${gl}us direct ${dl}us (added $(awk -v g="$gl" -
 nl=$(median "${ng_lat[@]}"); nr=$(median "${ng_rps[@]}")
 echo "median: nginx latency@1 ${nl}us (added $(awk -v n="$nl" -v d="$dl" 'BEGIN {print n-d}')us);" \
   "throughput@16 nginx $nr req/s (ratio to direct $(awk -v n="$nr" -v d="$dr" 'BEGIN {printf "%.3f", n/d}'))"
-if [ -n "${BASELINE:-}" ]; then
+if [ -n "$compare" ]; then
   bl=$(median "${bl_lat[@]}"); br=$(median "${bl_rps[@]}")
-  echo "median: baseline $BASELINE latency@1 ${bl}us, throughput@16 $br req/s;" \
+  echo "median: baseline $compare ${BASELINE_ENV:-} latency@1 ${bl}us, throughput@16 $br req/s;" \
     "this revision vs baseline: throughput ratio $(awk -v g="$gr" -v b="$br" 'BEGIN {printf "%.3f", g/b}')," \
     "latency $(awk -v g="$gl" -v b="$bl" 'BEGIN {printf "%+d", g-b}')us"
 fi

@@ -238,8 +238,7 @@ pub struct LocalConnections {
 }
 
 struct Local {
-    /// Idle connections, with the pool each belongs to.
-    idle: Mutex<Vec<(Arc<Shared>, SendRequest<Body>, DriverId)>>,
+    idle: Mutex<Vec<LocalIdle>>,
     drive: mpsc::UnboundedSender<(u64, Driver)>,
     next_id: AtomicU64,
 }
@@ -255,9 +254,9 @@ impl LocalConnections {
 
     fn take(&self, pool: &Arc<Shared>) -> Option<(SendRequest<Body>, DriverId)> {
         let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|(_, sender, _)| !sender.is_closed());
-        let at = idle.iter().position(|(home, _, _)| Arc::ptr_eq(home, pool))?;
-        let (_, sender, id) = idle.swap_remove(at);
+        idle.retain(|idle| !idle.sender.is_closed());
+        let at = idle.iter().position(|idle| Arc::ptr_eq(&idle.pool, pool))?;
+        let LocalIdle { sender, id, .. } = idle.swap_remove(at);
         Some((sender, id))
     }
 
@@ -266,7 +265,7 @@ impl LocalConnections {
         if idle.len() >= LOCAL_IDLE {
             idle.remove(0);
         }
-        idle.push((pool, sender, id));
+        idle.push(LocalIdle { pool, sender, id });
     }
 
     fn drive(&self, driver: Driver) -> DriverId {
@@ -281,6 +280,13 @@ impl LocalConnections {
             }
         }
     }
+}
+
+/// An idle connection of an inbound connection's, with the pool it belongs to.
+struct LocalIdle {
+    pool: Arc<Shared>,
+    sender: SendRequest<Body>,
+    id: DriverId,
 }
 
 /// The upstream connections an inbound connection's task polls beside the inbound connection.
@@ -309,7 +315,7 @@ impl Drivers {
             self.running.push(driver);
         }
         let idle = std::mem::take(&mut *self.local.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for (pool, sender, id) in idle {
+        for LocalIdle { pool, sender, id } in idle {
             let driver = match id {
                 None => None,
                 Some(id) => match self.running.iter().position(|(running, _)| *running == id) {
