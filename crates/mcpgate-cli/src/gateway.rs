@@ -137,7 +137,11 @@ impl Inner {
         };
         let started = std::time::Instant::now();
         let answer = tokio::time::timeout(self.head_timeout, self.pool.send(local.as_ref(), request)).await;
-        crate::metrics::upstream_mcp("http", started.elapsed(), matches!(answer, Ok(Ok(_))));
+        crate::metrics::upstream_mcp(
+            crate::metrics::Transport::Http,
+            started.elapsed(),
+            matches!(answer, Ok(Ok(_))),
+        );
         match answer {
             Err(_) => {
                 json_rpc_error(StatusCode::GATEWAY_TIMEOUT, "the upstream MCP server did not answer in time")

@@ -20,7 +20,6 @@
 //! | `upstream_status` | the upstream's HTTP status; `null` when the request never reached it |
 
 use std::io::Write;
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -103,17 +102,12 @@ pub trait AuditSink: Send + Sync {
 
 /// Counts one decision in `mcpgate_policy_decisions_total` (every decision, whatever the sink).
 pub fn count_decision(decision: &'static str) {
-    // One registry lookup per label, not per request: the handles are made at the first
-    // decision, when the application's recorder is in place.
-    static COUNTERS: OnceLock<[(&str, metrics::Counter); 4]> = OnceLock::new();
-    let counters = COUNTERS.get_or_init(|| {
-        ["allow", "deny", "step_up", "invalid"]
-            .map(|d| (d, metrics::counter!("mcpgate_policy_decisions_total", "decision" => d)))
-    });
-    match counters.iter().find(|(d, _)| *d == decision) {
-        Some((_, counter)) => counter.increment(1),
-        None => metrics::counter!("mcpgate_policy_decisions_total", "decision" => decision).increment(1),
-    }
+    static COUNTERS: crate::metrics::LabelledCounters<4> = crate::metrics::LabelledCounters::new(
+        "mcpgate_policy_decisions_total",
+        "decision",
+        ["allow", "deny", "step_up", "invalid"],
+    );
+    COUNTERS.increment(decision);
 }
 
 /// Audit events as JSON lines, to a file (appended) or standard output.

@@ -156,7 +156,7 @@ impl Child {
         let started = std::time::Instant::now();
         tokio::select! {
             reply = answered => {
-                crate::metrics::upstream_mcp("stdio", started.elapsed(), reply.is_ok());
+                crate::metrics::upstream_mcp(crate::metrics::Transport::Stdio, started.elapsed(), reply.is_ok());
                 reply.unwrap_or_else(|_| Err(self.exited_error()))
             }
             () = cancel.cancelled() => {

@@ -13,13 +13,15 @@ use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::TokioChildProcess;
 
-/// Runs mcp-remote for `target` with its state in `state` and asks `whoami` through it.
-async fn whoami_through_mcp_remote(target: &Target, state: &Path) -> String {
+/// Runs mcp-remote for `target` with its state in `state` and its OAuth callback on
+/// `callback_port`, and asks `whoami` through it.
+async fn whoami_through_mcp_remote(target: &Target, state: &Path, callback_port: u16) -> String {
     let interop = interop_dir();
     let mut command = tokio::process::Command::new("node");
     command
         .arg(interop.join("node_modules/mcp-remote/dist/proxy.js"))
         .arg(&target.mcp_url)
+        .arg(callback_port.to_string())
         .env("MCP_REMOTE_CONFIG_DIR", state.join("auth"))
         .env("BROWSER", interop.join("fake_browser.sh"))
         .env("INTEROP_USER", "tess")
@@ -45,10 +47,14 @@ async fn full_flow(target: Target) {
     );
     let target = &target;
     let state = tempfile::tempdir().unwrap();
+    // Named, not left to mcp-remote: it derives one from the server's URL, which can be a port
+    // in use (the server's own, once), and then stores a registration for another port that
+    // its next run throws away.
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 
-    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path(), callback_port).await, "tess");
     assert_eq!(sign_ins(state.path()), 1);
-    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path(), callback_port).await, "tess");
     assert_eq!(sign_ins(state.path()), 1, "the stored tokens were used, without a sign-in");
 
     // Revoke the grant by the refresh token mcp-remote stored.
@@ -65,7 +71,7 @@ async fn full_flow(target: Target) {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    assert_eq!(whoami_through_mcp_remote(target, state.path()).await, "tess");
+    assert_eq!(whoami_through_mcp_remote(target, state.path(), callback_port).await, "tess");
     assert_eq!(sign_ins(state.path()), 2, "exactly one more sign-in after the revocation");
 }
 

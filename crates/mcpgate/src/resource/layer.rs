@@ -44,13 +44,24 @@ impl Guard {
     }
 }
 
-/// RFC 6750 §2.1 `b64token`: the only characters a bearer token may have.
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+/// The characters of RFC 6750 §2.1's `b64token` before its trailing `=`s, the only ones a
+/// bearer token may have: a table, since every request's token (≈ 1 KB of JWT) is checked.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        byte += 1;
+    }
+    table
+};
+
+/// Whether `token` is a `b64token`: one or more of [`B64TOKEN`], then any number of `=`.
+fn is_b64token(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && body.iter().all(|&b| B64TOKEN[usize::from(b)])
 }
 
 /// The token from the one `Authorization: Bearer` header. A token offered in the query string
@@ -62,23 +73,32 @@ fn bearer_token<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Result<&'a s
         return Err(AuthError::InvalidRequest("access tokens are accepted in the Authorization header only"));
     }
     let mut values = headers.get_all(AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
+    let (Some(header), None) = (values.next(), values.next()) else {
         return match headers.contains_key(AUTHORIZATION) {
             true => Err(AuthError::InvalidRequest("more than one Authorization header")),
             false => Err(AuthError::MissingToken),
         };
     };
-    let value = value.to_str().map_err(|_| AuthError::InvalidToken(InvalidToken::Malformed))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let malformed = AuthError::InvalidToken(InvalidToken::Malformed);
+    // Bytes, not `to_str`: the token's own check below is stricter than visible ASCII, and one
+    // pass over it is enough.
+    let value = header.as_bytes();
+    let (scheme, token) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         // Another scheme (Basic, DPoP…) is not a bearer token: ask for one.
-        return Err(AuthError::MissingToken);
+        return Err(if header.to_str().is_ok() { AuthError::MissingToken } else { malformed });
     }
-    let token = token.trim_matches(' ');
+    let start = token.iter().position(|&b| b != b' ').unwrap_or(token.len());
+    let end = token.iter().rposition(|&b| b != b' ').map_or(start, |last| last + 1);
+    let token = &token[start..end];
     if !is_b64token(token) {
-        return Err(AuthError::InvalidToken(InvalidToken::Malformed));
+        return Err(malformed);
     }
-    Ok(token)
+    // Always ASCII by now.
+    std::str::from_utf8(token).map_err(|_| malformed)
 }
 
 /// Guards the services it wraps with bearer-token authentication.
@@ -229,6 +249,23 @@ mod tests {
             bearer_token(&headers(&["Bearer ==="]), None),
             Err(AuthError::InvalidToken(InvalidToken::Malformed))
         );
+    }
+
+    #[test]
+    fn bytes_outside_b64token_are_malformed_whatever_the_scheme() {
+        let raw = |value: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, HeaderValue::from_bytes(value).expect("header"));
+            bearer_token(&h, None).map(str::to_owned)
+        };
+        let malformed = Err(AuthError::InvalidToken(InvalidToken::Malformed));
+        assert_eq!(raw(b"Bearer abc  "), Ok("abc".to_owned()));
+        assert_eq!(raw(b"Bearer"), malformed);
+        assert_eq!(raw(b"Bearer ab\xffc"), malformed);
+        assert_eq!(raw(b"Bearer ab\tc"), malformed);
+        assert_eq!(raw(b"Bearer ab=c"), malformed, "padding only at the end");
+        assert_eq!(raw(b"Basic \xff"), malformed, "not visible ASCII, as before the byte-wise check");
+        assert_eq!(raw(b"DPoP abc"), Err(AuthError::MissingToken));
     }
 
     #[test]
