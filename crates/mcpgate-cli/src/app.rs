@@ -303,9 +303,7 @@ pub(crate) fn with_operations(
     metrics: Option<&PrometheusHandle>,
 ) -> Result<Router, ServeError> {
     if let Some(handle) = metrics {
-        app = app
-            .merge(crate::metrics::routes(handle.clone()))
-            .layer(axum::middleware::from_fn(crate::metrics::track));
+        app = crate::metrics::serve(app, handle.clone());
     }
     let hosts =
         AllowedHosts::new(&config.public_url(), &config.server.allowed_hosts, trusted_proxies(config))

@@ -136,8 +136,7 @@ async fn demo(port: u16) -> Result<(), String> {
     );
     let mut app = proxy.protect(mcp).merge(provider.router()).merge(crate::health::routes(Some(store)));
     if let Some(handle) = crate::metrics::install() {
-        app =
-            app.merge(crate::metrics::routes(handle)).layer(axum::middleware::from_fn(crate::metrics::track));
+        app = crate::metrics::serve(app, handle);
     }
     let hosts = crate::host_check::AllowedHosts::new(&base, &[], Default::default())?;
     let app = app.layer(hosts.layer());
