@@ -5,7 +5,7 @@
 //!
 //! | name | kind | labels |
 //! |---|---|---|
-//! | `mcpgate_http_requests_total` | counter | `route`, `method`, `status` |
+//! | `mcpgate_http_requests_total` | counter | `route`, `method` (`other` for a method HTTP does not define), `status` |
 //! | `mcpgate_http_request_duration_seconds` | histogram | `route` |
 //! | `mcpgate_upstream_mcp_duration_seconds` | histogram | `transport`: `http`, `stdio`; `outcome`: `answered`, `failed` |
 
@@ -58,8 +58,8 @@ pub fn serve(app: Router, handle: PrometheusHandle) -> Router {
 }
 
 /// The handles of the request metrics, registered at the first request of each route, method
-/// and status rather than at every request (a registration hashed the key and copied its
-/// labels: six allocations and ≈ 4,500 instructions a request).
+/// and status rather than at every request (each request made two registrations, and a
+/// registration hashes its key and copies its label strings).
 #[derive(Clone, Default)]
 struct RequestMetrics(Arc<RwLock<HashMap<String, RouteMetrics>>>);
 
