@@ -22,7 +22,7 @@ use crate::exit::{ServeError, config_error};
 use crate::gateway::{Forwarding, McpProxy};
 use crate::guard::{Guard, GuardedRoute, McpService, guard};
 use crate::headers::ForwardedHeaders;
-use crate::host_check::AllowedHosts;
+use crate::host_check::{AllowedHosts, HostCheck};
 use crate::stdio::{StdioService, StdioSettings, StdioUpstream};
 use crate::user_tokens::UserTokens;
 
@@ -154,7 +154,7 @@ fn withheld_env(config: &Config) -> Vec<String> {
 
 /// The gateway's app, built from the configuration.
 pub(crate) struct Built {
-    pub app: Router,
+    pub app: Served,
     /// What the next build may keep.
     pub kept: Kept,
     /// What each route serves, for the log.
@@ -296,17 +296,22 @@ fn mount<S: McpService>(
     }
 }
 
+/// What the listener serves: the routes behind the `Host` check. The check wraps the router
+/// rather than each of its routes (`Router::layer`), which would clone one more boxed service
+/// on every request.
+pub(crate) type Served = HostCheck<Router>;
+
 /// `app` with `/metrics` (and request metrics) when on, behind the `Host` check.
 pub(crate) fn with_operations(
     config: &Config,
     mut app: Router,
     metrics: Option<&PrometheusHandle>,
-) -> Result<Router, ServeError> {
+) -> Result<Served, ServeError> {
     if let Some(handle) = metrics {
         app = crate::metrics::serve(app, handle.clone());
     }
     let hosts =
         AllowedHosts::new(&config.public_url(), &config.server.allowed_hosts, trusted_proxies(config))
             .map_err(|e| config_error("server.allowed_hosts", e))?;
-    Ok(app.layer(hosts.layer()))
+    Ok(hosts.layer().layer(app))
 }

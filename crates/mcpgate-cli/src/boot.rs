@@ -48,27 +48,30 @@ fn waiting_response() -> Response {
 /// An app that can be replaced while it serves: each request goes to the app current when it
 /// arrived. It is the listener's service itself (no router around it).
 #[derive(Clone)]
-pub struct LateApp {
-    current: Arc<RwLock<Router>>,
+pub struct LateApp<S> {
+    current: Arc<RwLock<S>>,
 }
 
-impl LateApp {
+impl<S> LateApp<S> {
     /// Serving `initial` until [`replace`](Self::replace)d.
-    pub fn new(initial: Router) -> Self {
+    pub fn new(initial: S) -> Self {
         Self { current: Arc::new(RwLock::new(initial)) }
     }
 
     /// Serves `app` from the next request on.
-    pub fn replace(&self, app: Router) {
-        // A poisoned lock only means a panic elsewhere mid-write; the router in it is whole.
+    pub fn replace(&self, app: S) {
+        // A poisoned lock only means a panic elsewhere mid-write; the app in it is whole.
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = app;
     }
 }
 
-impl tower::Service<Request<Body>> for LateApp {
+impl<S> tower::Service<Request<Body>> for LateApp<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
     type Response = Response;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -76,7 +79,8 @@ impl tower::Service<Request<Body>> for LateApp {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let mut app = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        // A router is always ready (its own `poll_ready`): called directly, no boxed future.
+        // The apps served are always ready (a router's `poll_ready`, and the layers around it
+        // pass it on): called directly, no boxed future.
         app.call(request)
     }
 }
@@ -108,7 +112,7 @@ mod tests {
 
     use super::*;
 
-    async fn get(app: &LateApp, path: &str) -> (StatusCode, Option<HeaderValue>) {
+    async fn get(app: &LateApp<Router>, path: &str) -> (StatusCode, Option<HeaderValue>) {
         let response = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         (response.status(), response.headers().get("retry-after").cloned())
     }

@@ -139,7 +139,7 @@ async fn demo(port: u16) -> Result<(), String> {
         app = crate::metrics::serve(app, handle);
     }
     let hosts = crate::host_check::AllowedHosts::new(&base, &[], Default::default())?;
-    let app = app.layer(hosts.layer());
+    let app = tower::Layer::layer(&hosts.layer(), app);
 
     let listener = crate::listener::NoDelayListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 use crate::hop::LocalConnections;
 use crate::shutdown::{GRACE, InFlight};
@@ -70,12 +71,7 @@ where
     S::Future: Send + 'static,
 {
     let in_flight = InFlight::default();
-    let app = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn({
-            let in_flight = in_flight.clone();
-            move |request, next| in_flight.clone().track(request, next)
-        }))
-        .service(app);
+    let app = in_flight.layer().layer(app);
     let stopping = CancellationToken::new();
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);

@@ -10,16 +10,19 @@
 //! | `mcpgate_upstream_mcp_duration_seconds` | histogram | `transport`: `http`, `stdio`; `outcome`: `answered`, `failed` |
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{MatchedPath, Request};
+use axum::response::Response;
 use axum::routing::get;
 use http::Method;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
 
 /// Latency buckets, in seconds: from half a millisecond (a cached verification) to ten seconds
 /// (a slow provider or tool).
@@ -52,9 +55,10 @@ fn routes(handle: PrometheusHandle) -> Router {
     )
 }
 
-/// `app` with `GET /metrics` and every request counted and timed by [`track`].
+/// `app` with `GET /metrics` and every request counted and timed by [`Track`].
 pub fn serve(app: Router, handle: PrometheusHandle) -> Router {
-    app.merge(routes(handle)).layer(axum::middleware::from_fn_with_state(RequestMetrics::default(), track))
+    // A router layer, inside the routing, since the route's pattern is known only there.
+    app.merge(routes(handle)).layer(TrackLayer(RequestMetrics::default()))
 }
 
 /// The handles of the request metrics, registered at the first request of each route, method
@@ -115,17 +119,83 @@ fn method_label(method: &Method) -> &'static str {
     KNOWN.iter().find(|known| *known == method).map_or("other", |known| known.as_str())
 }
 
-/// Middleware counting and timing every request by its route (the pattern, not the path, so
-/// the label set stays small).
-async fn track(State(metrics): State<RequestMetrics>, request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let started = Instant::now();
-    // The route is read before the request moves on; `MatchedPath` is an `Arc<str>` inside.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await.into_response();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.record(route, method, response.status().as_u16(), started.elapsed());
-    response
+/// Counts and times every request by its route (the pattern, not the path, so the label set
+/// stays small), method and status. A tower layer rather than `from_fn`: no boxed `Next` and
+/// no boxed future on every request.
+#[derive(Clone)]
+struct TrackLayer(RequestMetrics);
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner, metrics: self.0.clone() }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: RequestMetrics,
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = method_label(request.method());
+        // Read before the request moves on; `MatchedPath` is an `Arc<str>` inside.
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let started = Instant::now();
+        Tracked {
+            inner: self.inner.call(request),
+            record: Some(Record { metrics: self.metrics.clone(), route, method, started }),
+        }
+    }
+}
+
+/// What [`Tracked`] records when the response head is ready.
+struct Record {
+    metrics: RequestMetrics,
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Track`]: the inner one's, recorded when it is ready.
+    struct Tracked<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.inner.poll(cx));
+        if let Some(record) = this.record.take() {
+            let route = record.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            record.metrics.record(route, record.method, response.status().as_u16(), record.started.elapsed());
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// How the gateway reaches an upstream MCP server (the `transport` label).
@@ -179,5 +249,30 @@ mod tests {
         assert_eq!(count(r#"route="unmatched",method="other",status="404""#).as_deref(), Some("1"), "{text}");
         assert!(!text.contains("BREW"), "{text}");
         assert!(text.contains(r#"mcpgate_http_request_duration_seconds_count{route="/mcp"} 3"#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_layer_counts_each_request_under_its_routes_pattern() {
+        use tower::ServiceExt;
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // The test's runtime has one thread: the recorder is seen where the futures run.
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let app = Router::new()
+            .route("/items/{id}", get(|| async { "item" }))
+            .layer(TrackLayer(RequestMetrics::default()));
+        for path in ["/items/1", "/items/2", "/missing"] {
+            let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+        let text = handle.render();
+        assert!(
+            text.contains(r#"mcpgate_http_requests_total{route="/items/{id}",method="GET",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"mcpgate_http_requests_total{route="unmatched",method="GET",status="404"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Mutex;
 
-use crate::app::{Kept, build, with_operations};
+use crate::app::{Kept, Served, build, with_operations};
 use crate::boot::{LateApp, retry_with_backoff, waiting_app};
 use crate::config::Config;
 use crate::exit::{BAD_CONFIG, RUNTIME_FAILURE, ServeError};
@@ -53,7 +53,7 @@ pub fn run(path: &Path, log_format: crate::LogFormat) -> ExitCode {
 
 /// The running gateway: what serves requests, and what it was built from.
 struct Running {
-    late: LateApp,
+    late: LateApp<Served>,
     metrics: Option<PrometheusHandle>,
     current: Mutex<Current>,
 }

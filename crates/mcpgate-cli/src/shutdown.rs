@@ -3,16 +3,19 @@
 //! stops, at most [`GRACE`] later. A standing GET event stream is not waited for: it never ends
 //! by itself, and the client reconnects elsewhere.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use tokio::sync::Notify;
+use tower::{Layer, Service};
 
 /// The longest shutdown waits for requests in flight.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -41,21 +44,9 @@ impl Drop for Ticket {
 }
 
 impl InFlight {
-    /// Middleware counting every request but GETs, until its response body ends.
-    pub async fn track(self, request: Request, next: Next) -> Response {
-        if request.method() == http::Method::GET {
-            return next.run(request).await;
-        }
-        self.inner.count.fetch_add(1, Ordering::AcqRel);
-        let ticket = Ticket(self.inner.clone());
-        let response = next.run(request).await;
-        // The ticket rides in the body: a streamed answer counts until its last frame.
-        response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _ = &ticket;
-                frame
-            }))
-        })
+    /// The layer counting every request but GETs until its response body ends.
+    pub fn layer(&self) -> InFlightLayer {
+        InFlightLayer(self.inner.clone())
     }
 
     /// Completes once no request is in flight.
@@ -67,6 +58,76 @@ impl InFlight {
             }
             idle.await;
         }
+    }
+}
+
+/// Counts every request but GETs, until its response body ends (a tower layer: no boxed
+/// future on every request).
+#[derive(Clone)]
+pub struct InFlightLayer(Arc<Counter>);
+
+impl<S> Layer<S> for InFlightLayer {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted { inner, counter: self.0.clone() }
+    }
+}
+
+/// The service of [`InFlightLayer`].
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    counter: Arc<Counter>,
+}
+
+impl<S> Service<Request> for Counted<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CountedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let ticket = (request.method() != http::Method::GET).then(|| {
+            self.counter.count.fetch_add(1, Ordering::AcqRel);
+            Ticket(self.counter.clone())
+        });
+        CountedFuture { inner: self.inner.call(request), ticket }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Counted`]: the response, with the request's ticket in its body.
+    pub struct CountedFuture<F> {
+        #[pin]
+        inner: F,
+        ticket: Option<Ticket>,
+    }
+}
+
+impl<F> Future for CountedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.inner.poll(cx));
+        let Some(ticket) = this.ticket.take() else { return Poll::Ready(Ok(response)) };
+        // The ticket rides in the body: a streamed answer counts until its last frame.
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _ = &ticket;
+                frame
+            }))
+        })))
     }
 }
 
@@ -90,10 +151,7 @@ mod tests {
                     async move { Body::from_stream(tokio_stream_from(rx)) }
                 }),
             )
-            .layer(axum::middleware::from_fn({
-                let in_flight = in_flight.clone();
-                move |request, next| in_flight.clone().track(request, next)
-            }));
+            .layer(in_flight.layer());
         let response = app.oneshot(http::Request::post("/").body(Body::empty()).unwrap()).await.unwrap();
         // The head is out, the body is not: still in flight.
         let drained = tokio::time::timeout(Duration::from_millis(100), in_flight.drained()).await;

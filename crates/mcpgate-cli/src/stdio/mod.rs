@@ -189,7 +189,7 @@ impl Inner {
         if let Some(principal) = principal {
             if self.settings.identity {
                 for field in crate::identity::fields(principal) {
-                    extra.push((field.env, SecretString::from(field.value)));
+                    extra.push((field.env, SecretString::from(field.value.into_owned())));
                 }
             }
             let tokens = self.user_tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
