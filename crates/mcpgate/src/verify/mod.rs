@@ -17,6 +17,8 @@ mod jwt;
 mod keys;
 mod router;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,10 +60,19 @@ pub trait TokenVerifier: Send + Sync + 'static {
     }
 }
 
-#[async_trait]
+// Written out rather than with `#[async_trait]`, which would box the inner verifier's (boxed)
+// future once more on every request.
 impl<V: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<V> {
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        (**self).verify(token).await
+    fn verify<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        token: &'life1 str,
+    ) -> Pin<Box<dyn Future<Output = Result<Principal, VerifyError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).verify(token)
     }
 
     fn max_cache_ttl(&self) -> Option<Duration> {
